@@ -1,0 +1,35 @@
+"""What callers post to intake: one pydantic model per channel, validated before anything is stored."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.events import Location, UtcDatetime
+
+
+class TelephonyCall(BaseModel):
+    """A finished call, posted by the call centre's platform."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    call_id: str = Field(min_length=1, max_length=128)
+    caller: str | None = Field(default=None, max_length=32, description="The caller's number; never stored raw")
+    started_at: UtcDatetime | None = None
+    ended_at: UtcDatetime | None = None
+    transcript: str | None = Field(default=None, max_length=20_000)
+    agent_notes: str | None = Field(default=None, max_length=20_000)
+    ivr_choice: str | None = Field(default=None, max_length=64)
+    location: Location | None = None
+    language: Literal["zh", "en"] | None = None
+
+    @model_validator(mode="after")
+    def _has_text(self) -> TelephonyCall:
+        if not (self.transcript or "").strip() and not (self.agent_notes or "").strip():
+            raise ValueError("one of transcript or agent_notes is required")
+        return self
+
+    def text(self) -> str:
+        parts = [p.strip() for p in (self.agent_notes, self.transcript) if p and p.strip()]
+        return "\n".join(parts)

@@ -1,0 +1,171 @@
+"""The event contract between services.
+
+Every event carries `event_id` (deterministic for retries), `ticket_id`, `occurred_at` (UTC) and a
+schema `version`. Consumers ignore unknown fields, so producers can add fields without breaking them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from shared import streams
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("datetime must carry a timezone")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+Channel = Literal["telephony", "twilio", "open311", "web", "app"]
+Urgency = Literal["emergency", "utilities", "general", "complex"]
+Language = Literal["zh", "en"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: int = 1
+    event_id: str = Field(min_length=1, max_length=64)
+    ticket_id: str = Field(min_length=1, max_length=64)
+    occurred_at: UtcDatetime
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    address: str | None = Field(default=None, max_length=500)
+
+
+class CallerRef(BaseModel):
+    """A caller as the system keeps them: a keyed hash to link repeat callers, and a masked form to show."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    hash: str
+    masked: str
+
+
+class TicketReceived(Event):
+    channel: Channel
+    source_id: str = Field(description="The provider's own id (call id, request id) used to de-duplicate")
+    text: str = Field(max_length=20_000)
+    title: str | None = None
+    language: Language | None = None
+    caller: CallerRef | None = None
+    location: Location | None = None
+    ivr_choice: str | None = None
+    service_code: str | None = Field(default=None, description="A category chosen by the citizen, if any")
+    received_at: UtcDatetime
+
+
+class Place(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    district: str | None = None
+    street: str | None = None
+    source: Literal["coordinates", "text", "unknown"] = "unknown"
+
+
+class Alternative(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    category: str
+    confidence: float
+
+
+class TicketClassified(Event):
+    category: str
+    confidence: float = Field(ge=0, le=1)
+    alternatives: list[Alternative] = []
+    urgency: Urgency = "general"
+    urgency_cue: str | None = None
+    place: Place = Place()
+    language: Language | None = None
+    duplicate_of: str | None = None
+    model_version: str
+    received_at: UtcDatetime
+
+
+class TicketReview(Event):
+    """A ticket an operator should look at (low confidence)."""
+
+    category: str
+    confidence: float
+    alternatives: list[Alternative] = []
+    model_version: str
+
+
+class TicketDispatched(Event):
+    department: str
+    category: str
+    district: str | None = None
+    urgency: Urgency
+    dispatch_due_at: UtcDatetime
+    feedback_due_at: UtcDatetime
+    reason: str
+    attempt: int = 1
+    received_at: UtcDatetime
+
+
+DepartmentAction = Literal["accept", "reject", "resolve", "note"]
+
+
+class TicketUpdated(Event):
+    """A department acted on a ticket (through intake's department API)."""
+
+    department: str
+    action: DepartmentAction
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class SurveyAnswered(Event):
+    resolved: bool
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class TicketReopened(Event):
+    reason: str
+    reopen_count: int = 1
+
+
+class TicketEscalated(Event):
+    department: str | None
+    reason: str
+    overdue_since: UtcDatetime
+
+
+class HotspotAlert(Event):
+    """ticket_id is the id of the alert's episode (a series key), not of one ticket."""
+
+    category: str
+    district: str | None
+    count: int
+    expected: float
+    probability: float
+    example_tickets: list[str] = []
+
+
+STREAM_EVENTS: dict[str, type[Event]] = {
+    streams.RECEIVED: TicketReceived,
+    streams.CLASSIFIED: TicketClassified,
+    streams.REVIEW: TicketReview,
+    streams.DISPATCHED: TicketDispatched,
+    streams.UPDATED: TicketUpdated,
+    streams.REOPENED: TicketReopened,
+    streams.ESCALATED: TicketEscalated,
+    streams.SURVEYS_ANSWERED: SurveyAnswered,
+    streams.HOTSPOTS: HotspotAlert,
+}

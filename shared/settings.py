@@ -1,0 +1,35 @@
+"""Settings shared by every service; each service extends `CommonSettings` with its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path(__file__).with_name("data")
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore")
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "HOTLINE_REDIS_URL"),
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    consumer_name: str = Field(
+        default="worker-0", validation_alias=AliasChoices("HOTLINE_CONSUMER_NAME", "HOSTNAME")
+    )
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    poll_ms: int = Field(default=100, ge=1, description="XREADGROUP BLOCK time")
+    # Above the slowest whole batch, or a claimer steals entries still being worked on.
+    claim_idle_ms: int = Field(default=30_000, ge=100)
+    max_deliveries: int = Field(default=5, ge=1)
+    stream_maxlen: int = Field(default=1_000_000, ge=1000)
+    graceful_timeout: float = 15.0
+    log_level: str = "INFO"
+    taxonomy_path: Path = DATA_DIR / "taxonomy.yaml"
+    routing_path: Path = DATA_DIR / "routing.yaml"
+    gazetteer_path: Path = DATA_DIR / "gazetteer.yaml"

@@ -1,0 +1,165 @@
+"""The ticket store: a projection of each ticket's state and history in Redis.
+
+A ticket is a hash (`hotline:ticket:{id}`) with a history list beside it. Every write goes through one
+Lua script that first records `scope:event_id` in the ticket's applied set, so a redelivered event
+changes nothing twice, and the hash, history and index updates land atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from shared.effects import StoreWrite
+
+PREFIX = "hotline"
+
+
+class keys:
+    """Redis key names; every service spells keys through here."""
+
+    @staticmethod
+    def ticket(ticket_id: str) -> str:
+        return f"{PREFIX}:ticket:{ticket_id}"
+
+    @staticmethod
+    def applied(ticket_id: str) -> str:
+        return f"{PREFIX}:ticket:{ticket_id}:applied"
+
+    @staticmethod
+    def history(ticket_id: str) -> str:
+        return f"{PREFIX}:ticket:{ticket_id}:history"
+
+    by_created = f"{PREFIX}:tickets:by_created"
+
+    @staticmethod
+    def department_open(department: str) -> str:
+        return f"{PREFIX}:dept:{department}:open"
+
+    @staticmethod
+    def counters(name: str) -> str:
+        return f"{PREFIX}:counters:{name}"
+
+    @staticmethod
+    def dedupe(scope: str, key: str) -> str:
+        return f"{PREFIX}:dedupe:{scope}:{key}"
+
+
+_APPLY = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+local fields = cjson.decode(ARGV[2])
+local set = {}
+for k, v in pairs(fields) do
+  if v == cjson.null then redis.call('HDEL', KEYS[1], k) else set[#set + 1] = k; set[#set + 1] = v end
+end
+if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
+if ARGV[3] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[3]) end
+for _, op in ipairs(cjson.decode(ARGV[4])) do redis.call(unpack(op)) end
+return 1
+"""
+
+
+class Ticket(BaseModel):
+    """A ticket as read back from the store. Services add fields; unknown ones are kept as strings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    ticket_id: str
+    status: str = "received"
+    channel: str | None = None
+    text: str | None = None
+    title: str | None = None
+    language: str | None = None
+    caller_masked: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    address: str | None = None
+    service_code: str | None = None
+    received_at: datetime | None = None
+    category: str | None = None
+    confidence: float | None = None
+    urgency: str | None = None
+    district: str | None = None
+    street: str | None = None
+    duplicate_of: str | None = None
+    department: str | None = None
+    dispatched_at: datetime | None = None
+    dispatch_due_at: datetime | None = None
+    feedback_due_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class TicketNotFoundError(LookupError):
+    pass
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+class TicketStore:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._apply = redis.register_script(_APPLY)
+
+    async def apply(self, write: StoreWrite, *, scope: str, pipe: Pipeline | None = None) -> None:
+        """Queue (with `pipe`) or run the idempotent write; `scope` names the writer (its consumer group)."""
+        history = json.dumps(write.history, ensure_ascii=False, default=str) if write.history else ""
+        await self._apply(
+            keys=[keys.ticket(write.ticket_id), keys.applied(write.ticket_id), keys.history(write.ticket_id)],
+            args=[
+                f"{scope}:{write.event_id}",
+                json.dumps(write.fields, ensure_ascii=False),
+                history,
+                json.dumps(write.ops, ensure_ascii=False),
+            ],
+            client=pipe if pipe is not None else self.redis,
+        )
+
+    async def get(self, ticket_id: str) -> Ticket | None:
+        raw: dict[bytes | str, bytes | str] = await self.redis.hgetall(keys.ticket(ticket_id))
+        if not raw:
+            return None
+        data = {_s(k): _s(v) for k, v in raw.items()}
+        data["ticket_id"] = ticket_id
+        return Ticket.model_validate(data)
+
+    async def get_or_raise(self, ticket_id: str) -> Ticket:
+        ticket = await self.get(ticket_id)
+        if ticket is None:
+            raise TicketNotFoundError(ticket_id)
+        return ticket
+
+    async def get_many(self, ticket_ids: list[str]) -> list[Ticket | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ticket_id in ticket_ids:
+                pipe.hgetall(keys.ticket(ticket_id))
+            rows: list[dict[Any, Any]] = await pipe.execute()
+        out: list[Ticket | None] = []
+        for ticket_id, raw in zip(ticket_ids, rows, strict=True):
+            if raw:
+                data = {_s(k): _s(v) for k, v in raw.items()}
+                data["ticket_id"] = ticket_id
+                out.append(Ticket.model_validate(data))
+            else:
+                out.append(None)
+        return out
+
+    async def history(self, ticket_id: str) -> list[dict[str, Any]]:
+        rows = await self.redis.lrange(keys.history(ticket_id), 0, -1)
+        return [json.loads(row) for row in rows]
+
+    async def recent_ids(self, since: datetime, until: datetime, limit: int) -> list[str]:
+        ids = await self.redis.zrangebyscore(
+            keys.by_created, since.timestamp(), until.timestamp(), start=0, num=limit
+        )
+        return [_s(i) for i in ids]
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

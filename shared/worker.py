@@ -1,0 +1,356 @@
+"""The batch-consuming worker runtime every service shares.
+
+A service declares `Consumer`s (stream, group, event model, batch handler). For each, the worker runs
+a faststream batch subscriber (new entries) and an XAUTOCLAIM loop (entries a dead or stuck consumer
+left pending: faststream never redelivers those by itself). Each batch is decoded entry by entry, handed
+to the handler, and its effects, dead letters and XACK are committed in one MULTI/EXEC, so outputs are
+never published without the ack or acked without being published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.redis import RedisBatchStreamMessage, RedisBroker, StreamSub
+from prometheus_client import CollectorRegistry, make_asgi_app
+from redis.asyncio import Redis
+
+from shared import streams
+from shared.codec import DATA_FIELD, PoisonError, decode, encode
+from shared.effects import BatchHandler, Effects
+from shared.events import Event
+from shared.metrics import WorkerMetrics
+from shared.settings import CommonSettings
+from shared.store import TicketStore
+
+log = logging.getLogger("hotline.worker")
+
+E = TypeVar("E", bound=Event)
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Consumer(Generic[E]):
+    stream: str
+    group: str
+    model: type[E]
+    handle: BatchHandler[E]
+
+
+@dataclass
+class _Dead:
+    entry_id: bytes
+    fields: dict[bytes, bytes]
+    reason: str
+    error: str
+    deliveries: int
+
+
+@dataclass
+class BatchResult:
+    """What happened to one batch: used by metrics and by tests."""
+
+    done: list[bytes] = field(default_factory=list)
+    retry: list[bytes] = field(default_factory=list)
+    dead: list[bytes] = field(default_factory=list)
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        service: str,
+        settings: CommonSettings,
+        redis: Redis,
+        consumers: Sequence[Consumer[Any]],
+        background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.redis = redis
+        self.store = TicketStore(redis)
+        self.consumers = list(consumers)
+        self.background = list(background)
+        self.registry = registry or CollectorRegistry()
+        self.metrics = WorkerMetrics(self.registry, service)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- the batch: decode, handle, commit -------------------------------------------------------
+
+    async def process(self, consumer: Consumer[Any], entries: list[Entry], *, claimed: bool = False) -> BatchResult:
+        started = time.perf_counter()
+        stream, group = consumer.stream, consumer.group
+        fields_of = dict(entries)
+        dead: list[_Dead] = []
+        good: list[tuple[bytes, Event]] = []
+        for entry_id, fields in entries:
+            try:
+                good.append((entry_id, decode(fields, consumer.model)))
+            except PoisonError as exc:
+                dead.append(_Dead(entry_id, fields, "invalid", str(exc), 1))
+            except Exception as exc:  # a corrupt envelope can fail anywhere in the parser
+                dead.append(_Dead(entry_id, fields, "undecodable", repr(exc)[:500], 1))
+
+        if claimed and good:
+            # A poison entry that kills the process never raises here: cut it off by its delivery count.
+            counts = await self._delivery_counts(stream, group, [i for i, _ in good])
+            alive = []
+            for entry_id, event in good:
+                n = counts.get(entry_id, 1)
+                if n > self.settings.max_deliveries:
+                    dead.append(_Dead(entry_id, fields_of[entry_id], "max_deliveries", f"delivered {n} times", n))
+                else:
+                    alive.append((entry_id, event))
+            good = alive
+
+        results, failed = await self._handle(consumer, good)
+
+        retry: list[bytes] = []
+        if failed:
+            counts = await self._delivery_counts(stream, group, list(failed))
+            for entry_id, exc in failed.items():
+                n = counts.get(entry_id, 1)
+                if n >= self.settings.max_deliveries:
+                    dead.append(_Dead(entry_id, fields_of[entry_id], "handler_error", repr(exc)[:500], n))
+                else:
+                    log.warning("%s: %s entry %s failed (delivery %d), will retry: %r",
+                                self.service, stream, entry_id.decode(), n, exc)
+                    retry.append(entry_id)
+
+        await self._commit(consumer, results, dead)
+
+        m = self.metrics
+        m.batch_seconds.labels(self.service, stream).observe(time.perf_counter() - started)
+        m.batch_size.labels(self.service, stream).observe(len(entries))
+        m.events.labels(self.service, stream, "ok").inc(len(results))
+        if retry:
+            m.events.labels(self.service, stream, "retry").inc(len(retry))
+        for d in dead:
+            m.events.labels(self.service, stream, "dead_letter").inc()
+            m.dead_letters.labels(self.service, stream, d.reason).inc()
+            log.error("%s: %s entry %s dead-lettered (%s): %s", self.service, stream, d.entry_id.decode(),
+                      d.reason, d.error)
+        now = time.time()
+        for entry_id, event in good:
+            if entry_id in results and (received := getattr(event, "received_at", None)):
+                m.stage_latency.labels(self.service, stream).observe(max(0.0, now - received.timestamp()))
+        return BatchResult(done=list(results), retry=retry, dead=[d.entry_id for d in dead])
+
+    async def _handle(
+        self, consumer: Consumer[Any], good: list[tuple[bytes, Event]]
+    ) -> tuple[dict[bytes, Effects], dict[bytes, BaseException]]:
+        if not good:
+            return {}, {}
+        try:
+            out = await consumer.handle([event for _, event in good])
+            if len(out) != len(good):
+                raise RuntimeError(f"handler returned {len(out)} results for {len(good)} events")
+            return {entry_id: effects for (entry_id, _), effects in zip(good, out, strict=True)}, {}
+        except Exception as exc:
+            if len(good) == 1:
+                return {}, {good[0][0]: exc}
+        # One bad event must not hold back the batch: find it by handling the events one at a time.
+        results: dict[bytes, Effects] = {}
+        failed: dict[bytes, BaseException] = {}
+        for entry_id, event in good:
+            try:
+                results[entry_id] = (await consumer.handle([event]))[0]
+            except Exception as exc:
+                failed[entry_id] = exc
+        return results, failed
+
+    async def _commit(self, consumer: Consumer[Any], results: dict[bytes, Effects], dead: list[_Dead]) -> None:
+        ack = [*results, *(d.entry_id for d in dead)]
+        if not ack:
+            return
+        maxlen = self.settings.stream_maxlen
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for effects in results.values():
+                for write in effects.writes:
+                    await self.store.apply(write, scope=consumer.group, pipe=pipe)
+                for out in effects.publish:
+                    pipe.xadd(out.stream, {DATA_FIELD: await encode(out.event)}, maxlen=maxlen, approximate=True)
+            for d in dead:
+                pipe.xadd(
+                    streams.dlq(consumer.stream),
+                    {
+                        **d.fields,
+                        b"reason": d.reason.encode(),
+                        b"error": d.error.encode(),
+                        b"service": self.service.encode(),
+                        b"group": consumer.group.encode(),
+                        b"original_id": d.entry_id,
+                        b"deliveries": str(d.deliveries).encode(),
+                        b"dead_at": str(time.time()).encode(),
+                    },
+                    maxlen=maxlen,
+                    approximate=True,
+                )
+            pipe.xack(consumer.stream, consumer.group, *ack)
+            await pipe.execute()
+
+    async def _delivery_counts(self, stream: str, group: str, ids: list[bytes]) -> dict[bytes, int]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry_id in ids:
+                pipe.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
+            rows = await pipe.execute()
+        return {entry_id: (row[0]["times_delivered"] if row else 1) for entry_id, row in zip(ids, rows, strict=True)}
+
+    # -- the claimer: takes over what dead or stuck consumers left pending -----------------------
+
+    async def claim_once(self, consumer: Consumer[Any], start: bytes | str = b"0-0") -> bytes | str:
+        """One XAUTOCLAIM pass (COUNT batch_size); returns the cursor to continue from."""
+        me = f"{self.settings.consumer_name}-claimer"
+        cursor, entries, *_ = await self.redis.xautoclaim(
+            consumer.stream, consumer.group, me, self.settings.claim_idle_ms, start, count=self.settings.batch_size
+        )
+        live = [(i, f) for i, f in entries if i is not None and f is not None]
+        if len(live) < len(entries):
+            await self._drop_deleted(consumer, me)
+        if live:
+            self.metrics.claimed.labels(self.service, consumer.stream).inc(len(live))
+            await self.process(consumer, live, claimed=True)
+        return cursor
+
+    async def _drop_deleted(self, consumer: Consumer[Any], me: str) -> None:
+        # Redis 6.2 returns trimmed entries as (None, None) and keeps them pending: ack them away.
+        pending = await self.redis.xpending_range(consumer.stream, consumer.group, "-", "+", 100, consumername=me)
+        for p in pending:
+            if not await self.redis.xrange(consumer.stream, p["message_id"], p["message_id"]):
+                await self.redis.xack(consumer.stream, consumer.group, p["message_id"])
+
+    async def _claim_loop(self, consumer: Consumer[Any]) -> None:
+        cursor: bytes | str = b"0-0"
+        while not self._stop.is_set():
+            try:
+                cursor = await self.claim_once(consumer, cursor)
+            except Exception:
+                log.exception("%s: claimer for %s failed; starting over", self.service, consumer.stream)
+                cursor = b"0-0"
+            if cursor in (b"0-0", "0-0"):
+                await _sleep_unless(self._stop, min(5.0, self.settings.claim_idle_ms / 4000))
+
+    # -- lag, pending and DLQ gauges ---------------------------------------------------------------
+
+    async def observe_streams(self) -> None:
+        m = self.metrics
+        for c in self.consumers:
+            groups = await self.redis.xinfo_groups(c.stream)
+            length = await self.redis.xlen(c.stream)
+            m.length.labels(self.service, c.stream).set(length)
+            m.dlq_length.labels(self.service, c.stream).set(await self.redis.xlen(streams.dlq(c.stream)))
+            for g in groups:
+                name = _s(g["name"])
+                if name != c.group:
+                    continue
+                lag = g.get("lag")
+                if lag is None:  # Redis < 7 has no lag field: count what lies past last-delivered-id
+                    last = _s(g["last-delivered-id"])
+                    lag = len(await self.redis.xrange(c.stream, f"({last}", "+", count=10_000))
+                m.lag.labels(self.service, c.stream, name).set(lag)
+                m.pending.labels(self.service, c.stream, name).set(g["pending"])
+                age = 0.0
+                if g["pending"]:
+                    summary = await self.redis.xpending(c.stream, name)
+                    oldest = _s(summary["min"])
+                    age = max(0.0, time.time() - int(oldest.split("-")[0]) / 1000)
+                m.oldest_pending.labels(self.service, c.stream, name).set(age)
+
+    async def _observe_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.observe_streams()
+            except Exception as exc:
+                log.warning("%s: stream metrics unavailable: %r", self.service, exc)
+            await _sleep_unless(self._stop, 5.0)
+
+    # -- wiring ------------------------------------------------------------------------------------
+
+    def subscribe(self, broker: RedisBroker) -> None:
+        for c in self.consumers:
+            self._subscribe(broker, c)
+
+    def _subscribe(self, broker: RedisBroker, consumer: Consumer[Any]) -> None:
+        s = self.settings
+        sub = broker.subscriber(
+            stream=StreamSub(
+                consumer.stream,
+                group=consumer.group,
+                consumer=s.consumer_name,
+                batch=True,
+                max_records=s.batch_size,
+                polling_interval=s.poll_ms,
+            ),
+            ack_policy=AckPolicy.MANUAL,  # _commit acks inside the transaction
+        )
+
+        async def consume(msg: RedisBatchStreamMessage) -> None:
+            raw = msg.raw_message
+            await self.process(consumer, list(zip(raw["message_ids"], raw["data"], strict=True)))
+
+        consume.__name__ = f"consume_{consumer.stream.replace('.', '_')}"
+        sub(consume)
+
+    async def start_background(self) -> None:
+        self._stop.clear()
+        for c in self.consumers:
+            self._tasks.append(asyncio.create_task(self._claim_loop(c)))
+        self._tasks.append(asyncio.create_task(self._observe_loop()))
+        for task in self.background:
+            self._tasks.append(asyncio.create_task(task(self._stop)))
+
+    async def stop_background(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def asgi(self, broker: RedisBroker, extra_routes: Sequence[tuple[str, Any]] = ()) -> AsgiFastStream:
+        """The service's process: the broker's subscribers plus /metrics, /livez and /readyz."""
+        self.subscribe(broker)
+        redis = self.redis
+
+        @get(include_in_schema=False)
+        async def livez(scope: Any) -> AsgiResponse:
+            # The process and its event loop answer; Redis is deliberately not checked here.
+            return AsgiResponse(b"ok", 200)
+
+        @get(include_in_schema=False)
+        async def readyz(scope: Any) -> AsgiResponse:
+            try:
+                await asyncio.wait_for(redis.ping(), timeout=2.0)
+            except Exception:
+                return AsgiResponse(b"redis unavailable", 503)
+            return AsgiResponse(b"ready", 200)
+
+        return AsgiFastStream(
+            broker,
+            asgi_routes=[
+                ("/metrics", make_asgi_app(self.registry)),
+                ("/livez", livez),
+                ("/readyz", readyz),
+                *extra_routes,
+            ],
+            after_startup=[self.start_background],
+            on_shutdown=[self.stop_background],
+            logger=logging.getLogger(f"hotline.{self.service}"),
+        )
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
