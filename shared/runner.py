@@ -1,0 +1,130 @@
+"""Starting the whole system: Redis (embedded or given), the init step, and each service as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from shared.bus import init_streams, redis_client
+from shared.embedded import EmbeddedRedis
+
+SERVICES: tuple[str, ...] = ("intake", "classifier", "dispatch", "evaluation", "insight")
+
+
+@dataclass
+class Stack:
+    """The running system. Use as a context manager: everything it started stops on exit."""
+
+    redis_url: str | None = None
+    base_port: int = 8080
+    data_dir: Path | None = None
+    services: tuple[str, ...] = SERVICES
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    embedded: EmbeddedRedis | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def port_of(self, service: str) -> int:
+        return self.base_port + SERVICES.index(service)
+
+    def url_of(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.port_of(service)}"
+
+    def start(self, ready_timeout: float = 60.0) -> Stack:
+        if self.redis_url is None:
+            self.embedded = EmbeddedRedis(self.data_dir).start()
+            self.redis_url = self.embedded.url
+        asyncio.run(_init(self.redis_url))
+        for service in self.services:
+            self.start_service(service)
+        self.wait_ready(ready_timeout)
+        return self
+
+    def env_for(self, service: str) -> dict[str, str]:
+        assert self.redis_url is not None
+        return {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "HOTLINE_PORT": str(self.port_of(service)),
+            "HOTLINE_CONSUMER_NAME": f"{service}-{os.getpid()}",
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+    def start_service(self, service: str) -> subprocess.Popen[bytes]:
+        log = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log = (self.log_dir / f"{service}.log").open("ab")
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{service}"],
+                env=self.env_for(service),
+                stdout=log if log is not None else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            if log is not None:
+                log.close()  # the child holds its own descriptor
+        self.processes[service] = process
+        return process
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = set(self.processes)
+        while waiting:
+            for service in list(waiting):
+                process = self.processes[service]
+                if process.poll() is not None:
+                    raise RuntimeError(f"{service} exited with code {process.returncode} while starting")
+                try:
+                    if httpx.get(f"{self.url_of(service)}/readyz", timeout=1.0).status_code == 200:
+                        waiting.discard(service)
+                except httpx.HTTPError:
+                    pass
+            if waiting and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(sorted(waiting))}")
+            if waiting:
+                time.sleep(0.2)
+
+    def stop_service(self, service: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        process = self.processes.pop(service)
+        process.send_signal(sig)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for service in list(self.processes):
+            self.stop_service(service, sig=signal.SIGTERM)
+        if self.embedded is not None:
+            self.embedded.close()
+            self.embedded = None
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+async def _init(url: str) -> None:
+    redis = redis_client(url)
+    try:
+        await init_streams(redis)
+    finally:
+        await redis.aclose()

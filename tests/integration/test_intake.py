@@ -1,0 +1,116 @@
+"""Intake over real HTTP semantics (ASGI) against a real Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from services.intake.app import IntakeSettings, create_app
+from services.intake.signatures import signed_headers
+from shared import streams
+from shared.codec import decode
+from shared.events import TicketReceived
+from shared.store import TicketStore
+
+pytestmark = pytest.mark.redis
+SECRET = "whsec_dGVzdC1zZWNyZXQ="
+NUMBER = "+8613912345678"
+
+
+@pytest.fixture
+async def client(redis: Redis, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(IntakeSettings(redis_url=redis_url, webhook_secrets=[SECRET], max_body_bytes=4096))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
+        yield c
+    await app.state.redis.aclose()  # ASGITransport runs no lifespan
+
+
+def call(call_id: str = "call-1", **over: object) -> bytes:
+    data = {"call_id": call_id, "caller": NUMBER, "transcript": "小区停水两天了", "language": "zh",
+            "location": {"lat": 39.9, "lon": 116.4}}
+    data.update(over)
+    return json.dumps(data, ensure_ascii=False).encode()
+
+
+async def post(client: httpx.AsyncClient, body: bytes, webhook_id: str = "msg_1", secret: str = SECRET,
+               content_type: str = "application/json") -> httpx.Response:
+    headers = {**signed_headers(secret, webhook_id, body), "content-type": content_type}
+    return await client.post("/v1/webhooks/telephony", content=body, headers=headers)
+
+
+async def test_a_signed_call_becomes_a_stored_ticket_and_one_event(client: httpx.AsyncClient, redis: Redis) -> None:
+    resp = await post(client, call())
+    assert resp.status_code == 202
+    ticket_id = resp.json()["ticket_id"]
+    [(_, fields)] = await redis.xrange(streams.RECEIVED)
+    event = decode(fields, TicketReceived)
+    assert (event.ticket_id, event.text, event.channel) == (ticket_id, "小区停水两天了", "telephony")
+    ticket = await TicketStore(redis).get_or_raise(ticket_id)
+    assert ticket.status == "received" and ticket.lat == 39.9
+    assert ticket.caller_masked == "*********5678"
+
+
+async def test_retries_give_the_same_ticket_and_no_second_event(client: httpx.AsyncClient, redis: Redis) -> None:
+    first = await post(client, call(), webhook_id="msg_1")
+    again_same_delivery = await post(client, call(), webhook_id="msg_1")
+    again_new_delivery = await post(client, call(), webhook_id="msg_2")
+    ids = {r.json()["ticket_id"] for r in (first, again_same_delivery, again_new_delivery)}
+    assert len(ids) == 1
+    assert [r.json()["duplicate"] for r in (first, again_same_delivery, again_new_delivery)] == [False, True, True]
+    assert await redis.xlen(streams.RECEIVED) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "kwargs", "status", "code"),
+    [
+        (call(), {"secret": "whsec_d3Jvbmc="}, 401, "bad_signature"),
+        (call(), {"content_type": "text/plain"}, 415, "unsupported_media_type"),
+        (call(transcript="x" * 5000), {}, 413, "too_large"),
+        (b"{not json", {}, 400, "invalid_json"),
+        (call(transcript=None), {}, 422, "invalid_payload"),
+        (call(location={"lat": 500}), {}, 422, "invalid_payload"),
+    ],
+)
+async def test_bad_input_gets_a_precise_4xx_and_stores_nothing(
+    client: httpx.AsyncClient, redis: Redis, body: bytes, kwargs: dict[str, str], status: int, code: str
+) -> None:
+    resp = await post(client, body, **kwargs)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["error"]["code"] == code
+    assert await redis.xlen(streams.RECEIVED) == 0
+
+
+async def test_schema_errors_name_the_fields(client: httpx.AsyncClient) -> None:
+    resp = await post(client, call(location={"lat": 500}))
+    assert [f["field"] for f in resp.json()["error"]["fields"]] == ["location.lat"]
+
+
+async def test_unsigned_requests_are_refused(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/v1/webhooks/telephony", content=call(), headers={"content-type": "application/json"})
+    assert resp.status_code == 401
+
+
+async def test_redis_down_means_503_so_the_provider_retries() -> None:
+    app = create_app(IntakeSettings(redis_url="redis://127.0.0.1:1/0", webhook_secrets=[SECRET]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
+        resp = await post(c, call())
+        assert resp.status_code == 503
+        assert resp.headers["retry-after"] == "5"
+        assert (await c.get("/readyz")).status_code == 503
+        assert (await c.get("/livez")).status_code == 200
+    await app.state.redis.aclose()
+
+
+async def test_the_caller_number_never_reaches_events_store_or_metrics(client: httpx.AsyncClient, redis: Redis) -> None:
+    resp = await post(client, call())
+    ticket_id = resp.json()["ticket_id"]
+    digits = NUMBER.lstrip("+")
+    [(_, fields)] = await redis.xrange(streams.RECEIVED)
+    assert digits.encode() not in fields[b"__data__"]
+    assert all(digits.encode() not in v for v in (await redis.hgetall(f"hotline:ticket:{ticket_id}")).values())
+    metrics = (await client.get("/metrics/")).text
+    assert "hotline_intake_requests_total" in metrics and digits not in metrics

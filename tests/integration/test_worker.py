@@ -1,0 +1,164 @@
+"""The batch worker against a real Redis: commit, dead letters, retries, the claimer, idempotent writes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from shared import streams
+from shared.codec import DATA_FIELD, decode, encode
+from shared.effects import Effects, Publish, StoreWrite
+from shared.events import TicketClassified, TicketReceived
+from shared.ids import derive_id
+from shared.settings import CommonSettings
+from shared.store import TicketStore
+from shared.worker import Consumer, Worker
+
+pytestmark = pytest.mark.redis
+T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+GROUP = streams.CLASSIFIER
+
+
+def received(n: int) -> TicketReceived:
+    return TicketReceived(event_id=f"e{n}", ticket_id=f"T{n}", occurred_at=T0, channel="telephony",
+                          source_id=f"c{n}", text=f"text {n}", received_at=T0)
+
+
+async def handler(events: list[TicketReceived]) -> list[Effects]:
+    out = []
+    for e in events:
+        if "boom" in e.text:
+            raise RuntimeError(f"cannot handle {e.ticket_id}")
+        c = TicketClassified(event_id=derive_id(e.event_id, "c"), ticket_id=e.ticket_id, occurred_at=T0,
+                             category="transport", confidence=0.9, model_version="t", received_at=T0)
+        out.append(Effects(publish=[Publish(streams.CLASSIFIED, c)],
+                           writes=[StoreWrite(e.ticket_id, c.event_id, fields={"category": "transport"},
+                                              history={"event": "classified"},
+                                              ops=[["HINCRBY", "hotline:counters:test", "n", 1]])]))
+    return out
+
+
+def make_worker(redis: Redis, **settings: Any) -> tuple[Worker, Consumer[TicketReceived]]:
+    consumer = Consumer(streams.RECEIVED, GROUP, TicketReceived, handler)
+    worker = Worker(service="test", settings=CommonSettings(**settings), redis=redis, consumers=[consumer])
+    return worker, consumer
+
+
+async def add(redis: Redis, *events: TicketReceived, raw: list[dict[bytes, bytes]] | None = None) -> None:
+    for e in events:
+        await redis.xadd(streams.RECEIVED, {DATA_FIELD: await encode(e)})
+    for fields in raw or []:
+        await redis.xadd(streams.RECEIVED, fields)  # type: ignore[arg-type]
+
+
+async def read(redis: Redis, consumer: str = "w1") -> list[tuple[bytes, dict[bytes, bytes]]]:
+    reply = await redis.xreadgroup(GROUP, consumer, {streams.RECEIVED: ">"}, count=100)
+    return list(reply[0][1]) if reply else []
+
+
+async def pending(redis: Redis) -> int:
+    return int((await redis.xpending(streams.RECEIVED, GROUP))["pending"])
+
+
+async def test_groups_start_at_zero_so_early_events_are_not_skipped(redis: Redis) -> None:
+    await redis.flushdb()
+    await add(redis, received(1))
+    from shared.bus import init_streams
+
+    await init_streams(redis)
+    assert len(await read(redis)) == 1
+
+
+async def test_outputs_writes_and_ack_commit_together(redis: Redis) -> None:
+    worker, consumer = make_worker(redis)
+    await add(redis, *(received(i) for i in range(5)))
+    result = await worker.process(consumer, await read(redis))
+    assert len(result.done) == 5 and not result.dead and not result.retry
+    assert await redis.xlen(streams.CLASSIFIED) == 5
+    assert await pending(redis) == 0
+    ticket = await TicketStore(redis).get_or_raise("T3")
+    assert ticket.category == "transport"
+    out = await redis.xrange(streams.CLASSIFIED, count=1)
+    assert decode(out[0][1], TicketClassified).ticket_id == "T0"
+
+
+async def test_redelivered_events_change_the_store_once(redis: Redis) -> None:
+    worker, consumer = make_worker(redis)
+    await add(redis, received(1))
+    entries = await read(redis)
+    await worker.process(consumer, entries)
+    await worker.process(consumer, entries)  # as if the ack had been lost and the entry delivered again
+    assert await redis.hget("hotline:counters:test", "n") == b"1"
+    assert len(await TicketStore(redis).history("T1")) == 1
+
+
+async def test_poison_entries_go_to_the_dlq_with_reasons_and_the_rest_flows(redis: Redis) -> None:
+    worker, consumer = make_worker(redis)
+    bad_version = received(9).model_copy(update={"version": 2})
+    await add(redis, received(1), bad_version,
+              raw=[{DATA_FIELD: b"not json{"}, {b"n": b"5"}, {DATA_FIELD: b'{"event_id": "x"}'}])
+    result = await worker.process(consumer, await read(redis))
+    assert len(result.done) == 1 and len(result.dead) == 4
+    assert await redis.xlen(streams.CLASSIFIED) == 1
+    assert await pending(redis) == 0
+    dead = await redis.xrange(streams.dlq(streams.RECEIVED))
+    reasons = {f[b"error"].decode() for _, f in dead}
+    assert any("unsupported schema version 2" in r for r in reasons)
+    assert any("no __data__" in r for r in reasons)
+    assert any("ticket_id: Field required" in r for r in reasons)
+    assert all(f[b"service"] == b"test" and f[b"original_id"] for _, f in dead)
+    assert any(f.get(DATA_FIELD) == b"not json{" for _, f in dead), "the original entry travels with its error"
+
+
+async def test_a_failing_event_is_retried_then_dead_lettered_without_holding_back_the_batch(redis: Redis) -> None:
+    worker, consumer = make_worker(redis, max_deliveries=2, claim_idle_ms=100)
+    boom = received(2).model_copy(update={"text": "boom"})
+    await add(redis, received(1), boom, received(3))
+    first = await worker.process(consumer, await read(redis))
+    assert len(first.done) == 2 and len(first.retry) == 1
+    assert await pending(redis) == 1
+    await asyncio.sleep(0.15)
+    await worker.claim_once(consumer)  # second delivery: fails again, reaches max_deliveries
+    assert await pending(redis) == 0
+    [(_, fields)] = await redis.xrange(streams.dlq(streams.RECEIVED))
+    assert fields[b"reason"] == b"handler_error" and b"cannot handle T2" in fields[b"error"]
+    assert fields[b"deliveries"] == b"2"
+
+
+async def test_the_claimer_takes_over_what_a_dead_consumer_left_pending(redis: Redis) -> None:
+    worker, consumer = make_worker(redis, claim_idle_ms=100)
+    await add(redis, *(received(i) for i in range(7)))
+    assert len(await read(redis, consumer="crashed-pod")) == 7  # read, then the pod died
+    await asyncio.sleep(0.15)
+    await worker.claim_once(consumer)
+    assert await pending(redis) == 0
+    assert await redis.xlen(streams.CLASSIFIED) == 7
+
+
+async def test_an_entry_that_kills_its_worker_is_cut_off_by_its_delivery_count(redis: Redis) -> None:
+    worker, consumer = make_worker(redis, max_deliveries=2, claim_idle_ms=100)
+    await add(redis, received(1))
+    await read(redis, consumer="crashed-pod")
+    for _ in range(2):  # two more deliveries that "crash" (claimed, never processed)
+        await asyncio.sleep(0.15)
+        await redis.xautoclaim(streams.RECEIVED, GROUP, "crashed-again", 100, "0-0")
+    await asyncio.sleep(0.15)
+    await worker.claim_once(consumer)
+    [(_, fields)] = await redis.xrange(streams.dlq(streams.RECEIVED))
+    assert fields[b"reason"] == b"max_deliveries"
+    assert await redis.xlen(streams.CLASSIFIED) == 0
+
+
+async def test_stream_gauges(redis: Redis) -> None:
+    worker, consumer = make_worker(redis)
+    await add(redis, *(received(i) for i in range(4)))
+    await redis.xreadgroup(GROUP, "w1", {streams.RECEIVED: ">"}, count=1)
+    await worker.observe_streams()
+    m = worker.metrics
+    assert m.lag.labels("test", streams.RECEIVED, GROUP)._value.get() == 3
+    assert m.pending.labels("test", streams.RECEIVED, GROUP)._value.get() == 1
+    assert m.length.labels("test", streams.RECEIVED)._value.get() == 4
