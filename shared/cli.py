@@ -22,10 +22,14 @@ def main(argv: list[str] | None = None) -> int:
 
     up = sub.add_parser("up", help="start every service (embedded Redis unless REDIS_URL is set)")
     _stack_args(up)
-    up.add_argument("--demo", type=int, default=0, metavar="N", help="post N sample calls once everything is up")
+    up.add_argument(
+        "--demo", type=int, default=0, metavar="N", help="post N sample calls once everything is up"
+    )
     up.set_defaults(func=cmd_up)
 
-    demo = sub.add_parser("demo", help="start everything, post N sample calls, check all are dispatched, stop")
+    demo = sub.add_parser(
+        "demo", help="start everything, post N sample calls, check all are dispatched, stop"
+    )
     _stack_args(demo)
     demo.add_argument("--tickets", type=int, default=200)
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every ticket")
@@ -47,7 +51,12 @@ def _plugins() -> list:  # type: ignore[type-arg]
     import importlib
 
     found = []
-    for module in ("services.classifier.cli", "services.evaluation.cli", "services.insight.cli", "shared.dlq_cli"):
+    for module in (
+        "services.classifier.cli",
+        "services.evaluation.cli",
+        "services.insight.cli",
+        "shared.dlq_cli",
+    ):
         try:
             found.append(importlib.import_module(module).register)
         except ModuleNotFoundError as exc:
@@ -57,16 +66,25 @@ def _plugins() -> list:  # type: ignore[type-arg]
 
 
 def _stack_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base-port", type=int, default=int(os.environ.get("HOTLINE_BASE_PORT", "8080")),
-                   help="intake listens here, the workers on the next ports")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="embedded Redis data directory (default: a temporary one)")
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=int(os.environ.get("HOTLINE_BASE_PORT", "8080")),
+        help="intake listens here, the workers on the next ports",
+    )
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="embedded Redis data directory (default: a temporary one)"
+    )
     p.add_argument("--log-dir", type=Path, default=Path(".hotline/logs"))
 
 
 def _stack(args: argparse.Namespace) -> Stack:
-    return Stack(redis_url=os.environ.get("REDIS_URL") or None, base_port=args.base_port,
-                 data_dir=args.data_dir, log_dir=args.log_dir)
+    return Stack(
+        redis_url=os.environ.get("REDIS_URL") or None,
+        base_port=args.base_port,
+        data_dir=args.data_dir,
+        log_dir=args.log_dir,
+    )
 
 
 def _print_endpoints(console: Console, stack: Stack) -> None:
@@ -78,7 +96,9 @@ def _print_endpoints(console: Console, stack: Stack) -> None:
     table.add_row("redis", f"{stack.redis_url}" + ("  (embedded)" if stack.embedded else ""))
     table.add_row("logs", str(stack.log_dir))
     console.print(table)
-    console.print(f"Post a call: POST {stack.url_of('intake')}/v1/webhooks/telephony (Standard Webhooks signed)")
+    console.print(
+        f"Post a call: POST {stack.url_of('intake')}/v1/webhooks/telephony (Standard Webhooks signed)"
+    )
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -128,13 +148,17 @@ def _run_demo(console: Console, stack: Stack, n: int, timeout: float) -> int:
     outcome = asyncio.run(wait_dispatched(stack.redis_url, list(tickets.values()), timeout))
     summary(console, outcome)
     if lost_at_intake or outcome.missing:
-        console.print(f"[red]{len(outcome.missing)} ticket(s) not dispatched after {outcome.seconds:.1f}s, "
-                      f"{len(lost_at_intake)} call(s) not accepted[/red]")
+        console.print(
+            f"[red]{len(outcome.missing)} ticket(s) not dispatched after {outcome.seconds:.1f}s, "
+            f"{len(lost_at_intake)} call(s) not accepted[/red]"
+        )
         for name in (lost_at_intake + outcome.missing)[:50]:
             console.print(f"  missing: {name}")
         return 1
-    console.print(f"[green]All {n} tickets dispatched and tracked by evaluation "
-                  f"({outcome.seconds:.1f}s after the last post).[/green]")
+    console.print(
+        f"[green]All {n} tickets dispatched and tracked by evaluation "
+        f"({outcome.seconds:.1f}s after the last post).[/green]"
+    )
     return 0
 
 

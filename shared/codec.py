@@ -39,13 +39,19 @@ def entry_fields(data: bytes) -> dict[bytes, bytes]:
 def decode(fields: dict[bytes, bytes], model: type[E]) -> E:
     raw = fields.get(DATA_FIELD)
     if raw is None:
-        raise PoisonError(f"entry has no {DATA_FIELD.decode()} field (fields: {sorted(k.decode() for k in fields)})")
+        raise PoisonError(
+            f"entry has no {DATA_FIELD.decode()} field (fields: {sorted(k.decode() for k in fields)})"
+        )
     body, _headers = BinaryMessageFormatV1.parse(raw)
     try:
         event = model.model_validate_json(body)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in exc.errors()[:5])
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in exc.errors()[:5]
+        )
         raise PoisonError(f"invalid {model.__name__}: {problems}") from None
     if event.version > SUPPORTED_VERSION:
-        raise PoisonError(f"unsupported schema version {event.version} (this build reads <= {SUPPORTED_VERSION})")
+        raise PoisonError(
+            f"unsupported schema version {event.version} (this build reads <= {SUPPORTED_VERSION})"
+        )
     return event

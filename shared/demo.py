@@ -36,18 +36,25 @@ def make_calls(n: int, seed: int = 0) -> list[dict[str, Any]]:
     calls = []
     for i in range(n):
         sample = samples[i % len(samples)]
-        calls.append({
-            "call_id": f"demo-{run}-{i:06d}",
-            "caller": f"+86138{rng.randrange(10**8):08d}",
-            "transcript": sample["text"],
-            "language": sample["language"],
-            "ivr_choice": str(rng.randint(1, 9)),
-        })
+        calls.append(
+            {
+                "call_id": f"demo-{run}-{i:06d}",
+                "caller": f"+86138{rng.randrange(10**8):08d}",
+                "transcript": sample["text"],
+                "language": sample["language"],
+                "ivr_choice": str(rng.randint(1, 9)),
+            }
+        )
     return calls
 
 
-async def post_calls(intake_url: str, secret: str, calls: list[dict[str, Any]], concurrency: int = 16,
-                     console: Console | None = None) -> dict[str, str]:
+async def post_calls(
+    intake_url: str,
+    secret: str,
+    calls: list[dict[str, Any]],
+    concurrency: int = 16,
+    console: Console | None = None,
+) -> dict[str, str]:
     """Post each call, signed; return call id -> ticket id. Retries 429/503 as a provider would."""
     tickets: dict[str, str] = {}
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -84,7 +91,7 @@ class Outcome:
     seconds: float
 
 
-async def wait_dispatched(redis_url: str, ticket_ids: list[str], timeout: float) -> Outcome:
+async def wait_dispatched(redis_url: str, ticket_ids: list[str], wait_seconds: float) -> Outcome:
     """Poll the ticket store until every ticket is dispatched and tracked by evaluation, or time runs out."""
     redis = redis_client(redis_url)
     store = TicketStore(redis)
@@ -94,7 +101,7 @@ async def wait_dispatched(redis_url: str, ticket_ids: list[str], timeout: float)
             found = await store.get_many(ticket_ids)
             done = [t for t in found if t is not None and _complete(t)]
             missing = [tid for tid, t in zip(ticket_ids, found, strict=True) if t is None or not _complete(t)]
-            if not missing or time.monotonic() - started > timeout:
+            if not missing or time.monotonic() - started > wait_seconds:
                 return Outcome(done, missing, time.monotonic() - started)
             await asyncio.sleep(0.25)
     finally:
@@ -125,5 +132,7 @@ def summary(console: Console, outcome: Outcome) -> None:
         for col in ("tickets", "p50", "p99", "max"):
             table.add_column(col, justify="right")
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        table.add_row(str(len(latencies)), f"{statistics.median(latencies):.1f}", f"{p99:.1f}", f"{latencies[-1]:.1f}")
+        table.add_row(
+            str(len(latencies)), f"{statistics.median(latencies):.1f}", f"{p99:.1f}", f"{latencies[-1]:.1f}"
+        )
         console.print(table)

@@ -30,7 +30,9 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path | None = None, port: int | None = None, appendfsync: str = "everysec") -> None:
+    def __init__(
+        self, data_dir: Path | None = None, port: int | None = None, appendfsync: str = "everysec"
+    ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="hotline-redis-"))
         self.port = port or free_port()
@@ -46,15 +48,24 @@ class EmbeddedRedis:
         self.process = subprocess.Popen(
             [
                 server_binary(),
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.data_dir),
-                "--appendonly", "yes",
-                "--appendfsync", self.appendfsync,
-                "--save", "",
-                "--protected-mode", "yes",
-                "--loglevel", "warning",
-                "--logfile", str(self.data_dir / "redis.log"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                self.appendfsync,
+                "--save",
+                "",
+                "--protected-mode",
+                "yes",
+                "--loglevel",
+                "warning",
+                "--logfile",
+                str(self.data_dir / "redis.log"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -68,7 +79,9 @@ class EmbeddedRedis:
                         return self
                 except (redis.ConnectionError, redis.BusyLoadingError):
                     if self.process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"embedded redis did not start; see {self.data_dir / 'redis.log'}") from None
+                        raise RuntimeError(
+                            f"embedded redis did not start; see {self.data_dir / 'redis.log'}"
+                        ) from None
                     time.sleep(0.05)
         finally:
             client.close()
@@ -95,5 +108,7 @@ class EmbeddedRedis:
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -158,7 +158,7 @@ class TicketStore:
         ids = await self.redis.zrangebyscore(
             keys.by_created, since.timestamp(), until.timestamp(), start=0, num=limit
         )
-        return [_s(i) for i in ids]
+        return [_s(i) for i in ids if isinstance(i, bytes | str)]
 
 
 def _s(value: bytes | str) -> str:

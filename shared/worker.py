@@ -10,9 +10,10 @@ never published without the ack or acked without being published.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -70,7 +71,7 @@ class Worker:
         settings: CommonSettings,
         redis: Redis,
         consumers: Sequence[Consumer[Any]],
-        background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
+        background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.service = service
@@ -86,7 +87,9 @@ class Worker:
 
     # -- the batch: decode, handle, commit -------------------------------------------------------
 
-    async def process(self, consumer: Consumer[Any], entries: list[Entry], *, claimed: bool = False) -> BatchResult:
+    async def process(
+        self, consumer: Consumer[Any], entries: list[Entry], *, claimed: bool = False
+    ) -> BatchResult:
         started = time.perf_counter()
         stream, group = consumer.stream, consumer.group
         fields_of = dict(entries)
@@ -107,7 +110,9 @@ class Worker:
             for entry_id, event in good:
                 n = counts.get(entry_id, 1)
                 if n > self.settings.max_deliveries:
-                    dead.append(_Dead(entry_id, fields_of[entry_id], "max_deliveries", f"delivered {n} times", n))
+                    dead.append(
+                        _Dead(entry_id, fields_of[entry_id], "max_deliveries", f"delivered {n} times", n)
+                    )
                 else:
                     alive.append((entry_id, event))
             good = alive
@@ -117,13 +122,19 @@ class Worker:
         retry: list[bytes] = []
         if failed:
             counts = await self._delivery_counts(stream, group, list(failed))
-            for entry_id, exc in failed.items():
+            for entry_id, error in failed.items():
                 n = counts.get(entry_id, 1)
                 if n >= self.settings.max_deliveries:
-                    dead.append(_Dead(entry_id, fields_of[entry_id], "handler_error", repr(exc)[:500], n))
+                    dead.append(_Dead(entry_id, fields_of[entry_id], "handler_error", repr(error)[:500], n))
                 else:
-                    log.warning("%s: %s entry %s failed (delivery %d), will retry: %r",
-                                self.service, stream, entry_id.decode(), n, exc)
+                    log.warning(
+                        "%s: %s entry %s failed (delivery %d), will retry: %r",
+                        self.service,
+                        stream,
+                        entry_id.decode(),
+                        n,
+                        error,
+                    )
                     retry.append(entry_id)
 
         await self._commit(consumer, results, dead)
@@ -137,8 +148,14 @@ class Worker:
         for d in dead:
             m.events.labels(self.service, stream, "dead_letter").inc()
             m.dead_letters.labels(self.service, stream, d.reason).inc()
-            log.error("%s: %s entry %s dead-lettered (%s): %s", self.service, stream, d.entry_id.decode(),
-                      d.reason, d.error)
+            log.error(
+                "%s: %s entry %s dead-lettered (%s): %s",
+                self.service,
+                stream,
+                d.entry_id.decode(),
+                d.reason,
+                d.error,
+            )
         now = time.time()
         for entry_id, event in good:
             if entry_id in results and (received := getattr(event, "received_at", None)):
@@ -168,7 +185,9 @@ class Worker:
                 failed[entry_id] = exc
         return results, failed
 
-    async def _commit(self, consumer: Consumer[Any], results: dict[bytes, Effects], dead: list[_Dead]) -> None:
+    async def _commit(
+        self, consumer: Consumer[Any], results: dict[bytes, Effects], dead: list[_Dead]
+    ) -> None:
         ack = [*results, *(d.entry_id for d in dead)]
         if not ack:
             return
@@ -178,23 +197,21 @@ class Worker:
                 for write in effects.writes:
                     await self.store.apply(write, scope=consumer.group, pipe=pipe)
                 for out in effects.publish:
-                    pipe.xadd(out.stream, {DATA_FIELD: await encode(out.event)}, maxlen=maxlen, approximate=True)
+                    pipe.xadd(
+                        out.stream, {DATA_FIELD: await encode(out.event)}, maxlen=maxlen, approximate=True
+                    )
             for d in dead:
-                pipe.xadd(
-                    streams.dlq(consumer.stream),
-                    {
-                        **d.fields,
-                        b"reason": d.reason.encode(),
-                        b"error": d.error.encode(),
-                        b"service": self.service.encode(),
-                        b"group": consumer.group.encode(),
-                        b"original_id": d.entry_id,
-                        b"deliveries": str(d.deliveries).encode(),
-                        b"dead_at": str(time.time()).encode(),
-                    },
-                    maxlen=maxlen,
-                    approximate=True,
-                )
+                dead_fields: dict[Any, Any] = {
+                    **d.fields,
+                    b"reason": d.reason.encode(),
+                    b"error": d.error.encode(),
+                    b"service": self.service.encode(),
+                    b"group": consumer.group.encode(),
+                    b"original_id": d.entry_id,
+                    b"deliveries": str(d.deliveries).encode(),
+                    b"dead_at": str(time.time()).encode(),
+                }
+                pipe.xadd(streams.dlq(consumer.stream), dead_fields, maxlen=maxlen, approximate=True)
             pipe.xack(consumer.stream, consumer.group, *ack)
             await pipe.execute()
 
@@ -203,18 +220,26 @@ class Worker:
             for entry_id in ids:
                 pipe.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
             rows = await pipe.execute()
-        return {entry_id: (row[0]["times_delivered"] if row else 1) for entry_id, row in zip(ids, rows, strict=True)}
+        return {
+            entry_id: (row[0]["times_delivered"] if row else 1)
+            for entry_id, row in zip(ids, rows, strict=True)
+        }
 
     # -- the claimer: takes over what dead or stuck consumers left pending -----------------------
 
-    async def claim_once(self, consumer: Consumer[Any], start: bytes | str = b"0-0") -> bytes | str:
+    async def claim_once(self, consumer: Consumer[Any], start: bytes | str = b"0-0") -> Any:
         """One XAUTOCLAIM pass (COUNT batch_size); returns the cursor to continue from."""
         me = f"{self.settings.consumer_name}-claimer"
         cursor, entries, *_ = await self.redis.xautoclaim(
-            consumer.stream, consumer.group, me, self.settings.claim_idle_ms, start, count=self.settings.batch_size
+            consumer.stream,
+            consumer.group,
+            me,
+            self.settings.claim_idle_ms,
+            start,
+            count=self.settings.batch_size,
         )
-        live = [(i, f) for i, f in entries if i is not None and f is not None]
-        if len(live) < len(entries):
+        live = [(i, f) for i, f in entries or [] if i is not None and f is not None]
+        if len(live) < len(entries or []):
             await self._drop_deleted(consumer, me)
         if live:
             self.metrics.claimed.labels(self.service, consumer.stream).inc(len(live))
@@ -223,7 +248,9 @@ class Worker:
 
     async def _drop_deleted(self, consumer: Consumer[Any], me: str) -> None:
         # Redis 6.2 returns trimmed entries as (None, None) and keeps them pending: ack them away.
-        pending = await self.redis.xpending_range(consumer.stream, consumer.group, "-", "+", 100, consumername=me)
+        pending = await self.redis.xpending_range(
+            consumer.stream, consumer.group, "-", "+", 100, consumername=me
+        )
         for p in pending:
             if not await self.redis.xrange(consumer.stream, p["message_id"], p["message_id"]):
                 await self.redis.xack(consumer.stream, consumer.group, p["message_id"])
@@ -255,7 +282,7 @@ class Worker:
                 lag = g.get("lag")
                 if lag is None:  # Redis < 7 has no lag field: count what lies past last-delivered-id
                     last = _s(g["last-delivered-id"])
-                    lag = len(await self.redis.xrange(c.stream, f"({last}", "+", count=10_000))
+                    lag = len(await self.redis.xrange(c.stream, f"({last}", "+", count=10_000) or [])
                 m.lag.labels(self.service, c.stream, name).set(lag)
                 m.pending.labels(self.service, c.stream, name).set(g["pending"])
                 age = 0.0
@@ -346,10 +373,8 @@ class Worker:
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
 
 
 def _s(value: bytes | str) -> str:

@@ -20,7 +20,9 @@ from shared.worker import Consumer, Worker
 
 class ClassifierSettings(CommonSettings):
     port: int = 8081
-    review_below: float = Field(default=0.5, ge=0, le=1, description="Confidence under which operators review")
+    review_below: float = Field(
+        default=0.5, ge=0, le=1, description="Confidence under which operators review"
+    )
     model_dir: Path | None = None
 
 
@@ -28,7 +30,9 @@ def load_model(settings: ClassifierSettings) -> Model:
     return KeywordClassifier(load_taxonomy(settings.taxonomy_path))
 
 
-def build(settings: ClassifierSettings | None = None, model: Model | None = None) -> tuple[Worker, AsgiFastStream]:
+def build(
+    settings: ClassifierSettings | None = None, model: Model | None = None
+) -> tuple[Worker, AsgiFastStream]:
     settings = settings or ClassifierSettings()
     chosen = model or load_model(settings)
 

@@ -21,7 +21,11 @@ def dispatch(event: TicketClassified, *, routing: RoutingTable) -> Effects:
                     ticket_id=event.ticket_id,
                     event_id=event.event_id,
                     fields={"status": "duplicate", "duplicate_of": event.duplicate_of},
-                    history={"at": iso(utcnow()), "event": "duplicate", "summary": f"of {event.duplicate_of}"},
+                    history={
+                        "at": iso(utcnow()),
+                        "event": "duplicate",
+                        "summary": f"of {event.duplicate_of}",
+                    },
                 )
             ]
         )

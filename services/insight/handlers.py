@@ -12,5 +12,10 @@ HOURLY = keys.counters("classified_hourly")
 def count_classified(event: TicketClassified) -> Effects:
     hour = event.received_at.strftime("%Y-%m-%dT%H")
     series = f"{event.category}|{event.place.district or '-'}|{hour}"
-    return Effects(writes=[StoreWrite(ticket_id=event.ticket_id, event_id=event.event_id,
-                                      ops=[["HINCRBY", HOURLY, series, 1]])])
+    return Effects(
+        writes=[
+            StoreWrite(
+                ticket_id=event.ticket_id, event_id=event.event_id, ops=[["HINCRBY", HOURLY, series, 1]]
+            )
+        ]
+    )

@@ -17,7 +17,14 @@ from starlette.routing import Mount, Route
 
 from services.intake import signatures
 from services.intake.handlers import TicketIntake
-from services.intake.http import HttpError, IntakeMetrics, instrumented, read_body, require_content_type, validation_error
+from services.intake.http import (
+    HttpError,
+    IntakeMetrics,
+    instrumented,
+    read_body,
+    require_content_type,
+    validation_error,
+)
 from services.intake.models import TelephonyCall
 from services.intake.privacy import caller_ref
 from shared.bus import redis_client
@@ -30,7 +37,9 @@ DEV_SECRET = "whsec_aG90bGluZS1kZXZlbG9wbWVudC1zZWNyZXQ="  # "hotline-developmen
 
 class IntakeSettings(CommonSettings):
     port: int = 8080
-    webhook_secrets: list[str] = Field(default=[DEV_SECRET], description="Standard Webhooks secrets (rotation)")
+    webhook_secrets: list[str] = Field(
+        default=[DEV_SECRET], description="Standard Webhooks secrets (rotation)"
+    )
     caller_hash_key: str = "hotline-development-caller-key"
     max_body_bytes: int = 256 * 1024
 
@@ -72,7 +81,9 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
         )
         accepted = await store_or_unavailable(intake.accept(event, delivery_id=webhook_id))
         metrics.tickets.labels("telephony", "duplicate" if accepted.duplicate else "new").inc()
-        return JSONResponse({"ticket_id": accepted.ticket_id, "duplicate": accepted.duplicate}, status_code=202)
+        return JSONResponse(
+            {"ticket_id": accepted.ticket_id, "duplicate": accepted.duplicate}, status_code=202
+        )
 
     async def livez(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -109,8 +120,12 @@ async def store_or_unavailable(pending: Any) -> Any:
     try:
         return await pending
     except (RedisError, OSError) as exc:
-        raise HttpError(503, "unavailable", f"storage unavailable, retry later ({type(exc).__name__})",
-                        headers={"Retry-After": "5"}) from None
+        raise HttpError(
+            503,
+            "unavailable",
+            f"storage unavailable, retry later ({type(exc).__name__})",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -118,4 +133,6 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": {"code": "method_not_allowed", "message": "method not allowed"}}, status_code=405)
+    return JSONResponse(
+        {"error": {"code": "method_not_allowed", "message": "method not allowed"}}, status_code=405
+    )

@@ -52,7 +52,7 @@ class TicketIntake:
         self._accept = redis.register_script(_ACCEPT)
 
     async def accept(self, event: TicketReceived, *, delivery_id: str | None = None) -> Accepted:
-        """Store the ticket and its event once; a repeat of the source id or delivery id returns the first ticket."""
+        """Store the ticket and its event once; a repeated source or delivery id returns the first ticket."""
         fields = {
             "status": "received",
             "channel": event.channel,
@@ -96,8 +96,9 @@ class TicketIntake:
             ],
         )
         created, ticket_id = result
-        return Accepted(ticket_id=ticket_id.decode() if isinstance(ticket_id, bytes) else ticket_id,
-                        duplicate=not created)
+        return Accepted(
+            ticket_id=ticket_id.decode() if isinstance(ticket_id, bytes) else ticket_id, duplicate=not created
+        )
 
 
 def _num(value: float | None) -> str | None:

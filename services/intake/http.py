@@ -13,10 +13,22 @@ from starlette.responses import JSONResponse, Response
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, fields: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.fields, self.headers = status, code, message, fields, headers
+        self.status, self.code, self.message, self.fields, self.headers = (
+            status,
+            code,
+            message,
+            fields,
+            headers,
+        )
 
 
 def problem(error: HttpError) -> JSONResponse:
@@ -60,17 +72,34 @@ def validation_error(exc: ValidationError) -> HttpError:
 
 class IntakeMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter("hotline_intake_requests", "HTTP requests by route and status",
-                                ["route", "status"], registry=registry)
-        self.latency = Histogram("hotline_intake_request_duration_seconds", "Request handling time by route",
-                                 ["route"], registry=registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
-        self.signature_failures = Counter("hotline_intake_signature_failures", "Requests with a bad signature",
-                                          ["route"], registry=registry)
-        self.rejected = Counter("hotline_intake_rejected_payloads", "Requests refused, by reason",
-                                ["route", "reason"], registry=registry)
-        self.tickets = Counter("hotline_intake_tickets_accepted", "Tickets accepted, by channel and outcome",
-                               ["channel", "outcome"], registry=registry)
+        self.requests = Counter(
+            "hotline_intake_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "hotline_intake_request_duration_seconds",
+            "Request handling time by route",
+            ["route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self.signature_failures = Counter(
+            "hotline_intake_signature_failures", "Requests with a bad signature", ["route"], registry=registry
+        )
+        self.rejected = Counter(
+            "hotline_intake_rejected_payloads",
+            "Requests refused, by reason",
+            ["route", "reason"],
+            registry=registry,
+        )
+        self.tickets = Counter(
+            "hotline_intake_tickets_accepted",
+            "Tickets accepted, by channel and outcome",
+            ["channel", "outcome"],
+            registry=registry,
+        )
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -15,7 +15,9 @@ class TelephonyCall(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     call_id: str = Field(min_length=1, max_length=128)
-    caller: str | None = Field(default=None, max_length=32, description="The caller's number; never stored raw")
+    caller: str | None = Field(
+        default=None, max_length=32, description="The caller's number; never stored raw"
+    )
     started_at: UtcDatetime | None = None
     ended_at: UtcDatetime | None = None
     transcript: str | None = Field(default=None, max_length=20_000)

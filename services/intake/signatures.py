@@ -33,11 +33,19 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
 
 def signed_headers(secret: str, webhook_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
     ts = int(time.time()) if timestamp is None else timestamp
-    return {"webhook-id": webhook_id, "webhook-timestamp": str(ts), "webhook-signature": sign(secret, webhook_id, ts, body)}
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign(secret, webhook_id, ts, body),
+    }
 
 
 def verify(
-    secrets: Sequence[str], headers: Mapping[str, str], body: bytes, *, now: float | None = None,
+    secrets: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
     tolerance: int = TOLERANCE_SECONDS,
 ) -> str:
     """Return the webhook id when a signature matches one secret; raise SignatureError otherwise."""

@@ -1,4 +1,4 @@
-"""The whole loop as real processes over HTTP and a real Redis: every ticket reaches dispatch and evaluation."""
+"""The whole loop as real processes, real HTTP and a real Redis: every ticket is dispatched and evaluated."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ async def test_every_posted_ticket_is_dispatched_and_evaluated(stack: Stack) -> 
     tickets = await post_calls(stack.url_of("intake"), secret, calls)
     assert len(tickets) == 120
     assert stack.redis_url is not None
-    outcome = await wait_dispatched(stack.redis_url, list(tickets.values()), timeout=60)
+    outcome = await wait_dispatched(stack.redis_url, list(tickets.values()), wait_seconds=60)
     assert outcome.missing == []
     assert {t.status for t in outcome.tickets} == {"dispatched"}
     assert all(t.department and t.category and t.feedback_due_at for t in outcome.tickets)
@@ -42,14 +42,17 @@ async def test_every_posted_ticket_is_dispatched_and_evaluated(stack: Stack) -> 
         for service in SERVICES:
             assert (await client.get(f"{stack.url_of(service)}/livez")).status_code == 200
         metrics = (await client.get(f"{stack.url_of('dispatch')}/metrics")).text
-    assert 'hotline_events_processed_total{outcome="ok",service="dispatch",stream="tickets.classified"} 120.0' in metrics
+    assert (
+        'hotline_events_processed_total{outcome="ok",service="dispatch",stream="tickets.classified"} 120.0'
+        in metrics
+    )
 
 
 async def test_sigterm_stops_each_service_cleanly_and_no_caller_number_is_logged(stack: Stack) -> None:
     calls = make_calls(20, seed=3)
     tickets = await post_calls(stack.url_of("intake"), IntakeSettings().webhook_secrets[0], calls)
     assert stack.redis_url is not None
-    assert (await wait_dispatched(stack.redis_url, list(tickets.values()), timeout=60)).missing == []
+    assert (await wait_dispatched(stack.redis_url, list(tickets.values()), wait_seconds=60)).missing == []
     for service in list(stack.processes):
         code = stack.stop_service(service, sig=signal.SIGTERM, timeout=30)
         # uvicorn re-raises the signal after a graceful shutdown, so the exit is "terminated by SIGTERM".

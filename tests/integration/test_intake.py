@@ -30,19 +30,31 @@ async def client(redis: Redis, redis_url: str) -> AsyncIterator[httpx.AsyncClien
 
 
 def call(call_id: str = "call-1", **over: object) -> bytes:
-    data = {"call_id": call_id, "caller": NUMBER, "transcript": "小区停水两天了", "language": "zh",
-            "location": {"lat": 39.9, "lon": 116.4}}
+    data = {
+        "call_id": call_id,
+        "caller": NUMBER,
+        "transcript": "小区停水两天了",
+        "language": "zh",
+        "location": {"lat": 39.9, "lon": 116.4},
+    }
     data.update(over)
     return json.dumps(data, ensure_ascii=False).encode()
 
 
-async def post(client: httpx.AsyncClient, body: bytes, webhook_id: str = "msg_1", secret: str = SECRET,
-               content_type: str = "application/json") -> httpx.Response:
+async def post(
+    client: httpx.AsyncClient,
+    body: bytes,
+    webhook_id: str = "msg_1",
+    secret: str = SECRET,
+    content_type: str = "application/json",
+) -> httpx.Response:
     headers = {**signed_headers(secret, webhook_id, body), "content-type": content_type}
     return await client.post("/v1/webhooks/telephony", content=body, headers=headers)
 
 
-async def test_a_signed_call_becomes_a_stored_ticket_and_one_event(client: httpx.AsyncClient, redis: Redis) -> None:
+async def test_a_signed_call_becomes_a_stored_ticket_and_one_event(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
     resp = await post(client, call())
     assert resp.status_code == 202
     ticket_id = resp.json()["ticket_id"]
@@ -54,13 +66,19 @@ async def test_a_signed_call_becomes_a_stored_ticket_and_one_event(client: httpx
     assert ticket.caller_masked == "*********5678"
 
 
-async def test_retries_give_the_same_ticket_and_no_second_event(client: httpx.AsyncClient, redis: Redis) -> None:
+async def test_retries_give_the_same_ticket_and_no_second_event(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
     first = await post(client, call(), webhook_id="msg_1")
     again_same_delivery = await post(client, call(), webhook_id="msg_1")
     again_new_delivery = await post(client, call(), webhook_id="msg_2")
     ids = {r.json()["ticket_id"] for r in (first, again_same_delivery, again_new_delivery)}
     assert len(ids) == 1
-    assert [r.json()["duplicate"] for r in (first, again_same_delivery, again_new_delivery)] == [False, True, True]
+    assert [r.json()["duplicate"] for r in (first, again_same_delivery, again_new_delivery)] == [
+        False,
+        True,
+        True,
+    ]
     assert await redis.xlen(streams.RECEIVED) == 1
 
 
@@ -90,7 +108,9 @@ async def test_schema_errors_name_the_fields(client: httpx.AsyncClient) -> None:
 
 
 async def test_unsigned_requests_are_refused(client: httpx.AsyncClient) -> None:
-    resp = await client.post("/v1/webhooks/telephony", content=call(), headers={"content-type": "application/json"})
+    resp = await client.post(
+        "/v1/webhooks/telephony", content=call(), headers={"content-type": "application/json"}
+    )
     assert resp.status_code == 401
 
 
@@ -105,12 +125,16 @@ async def test_redis_down_means_503_so_the_provider_retries() -> None:
     await app.state.redis.aclose()
 
 
-async def test_the_caller_number_never_reaches_events_store_or_metrics(client: httpx.AsyncClient, redis: Redis) -> None:
+async def test_the_caller_number_never_reaches_events_store_or_metrics(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
     resp = await post(client, call())
     ticket_id = resp.json()["ticket_id"]
     digits = NUMBER.lstrip("+")
     [(_, fields)] = await redis.xrange(streams.RECEIVED)
     assert digits.encode() not in fields[b"__data__"]
-    assert all(digits.encode() not in v for v in (await redis.hgetall(f"hotline:ticket:{ticket_id}")).values())
+    assert all(
+        digits.encode() not in v for v in (await redis.hgetall(f"hotline:ticket:{ticket_id}")).values()
+    )
     metrics = (await client.get("/metrics/")).text
     assert "hotline_intake_requests_total" in metrics and digits not in metrics

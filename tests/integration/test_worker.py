@@ -24,8 +24,15 @@ GROUP = streams.CLASSIFIER
 
 
 def received(n: int) -> TicketReceived:
-    return TicketReceived(event_id=f"e{n}", ticket_id=f"T{n}", occurred_at=T0, channel="telephony",
-                          source_id=f"c{n}", text=f"text {n}", received_at=T0)
+    return TicketReceived(
+        event_id=f"e{n}",
+        ticket_id=f"T{n}",
+        occurred_at=T0,
+        channel="telephony",
+        source_id=f"c{n}",
+        text=f"text {n}",
+        received_at=T0,
+    )
 
 
 async def handler(events: list[TicketReceived]) -> list[Effects]:
@@ -33,12 +40,29 @@ async def handler(events: list[TicketReceived]) -> list[Effects]:
     for e in events:
         if "boom" in e.text:
             raise RuntimeError(f"cannot handle {e.ticket_id}")
-        c = TicketClassified(event_id=derive_id(e.event_id, "c"), ticket_id=e.ticket_id, occurred_at=T0,
-                             category="transport", confidence=0.9, model_version="t", received_at=T0)
-        out.append(Effects(publish=[Publish(streams.CLASSIFIED, c)],
-                           writes=[StoreWrite(e.ticket_id, c.event_id, fields={"category": "transport"},
-                                              history={"event": "classified"},
-                                              ops=[["HINCRBY", "hotline:counters:test", "n", 1]])]))
+        c = TicketClassified(
+            event_id=derive_id(e.event_id, "c"),
+            ticket_id=e.ticket_id,
+            occurred_at=T0,
+            category="transport",
+            confidence=0.9,
+            model_version="t",
+            received_at=T0,
+        )
+        out.append(
+            Effects(
+                publish=[Publish(streams.CLASSIFIED, c)],
+                writes=[
+                    StoreWrite(
+                        e.ticket_id,
+                        c.event_id,
+                        fields={"category": "transport"},
+                        history={"event": "classified"},
+                        ops=[["HINCRBY", "hotline:counters:test", "n", 1]],
+                    )
+                ],
+            )
+        )
     return out
 
 
@@ -99,8 +123,12 @@ async def test_redelivered_events_change_the_store_once(redis: Redis) -> None:
 async def test_poison_entries_go_to_the_dlq_with_reasons_and_the_rest_flows(redis: Redis) -> None:
     worker, consumer = make_worker(redis)
     bad_version = received(9).model_copy(update={"version": 2})
-    await add(redis, received(1), bad_version,
-              raw=[{DATA_FIELD: b"not json{"}, {b"n": b"5"}, {DATA_FIELD: b'{"event_id": "x"}'}])
+    await add(
+        redis,
+        received(1),
+        bad_version,
+        raw=[{DATA_FIELD: b"not json{"}, {b"n": b"5"}, {DATA_FIELD: b'{"event_id": "x"}'}],
+    )
     result = await worker.process(consumer, await read(redis))
     assert len(result.done) == 1 and len(result.dead) == 4
     assert await redis.xlen(streams.CLASSIFIED) == 1
@@ -111,10 +139,14 @@ async def test_poison_entries_go_to_the_dlq_with_reasons_and_the_rest_flows(redi
     assert any("no __data__" in r for r in reasons)
     assert any("ticket_id: Field required" in r for r in reasons)
     assert all(f[b"service"] == b"test" and f[b"original_id"] for _, f in dead)
-    assert any(f.get(DATA_FIELD) == b"not json{" for _, f in dead), "the original entry travels with its error"
+    assert any(f.get(DATA_FIELD) == b"not json{" for _, f in dead), (
+        "the original entry travels with its error"
+    )
 
 
-async def test_a_failing_event_is_retried_then_dead_lettered_without_holding_back_the_batch(redis: Redis) -> None:
+async def test_a_failing_event_is_retried_then_dead_lettered_without_holding_back_the_batch(
+    redis: Redis,
+) -> None:
     worker, consumer = make_worker(redis, max_deliveries=2, claim_idle_ms=100)
     boom = received(2).model_copy(update={"text": "boom"})
     await add(redis, received(1), boom, received(3))
@@ -154,7 +186,7 @@ async def test_an_entry_that_kills_its_worker_is_cut_off_by_its_delivery_count(r
 
 
 async def test_stream_gauges(redis: Redis) -> None:
-    worker, consumer = make_worker(redis)
+    worker, _ = make_worker(redis)
     await add(redis, *(received(i) for i in range(4)))
     await redis.xreadgroup(GROUP, "w1", {streams.RECEIVED: ">"}, count=1)
     await worker.observe_streams()

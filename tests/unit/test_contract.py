@@ -21,8 +21,15 @@ T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
 
 def event(**over: object) -> TicketReceived:
-    data: dict[str, object] = dict(event_id="e1", ticket_id="T1", occurred_at=T0, channel="telephony",
-                                   source_id="c1", text="停水", received_at=T0)
+    data: dict[str, object] = dict(
+        event_id="e1",
+        ticket_id="T1",
+        occurred_at=T0,
+        channel="telephony",
+        source_id="c1",
+        text="停水",
+        received_at=T0,
+    )
     data.update(over)
     return TicketReceived.model_validate(data)
 
@@ -59,7 +66,9 @@ def test_every_stream_has_one_event_type() -> None:
 
 def test_ids_are_deterministic() -> None:
     assert derive_id("a", "b") == derive_id("a", "b") != derive_id("a", "c")
-    assert ticket_id_for("telephony", "c1") == ticket_id_for("telephony", "c1") != ticket_id_for("twilio", "c1")
+    assert (
+        ticket_id_for("telephony", "c1") == ticket_id_for("telephony", "c1") != ticket_id_for("twilio", "c1")
+    )
 
 
 def test_standard_webhooks_signature_with_rotation_and_tolerance() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.classifier.handlers import classify_batch
 from services.dispatch.handlers import dispatch
-from services.dispatch.routing import Department, Rule, RoutingTable
+from services.dispatch.routing import Department, RoutingTable, Rule
 from services.dispatch.sla import deadlines
 from services.evaluation.handlers import DISPATCHED_BY_DEPARTMENT, on_dispatched
 from shared import streams
@@ -36,29 +36,58 @@ class FakeModel:
 
 
 def received(ticket_id: str, text: str) -> TicketReceived:
-    return TicketReceived(event_id=f"e-{ticket_id}", ticket_id=ticket_id, occurred_at=T0, channel="telephony",
-                          source_id=ticket_id, text=text, received_at=T0)
+    return TicketReceived(
+        event_id=f"e-{ticket_id}",
+        ticket_id=ticket_id,
+        occurred_at=T0,
+        channel="telephony",
+        source_id=ticket_id,
+        text=text,
+        received_at=T0,
+    )
 
 
-def classified(category: str = "utilities", urgency: str = "general", duplicate_of: str | None = None,
-               district: str | None = None) -> TicketClassified:
-    return TicketClassified(event_id="c-1", ticket_id="T1", occurred_at=T0, category=category, confidence=0.9,
-                            urgency=urgency, place=Place(district=district), model_version="m",
-                            received_at=T0, duplicate_of=duplicate_of)
+def classified(
+    category: str = "utilities",
+    urgency: str = "general",
+    duplicate_of: str | None = None,
+    district: str | None = None,
+) -> TicketClassified:
+    return TicketClassified(
+        event_id="c-1",
+        ticket_id="T1",
+        occurred_at=T0,
+        category=category,
+        confidence=0.9,
+        urgency=urgency,
+        place=Place(district=district),
+        model_version="m",
+        received_at=T0,
+        duplicate_of=duplicate_of,
+    )
 
 
 ROUTING = RoutingTable(
-    departments=[Department(id="water", name="Water"), Department(id="east_water", name="East water"),
-                 Department(id="street_office", name="Street office")],
-    rules=[Rule(category="utilities", department="water"),
-           Rule(category="utilities", district="east", department="east_water")],
+    departments=[
+        Department(id="water", name="Water"),
+        Department(id="east_water", name="East water"),
+        Department(id="street_office", name="Street office"),
+    ],
+    rules=[
+        Rule(category="utilities", department="water"),
+        Rule(category="utilities", district="east", department="east_water"),
+    ],
     fallback="street_office",
 )
 
 
 def test_classify_batch_predicts_once_for_the_whole_batch_and_publishes_each() -> None:
-    model = FakeModel({"停水": FakePrediction("utilities", 0.9, [("utilities", 0.9), ("housing_property", 0.05)]),
-                       "noise": FakePrediction("environment", 0.8, [("environment", 0.8)])})
+    model = FakeModel(
+        {
+            "停水": FakePrediction("utilities", 0.9, [("utilities", 0.9), ("housing_property", 0.05)]),
+            "noise": FakePrediction("environment", 0.8, [("environment", 0.8)]),
+        }
+    )
     effects = classify_batch([received("T1", "停水"), received("T2", "noise")], model=model, review_below=0.5)
     assert model.calls == [["停水", "noise"]]
     assert [e.publish[0].stream for e in effects] == [streams.CLASSIFIED, streams.CLASSIFIED]
