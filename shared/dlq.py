@@ -65,14 +65,14 @@ async def list_dead(redis: Redis, stream: str | None = None, limit: int = 100) -
     names = [stream] if stream else list(streams.ALL_STREAMS)
     out: list[DeadLetter] = []
     for name in names:
-        for dlq_id, fields in await redis.xrange(streams.dlq(name), count=limit):
-            out.append(parse(name, dlq_id, fields))
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(streams.dlq(name), count=limit)  # type: ignore[assignment]
+        out.extend(parse(name, dlq_id, fields) for dlq_id, fields in entries)
     return out[:limit]
 
 
 async def replay(redis: Redis, stream: str, ids: list[str] | None = None) -> int:
-    """Re-append dead letters (all, or those `ids`) to `stream` and remove them from its DLQ, atomically each."""
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(streams.dlq(stream))
+    """Re-append dead letters (all, or those `ids`) to `stream` and drop them from its DLQ, one MULTI each."""
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(streams.dlq(stream))  # type: ignore[assignment]
     wanted = set(ids) if ids else None
     count = 0
     for dlq_id, fields in entries:

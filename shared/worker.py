@@ -294,7 +294,7 @@ class Worker:
                 m.oldest_pending.labels(self.service, c.stream, name).set(age)
 
     async def trim_stream(self, stream: str) -> str | None:
-        """Trim what every group of `stream` is done with (and is older than the retention); returns the MINID.
+        """Trim what every group of `stream` is done with and is past the retention; returns the MINID.
 
         Unlike MAXLEN, this never drops an entry a group has not read, or read and not yet acknowledged.
         """
