@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from shared import streams
+from shared.bus import read_range
 from shared.codec import DATA_FIELD
 
 META_FIELDS = (b"reason", b"error", b"service", b"group", b"original_id", b"deliveries", b"dead_at")
@@ -65,14 +66,14 @@ async def list_dead(redis: Redis, stream: str | None = None, limit: int = 100) -
     names = [stream] if stream else list(streams.ALL_STREAMS)
     out: list[DeadLetter] = []
     for name in names:
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(streams.dlq(name), count=limit)  # type: ignore[assignment]
+        entries = await read_range(redis, streams.dlq(name), count=limit)
         out.extend(parse(name, dlq_id, fields) for dlq_id, fields in entries)
     return out[:limit]
 
 
 async def replay(redis: Redis, stream: str, ids: list[str] | None = None) -> int:
     """Re-append dead letters (all, or those `ids`) to `stream` and drop them from its DLQ, one MULTI each."""
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(streams.dlq(stream))  # type: ignore[assignment]
+    entries = await read_range(redis, streams.dlq(stream))
     wanted = set(ids) if ids else None
     count = 0
     for dlq_id, fields in entries:
