@@ -50,6 +50,8 @@ async def init_streams(redis: Redis) -> list[tuple[str, str]]:
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
-async def read_range(redis: Redis, stream: str, start: str = "-", end: str = "+", count: int | None = None) -> Entries:
+async def read_range(
+    redis: Redis, stream: str, start: str = "-", end: str = "+", count: int | None = None
+) -> Entries:
     """XRANGE with the types redis-py leaves open (a client without decode_responses returns bytes)."""
     return cast(Entries, await redis.xrange(stream, start, end, count=count))
