@@ -21,6 +21,7 @@ from shared.demo import make_calls, post_calls, wait_dispatched
 from shared.embedded import EmbeddedRedis, free_port
 from shared.events import TicketReceived, utcnow
 from shared.runner import Stack
+from shared.store import TicketStore
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 SECRET = IntakeSettings().webhook_secrets[0]
@@ -132,3 +133,23 @@ async def test_sigterm_during_load_finishes_in_flight_work_and_processes_nothing
     assert len(tickets) == len(calls)
     # Graceful stops finish and ack what they hold, so not even an output event is appended twice.
     await assert_all_done_exactly_once(stack, tickets, no_republish=True)
+
+
+@pytest.mark.parametrize("appendfsync", ["everysec", "always"])
+async def test_every_acknowledged_call_survives_a_redis_crash(tmp_path: Path, appendfsync: str) -> None:
+    """Intake alone: what it answered 202 for is in Redis after kill -9 and a restart from the AOF."""
+    server = EmbeddedRedis(tmp_path / "redis", appendfsync=appendfsync).start()
+    try:
+        with Stack(redis_url=server.url, base_port=free_port(), services=("intake",)) as stack:
+            tickets = await post_calls(stack.url_of("intake"), SECRET, make_calls(300, seed=15))
+            server.stop(kill=True)  # no graceful shutdown, no final fsync
+            server.start()
+            redis = redis_client(server.url)
+            try:
+                stored = await TicketStore(redis).get_many(list(tickets.values()))
+                assert all(t is not None for t in stored)
+                assert await redis.xlen(streams.RECEIVED) == len(tickets)
+            finally:
+                await redis.aclose()
+    finally:
+        server.close()
