@@ -109,13 +109,17 @@ async def wait_dispatched(redis_url: str, ticket_ids: list[str], wait_seconds: f
     redis = redis_client(redis_url)
     store = TicketStore(redis)
     started = time.monotonic()
+    done: dict[str, Ticket] = {}
+    missing = list(ticket_ids)
     try:
         while True:
-            found = await store.get_many(ticket_ids)
-            done = [t for t in found if t is not None and _complete(t)]
-            missing = [tid for tid, t in zip(ticket_ids, found, strict=True) if t is None or not _complete(t)]
+            # Only the tickets still missing are read again, so waiting does not load the system it measures.
+            found = await store.get_many(missing)
+            done |= {t.ticket_id: t for t in found if t is not None and _complete(t)}
+            missing = [tid for tid in missing if tid not in done]
             if not missing or time.monotonic() - started > wait_seconds:
-                return Outcome(done, missing, time.monotonic() - started)
+                finished = [done[t] for t in ticket_ids if t in done]
+                return Outcome(finished, missing, time.monotonic() - started)
             await asyncio.sleep(0.25)
     finally:
         await redis.aclose()
