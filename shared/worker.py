@@ -314,11 +314,26 @@ class Worker:
         await self.redis.xtrim(stream, minid=minid, approximate=True)
         return minid
 
+    async def reap_consumers(self, consumer: Consumer[Any], idle_ms: int = 3_600_000) -> list[str]:
+        """Delete consumers of the group gone idle with nothing pending (each pod restart adds one).
+
+        Only with 0 pending: deleting a consumer that holds entries would make them unclaimable.
+        """
+        reaped = []
+        for info in await self.redis.xinfo_consumers(consumer.stream, consumer.group):
+            name = _s(info["name"])
+            mine = name.startswith(self.settings.consumer_name)
+            if info["pending"] == 0 and info["idle"] > idle_ms and not mine:
+                await self.redis.xgroup_delconsumer(consumer.stream, consumer.group, name)
+                reaped.append(name)
+        return reaped
+
     async def _trim_loop(self) -> None:
         while not self._stop.is_set():
             for c in self.consumers:
                 try:
                     await self.trim_stream(c.stream)
+                    await self.reap_consumers(c)
                 except Exception as exc:
                     log.warning("%s: trimming %s failed: %r", self.service, c.stream, exc)
             await _sleep_unless(self._stop, 30.0)

@@ -230,3 +230,15 @@ async def test_dead_letters_can_be_listed_and_replayed(redis: Redis) -> None:
     assert await dlq.list_dead(redis) == []
     [(_, fields)] = await read(redis)
     assert decode(fields, TicketReceived).text == "boom"  # the original payload, byte for byte
+
+
+async def test_idle_consumers_with_nothing_pending_are_reaped(redis: Redis) -> None:
+    worker, consumer = make_worker(redis, consumer_name="pod-b")
+    await add(redis, received(1), received(2))
+    await redis.xreadgroup(GROUP, "pod-old-idle", {streams.RECEIVED: ">"}, count=1)
+    await redis.xack(streams.RECEIVED, GROUP, *(i for i, _ in await redis.xrange(streams.RECEIVED, count=1)))
+    await redis.xreadgroup(GROUP, "pod-old-holding", {streams.RECEIVED: ">"}, count=1)
+    await asyncio.sleep(0.05)
+    assert await worker.reap_consumers(consumer, idle_ms=10) == ["pod-old-idle"]
+    names = {c["name"] for c in await redis.xinfo_consumers(streams.RECEIVED, GROUP)}
+    assert names == {b"pod-old-holding"}
