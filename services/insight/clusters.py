@@ -174,6 +174,14 @@ class Clusterer:
             best.district = best.district or district
             best.centroid = x[i] if best.centroid is None else best.centroid + x[i]
 
+    def prune(self, before: datetime) -> int:
+        """Forget clusters whose last message is older than `before` (bounded memory in the service)."""
+        old = [c for c in self.clusters.values() if c.end < before]
+        for c in old:
+            del self.clusters[c.id]
+            self._seen.difference_update(m.id for m in c.members)
+        return len(old)
+
     def consolidate(self) -> int:
         """Merge clusters the one-pass assignment split (it never revisits a decision); returns merges.
 
@@ -221,10 +229,20 @@ class Clusterer:
     def issues(self, *, now: datetime | None = None, top: int | None = None) -> list[Issue]:
         """Clusters of at least `min_messages`, hottest first."""
         scored = [
-            (self._heat(c, now), c) for c in self.clusters.values() if len(c.members) >= self.config.min_messages
+            (self._heat(c, now), c)
+            for c in self.clusters.values()
+            if len(c.members) >= self.config.min_messages
         ]
         scored.sort(key=lambda hc: (-hc[0], hc[1].start))
         return [self._issue(c, heat) for heat, c in scored[:top]]
+
+    def labelled(self, min_messages: int) -> list[tuple[int, Cluster, Issue]]:
+        """Every cluster of at least `min_messages`, with its issue (label, heat...)."""
+        return [
+            (c.id, c, self._issue(c, self._heat(c, None)))
+            for c in self.clusters.values()
+            if len(c.members) >= min_messages
+        ]
 
     def _heat(self, cluster: Cluster, now: datetime | None) -> float:
         members = cluster.members
@@ -282,11 +300,13 @@ class Clusterer:
                     if " " not in g:
                         grams[g] = grams.get(g, 0) + 1
         idf = np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
+        names = list(grams)
+        hashed = self.vectorizer.transform(names).tocsr() if names else sp.csr_matrix((0, N_FEATURES))
         scored = []
-        for g, count in grams.items():
-            col = self.vectorizer.transform([g]).indices
-            weight = float(idf[col].max()) if len(col) else 0.0
-            scored.append((count * weight * len(g), g))
+        for row, g in enumerate(names):
+            cols = hashed.indices[hashed.indptr[row] : hashed.indptr[row + 1]]
+            weight = float(idf[cols].max()) if len(cols) else 0.0
+            scored.append((grams[g] * weight * len(g), g))
         scored.sort(reverse=True)
         chosen: list[str] = []
         for _, g in scored:

@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from services.insight.state import EPISODES, count_ops, episode_json, hour_index, hour_start, series_key, split_series
+from services.insight.state import (
+    EPISODES,
+    count_ops,
+    episode_json,
+    hour_index,
+    hour_start,
+    series_key,
+    split_series,
+)
 from services.insight.surge import Baseline, Surge, SurgeDetector
 from shared import streams
 from shared.effects import Effects, Publish, StoreWrite

@@ -97,7 +97,10 @@ def tail_probability(count: int, mean: float, size: float) -> float:
 
 
 def fit(
-    history: Mapping[str, np.ndarray], start_hour: int, config: SurgeConfig, days_of_history: int | None = None
+    history: Mapping[str, np.ndarray],
+    start_hour: int,
+    config: SurgeConfig,
+    days_of_history: int | None = None,
 ) -> Baseline:
     """Fit the baseline on hourly counts: `history[s][i]` is series s's count in hour `start_hour + i`."""
     n_hours = len(next(iter(history.values()))) if history else 0
@@ -107,7 +110,6 @@ def fit(
     matrix = np.vstack(list(history.values())).astype(float) if history else np.zeros((0, n_hours))
     if n_hours:
         np.add.at(total_by_how, how, matrix.sum(axis=0))
-    rate_by_how = total_by_how / np.maximum(hours_by_how, 1)
     mean_rate = total_by_how.sum() / max(1, n_hours)
     # Shrink each hour-of-week towards the overall rate by `profile_shrinkage` pseudo-tickets.
     k = config.profile_shrinkage
