@@ -151,13 +151,12 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         return 2
     if not messages:
         return _fail(f"{args.data}: no messages")
-    first, last = messages[0].created_at.date(), messages[-1].created_at.date()
     groups: dict[str, Counter[date]] = {"all": Counter(m.created_at.date() for m in messages)}
     if args.by_location:
         for m in messages:
             groups.setdefault(m.location or "-", Counter())[m.created_at.date()] += 1
-    # The first day with a steady flow: a few stray early messages would pad the series with zeros.
-    start = max(first, _steady_start(groups["all"]))
+    # The span of steady flow: a few stray messages before or after it would pad the series with zeros.
+    start, last = _steady_span(groups["all"])
     result = {}
     out = sys.stderr if args.json else sys.stdout
     for name, counts in groups.items():
@@ -179,13 +178,17 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
-def _steady_start(counts: Counter[date]) -> date:
-    """The first day after which no month is empty (skips a few stray messages years earlier)."""
+def _steady_span(counts: Counter[date]) -> tuple[date, date]:
+    """The first and last days of the longest run of days with no gap longer than three days."""
     days = sorted(counts)
-    for i, d in enumerate(days):
-        if all((b - a).days <= 31 for a, b in zip(days[i:], days[i + 1 :], strict=False)):
-            return d
-    return days[-1]
+    best, run_start = (days[0], days[0]), days[0]
+    for prev, day in zip(days, [*days[1:], None], strict=True):
+        if day is None or (day - prev).days > 3:
+            if (prev - run_start) > (best[1] - best[0]):
+                best = (run_start, prev)
+            if day is not None:
+                run_start = day
+    return best
 
 
 def cmd_chronic(args: argparse.Namespace) -> int:
