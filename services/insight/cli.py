@@ -168,7 +168,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         if (bt := fc.backtest) is not None:
             print(
                 f"{name}: next 7 days {sum(fc.point):.0f} tickets "
-                f"(daily 10-90% bands summed: {sum(fc.lower):.0f}-{sum(fc.upper):.0f}); backtest over {bt.origins} weeks: "
+                f"(daily 10-90% bands summed: {sum(fc.lower):.0f}-{sum(fc.upper):.0f}); "
+                f"backtest over {bt.origins} weeks: "
                 f"Holt-Winters MAE {bt.model_mae:.2f}/day (WAPE {bt.model_wape:.1%}) vs seasonal naive "
                 f"MAE {bt.naive_mae:.2f}/day (WAPE {bt.naive_wape:.1%})",
                 file=out,

@@ -1,4 +1,4 @@
-"""`hotline hotspots | forecast | chronic` on CSVs written here, bad input, and the real dataset if present."""
+"""`hotline hotspots | forecast | chronic` on CSVs written here, bad input, the real dataset if present."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def sample(n_days: int = 70) -> list[dict[str, object]]:
     for d in range(n_days):  # background: a few unrelated messages a day
         for k in range(3 if d % 7 < 5 else 1):
             rows.append(
-                {"id": f"b{d}-{k}", "user": f"v{d}{k}", "title": "".join(rng.choices(pool, k=12)), "text": "请处理。",
+                {"id": f"b{d}-{k}", "user": f"v{d}{k}", "title": "".join(rng.choices(pool, k=12)),
+                 "text": "请处理。",
                  "created_at": (t0 + timedelta(days=d, hours=k)).isoformat(), "likes": 0, "location": "A市"}
             )  # fmt: skip
     return rows
