@@ -18,20 +18,16 @@ more than once a day on the warm-up weeks (the same false-alarm budget as the de
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from collections import Counter
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from services.insight.forecast import backtest  # noqa: E402
-from services.insight.surge import SurgeConfig, replay  # noqa: E402
-from services.insight.synthetic import InjectedSurge, background, inject  # noqa: E402
+from services.insight.cli import HOTSPOT_DATA, dataset_path, read_messages, steady_span
+from services.insight.forecast import backtest, dense_daily
+from services.insight.surge import SurgeConfig, replay
+from services.insight.synthetic import InjectedSurge, background, inject
 
 WARM_DAYS = 28
 SIZES = (2.0, 4.0, 8.0)  # extra tickets as a multiple of the series' usual volume over the surge's hours
@@ -74,15 +70,14 @@ def fixed_threshold_alerts(
 
 def calibrate_threshold(counts: dict[str, np.ndarray], cooldown: int) -> int:
     for threshold in range(1, 1000):
-        n = len(fixed_threshold_alerts({s: a[: WARM_DAYS * 24] for s, a in counts.items()}, threshold, 0, cooldown))
+        warm = {s: a[: WARM_DAYS * 24] for s, a in counts.items()}
+        n = len(fixed_threshold_alerts(warm, threshold, 0, cooldown))
         if n <= WARM_DAYS:
             return threshold
     return 1000
 
 
-def score(
-    alerts: list[tuple[str, int]], surges: list[InjectedSurge], eval_days: int
-) -> dict[str, object]:
+def score(alerts: list[tuple[str, int]], surges: list[InjectedSurge], eval_days: int) -> dict[str, object]:
     matched: dict[int, int] = {}
     false = 0
     for series, hour in alerts:
@@ -155,7 +150,8 @@ def main() -> None:
     print(f"\n{'detector':<34}{'recall':>8}{'delay p50/p90 h':>17}{'false/day':>11}  recall by surge size")
     print(
         f"{'seasonal NB, Bonferroni (ours)':<34}{ours['recall']:>8.0%}"
-        f"{ours['delay_median_h']:>9.0f}/{ours['delay_p90_h']:<7.0f}{ours['false_per_day']:>11.2f}  {ours['by_size']}"
+        f"{ours['delay_median_h']:>9.0f}/{ours['delay_p90_h']:<7.0f}{ours['false_per_day']:>11.2f}  "
+        f"{ours['by_size']}"
     )
     print(
         f"{f'fixed threshold >= {threshold}/h':<34}{naive['recall']:>8.0%}"
@@ -174,14 +170,11 @@ def main() -> None:
     _forecast_line("synthetic series (mean over series)", rows)
     total = sum(synthetic_daily.values())
     _forecast_line("synthetic city total", [bt for bt in [backtest(total)] if bt is not None])
-    dataset = Path(os.environ.get("HOTLINE_DATASETS", "/work/shared/datasets")) / "teddycup2020c/hotspot_messages.csv"
+    dataset = dataset_path(HOTSPOT_DATA)
     if dataset.is_file():
-        from services.insight.cli import _steady_span, read_messages
-        from services.insight.forecast import dense_daily
-
         messages = read_messages(dataset)
         days: Counter[date] = Counter(m.created_at.date() for m in messages)
-        first, last = _steady_span(days)
+        first, last = steady_span(days)
         y = np.array(dense_daily(days, first, last))
         _forecast_line(f"Teddy Cup daily messages {first}..{last}", [bt for bt in [backtest(y)] if bt])
     else:

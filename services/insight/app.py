@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import Redis
 
 from services.insight import state
-from services.insight.chronic import Problem, rank
+from services.insight.chronic import from_clusters, rank
 from services.insight.clusters import ClusterConfig, Clusterer, Message
 from services.insight.forecast import dense_daily, forecast
 from services.insight.handlers import Prepared, on_classified, series_of
@@ -187,15 +187,7 @@ class Insight:
 
     async def update_chronic(self, now: datetime) -> None:
         """This month's 每月一题 candidates, from the clusters of the last `emerging_days`."""
-        problems = [
-            Problem(
-                key=f"cluster-{cid}",
-                label=issue.label,
-                times=[m.created_at for m in cluster.members],
-                ticket_ids=[m.id for m in cluster.members],
-            )
-            for cid, cluster, issue in self.clusterer.labelled(min_messages=3)
-        ]
+        problems = from_clusters(self.clusterer)
         candidates = rank(problems, now.year, now.month)[:20]
         await self.redis.set(
             f"{state.CHRONIC}:{now:%Y-%m}", json.dumps([c.as_json() for c in candidates], ensure_ascii=False)

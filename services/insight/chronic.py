@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from services.insight.clusters import Clusterer
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -97,3 +99,16 @@ def rank(
         )
     out.sort(key=lambda c: (-c.score, c.key))
     return out
+
+
+def from_clusters(clusterer: Clusterer, min_messages: int = 3) -> list[Problem]:
+    """Each cluster of similar complaints (one place, one problem) as a candidate problem."""
+    return [
+        Problem(
+            key=f"cluster-{cid}",
+            label=issue.label,
+            times=[m.created_at for m in cluster.members],
+            ticket_ids=[m.id for m in cluster.members],
+        )
+        for cid, cluster, issue in clusterer.labelled(min_messages=min_messages)
+    ]

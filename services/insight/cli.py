@@ -16,6 +16,19 @@ from datetime import date, datetime
 from pathlib import Path
 
 REQUIRED = ("id", "title", "text", "created_at", "location")
+HOTSPOT_DATA = "teddycup2020c/hotspot_messages.csv"
+
+
+def dataset_path(relative: str) -> Path:
+    """A file of the team's datasets: under $HOTLINE_DATASETS, else ../shared/datasets beside the repo,
+    else /work/shared/datasets (where the development machines keep them)."""
+    import os
+
+    roots = [os.environ.get("HOTLINE_DATASETS"), Path(__file__).resolve().parents[3] / "shared" / "datasets"]
+    for root in [*(Path(r) for r in roots if r), Path("/work/shared/datasets")]:
+        if (root / relative).is_file():
+            return root / relative
+    return Path("/work/shared/datasets") / relative
 
 
 class InputError(ValueError):
@@ -156,7 +169,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         for m in messages:
             groups.setdefault(m.location or "-", Counter())[m.created_at.date()] += 1
     # The span of steady flow: a few stray messages before or after it would pad the series with zeros.
-    start, last = _steady_span(groups["all"])
+    start, last = steady_span(groups["all"])
     result = {}
     out = sys.stderr if args.json else sys.stdout
     for name, counts in groups.items():
@@ -179,7 +192,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
-def _steady_span(counts: Counter[date]) -> tuple[date, date]:
+def steady_span(counts: Counter[date]) -> tuple[date, date]:
     """The first and last days of the longest run of days with no gap longer than three days."""
     days = sorted(counts)
     best, run_start = (days[0], days[0]), days[0]
@@ -193,7 +206,7 @@ def _steady_span(counts: Counter[date]) -> tuple[date, date]:
 
 
 def cmd_chronic(args: argparse.Namespace) -> int:
-    from services.insight.chronic import Problem, rank
+    from services.insight.chronic import from_clusters, rank
 
     try:
         year, month = (int(p) for p in args.month.split("-"))
@@ -204,15 +217,7 @@ def cmd_chronic(args: argparse.Namespace) -> int:
     if messages is None:
         return 2
     clusterer = cluster_messages(messages)
-    problems = [
-        Problem(
-            key=f"cluster-{issue_id}",
-            label=issue.label,
-            times=[m.created_at for m in cluster.members],
-            ticket_ids=[m.id for m in cluster.members],
-        )
-        for issue_id, cluster, issue in clusterer.labelled(min_messages=3)
-    ]
+    problems = from_clusters(clusterer)
     candidates = rank(problems, year, month, weeks=args.weeks)[: args.top]
     if not args.json:
         for i, c in enumerate(candidates, start=1):

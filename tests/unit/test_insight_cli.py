@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from services.insight.cli import HOTSPOT_DATA, dataset_path
 from shared.cli import main
 
 COLUMNS = ["id", "user", "title", "text", "created_at", "likes", "location"]
-DATASET = (
-    Path(os.environ.get("HOTLINE_DATASETS", "/work/shared/datasets")) / "teddycup2020c/hotspot_messages.csv"
-)
+DATASET = dataset_path(HOTSPOT_DATA)
 
 
 def write(path: Path, rows: list[dict[str, object]], columns: list[str] = COLUMNS) -> Path:
