@@ -156,6 +156,8 @@ class HotspotAlert(Event):
     expected: float
     probability: float
     example_tickets: list[str] = []
+    window_hours: int | None = Field(default=None, description="The window (hours) whose count broke out")
+    episode_start: UtcDatetime | None = Field(default=None, description="The hour the episode began")
 
 
 STREAM_EVENTS: dict[str, type[Event]] = {
