@@ -174,8 +174,13 @@ class UnitReport(BaseModel):
     ranked: bool
 
 
-def standardise(cells: Mapping[Cell, Mapping[str, int]], rate: RateName) -> dict[str, RateFigure]:
-    """Raw and case-mix-adjusted rate of each unit (indirect standardisation over categories)."""
+def standardise(
+    cells: Mapping[Cell, Mapping[str, int]], rate: RateName, *, adjust: bool = True
+) -> dict[str, RateFigure]:
+    """Raw and case-mix-adjusted rate of each unit (indirect standardisation over categories).
+
+    With `adjust` off (a category is its own case mix) the adjusted rate is the raw one.
+    """
     num_m, den_m = RATES[rate]
     per_category: dict[str, list[int]] = {}
     for (_, category), c in cells.items():
@@ -200,12 +205,12 @@ def standardise(cells: Mapping[Cell, Mapping[str, int]], rate: RateName) -> dict
         if observed_den and city_rate is not None:
             # Nothing expected and nothing observed (every category at 0%) is exactly as expected.
             ratio = observed_num / expected if expected else 1.0
-            adjusted = ratio * city_rate
+            adjusted = ratio * city_rate if adjust else observed_num / observed_den
         out[unit] = RateFigure(
             numerator=int(observed_num),
             denominator=int(observed_den),
             raw=observed_num / observed_den if observed_den else None,
-            expected=expected if observed_den else None,
+            expected=expected if observed_den and adjust else None,
             adjusted=adjusted,
         )
     return out
@@ -231,7 +236,8 @@ def rank(figures: Mapping[str, RateFigure], min_volume: int) -> dict[str, RateFi
 def assess(table: Table, dimension: Dimension, min_volume: int) -> list[UnitReport]:
     """Every unit of `dimension` in the bucket: its counts, and each rate raw, adjusted and ranked."""
     cells = table.by_category(dimension)
-    ranked = {r: rank(standardise(cells, r), min_volume) for r in RATE_NAMES}
+    adjust = dimension != "category"
+    ranked = {r: rank(standardise(cells, r, adjust=adjust), min_volume) for r in RATE_NAMES}
     totals: dict[str, Counter[str]] = {}
     for (unit, _), counts in cells.items():
         totals.setdefault(unit, Counter()).update(counts)
