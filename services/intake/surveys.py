@@ -11,21 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.intake import signatures
-from services.intake.http import (
-    HttpError,
-    IntakeMetrics,
-    instrumented,
-    read_body,
-    require_content_type,
-    validation_error,
-)
+from services.intake.http import HttpError, IntakeMetrics, instrumented, signed_json
 from shared import streams, surveys
 from shared.codec import encode
 from shared.events import SurveyAnswered, utcnow
@@ -70,18 +62,7 @@ def survey_routes(settings: IntakeSettings, redis: Redis, metrics: IntakeMetrics
     script = redis.register_script(_ANSWER)
 
     async def answer(request: Request) -> Response:
-        require_content_type(request, "application/json")
-        body = await read_body(request, settings.max_body_bytes)
-        try:
-            signatures.verify(settings.webhook_secrets, request.headers, body)
-        except signatures.SignatureError as exc:
-            raise HttpError(401, "bad_signature", str(exc)) from None
-        try:
-            data = SurveyAnswer.model_validate_json(body)
-        except ValidationError as exc:
-            if any(e["type"] == "json_invalid" for e in exc.errors()):
-                raise HttpError(400, "invalid_json", "the body is not valid JSON") from None
-            raise validation_error(exc) from None
+        _, data = await signed_json(request, settings.webhook_secrets, settings.max_body_bytes, SurveyAnswer)
         current = await store_or_unavailable(redis.hget(keys.ticket(data.ticket_id), surveys.ROUND_FIELD))
         for _ in range(3):  # a new round can open between the read and the script: read it again
             survey_round = int(current) if current is not None else 0
