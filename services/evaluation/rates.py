@@ -6,10 +6,12 @@ ISO week `2026-W48`, month `2026-11`, in the city's time zone), one field per
 every field is what the case-mix adjustment needs; category and city figures are sums of the department
 rows. Counters are only ever changed by `StoreWrite` ops, which run once per event.
 
-Case mix (indirect standardisation): a unit's expected count is what it would have scored at the city's
-rate in each of its own categories, E = Σ_c n_c · p_c. Its adjusted rate is (observed / E) · the city's
-overall rate, so a unit that gets the hardest categories is compared with what those categories usually
-achieve, not with the easy ones of its neighbours.
+Case mix (indirect standardisation): a unit's expected count is what it would have scored at the rate
+the other units achieve in each of its own categories, E = Σ_c n_c · p_c(others), each p_c shrunk towards
+the city's rate by `PRIOR_CASES` pseudo-cases. Its adjusted rate is (observed / E) · the city's overall
+rate, so a unit that gets the hardest categories is compared with what those categories usually achieve,
+not with the easy ones of its neighbours. A category no other unit handles carries no information about
+difficulty: its benchmark is the city's rate, which leaves that part of the unit unadjusted.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ RATES: dict[RateName, tuple[Measure, Measure]] = {
 }
 UNKNOWN = "unknown"
 CITY = "city"
+PRIOR_CASES = 5
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,6 @@ def standardise(
         acc = per_category.setdefault(category, [0, 0])
         acc[0] += c.get(num_m, 0)
         acc[1] += c.get(den_m, 0)
-    category_rate = {cat: n / d for cat, (n, d) in per_category.items() if d}
     city_num = sum(n for n, _ in per_category.values())
     city_den = sum(d for _, d in per_category.values())
     city_rate = city_num / city_den if city_den else None
@@ -198,7 +200,14 @@ def standardise(
         den = c.get(den_m, 0)
         row[0] += c.get(num_m, 0)
         row[1] += den
-        row[2] += den * category_rate.get(category, 0.0)
+        if city_rate is not None:
+            # What the *other* units achieve in this category, shrunk towards the city's rate by
+            # PRIOR_CASES pseudo-cases: a unit is not its own benchmark, and a category only it handles
+            # (nobody to compare with) falls back to the city's rate, i.e. no adjustment.
+            cat_num, cat_den = per_category[category]
+            others_num, others_den = cat_num - c.get(num_m, 0), cat_den - den
+            benchmark = (others_num + PRIOR_CASES * city_rate) / (others_den + PRIOR_CASES)
+            row[2] += den * benchmark
     out: dict[str, RateFigure] = {}
     for unit, (observed_num, observed_den, expected) in observed.items():
         adjusted = None

@@ -277,8 +277,9 @@ def render_html(report: MonthReport) -> str:
 <p><small>Response rate: dispatches signed for by the department within the dispatch deadline,
 over dispatches. Resolution rate: answers saying the problem is resolved, over survey answers.
 Satisfaction rate: 满意 and 基本满意, over survey answers.
-Adjusted rates compare each unit with the city's rate in each of its own categories
-(indirect standardisation), so units given the hardest categories are not punished for it.</small></p>
+Adjusted rates compare each unit with what the other units achieve in each of its own categories
+(indirect standardisation), so units given the hardest categories are not punished for it; a category
+only one unit handles cannot be compared and is left unadjusted.</small></p>
 <h2>Rates per day</h2><p class="legend">{legend}</p>{line_chart(report.days)}
 <h2>Worst categories (lowest resolution rate, at least {mb.min_volume} answers)</h2>
 <table><thead><tr><th>category</th><th>resolution</th><th>satisfaction</th><th>answered</th><th>reopened</th></tr></thead>

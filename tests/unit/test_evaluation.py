@@ -83,13 +83,26 @@ CASE_MIX = {
 }
 
 
-def test_case_mix_adjustment_is_indirect_standardisation() -> None:
+def test_case_mix_adjustment_is_indirect_standardisation_against_the_other_units() -> None:
     figures = standardise(table(CASE_MIX).by_category("department"), "resolution")
-    # City: easy 180/200 = 0.9, hard 100/200 = 0.5, overall 280/400 = 0.7.
+    city = 280 / 400
+
+    def benchmark(others_resolved: int, others_evaluated: int) -> float:
+        return (others_resolved + 5 * city) / (others_evaluated + 5)
+
     a, b, c = figures["A"], figures["B"], figures["C"]
-    assert (a.raw, a.expected, a.adjusted) == pytest.approx((0.9, 90.0, 0.7))
-    assert (b.raw, b.expected, b.adjusted) == pytest.approx((0.6, 50.0, 60 / 50 * 0.7))
-    assert (c.raw, c.expected, c.adjusted) == pytest.approx((0.65, 140.0, 130 / 140 * 0.7))
+    expected_a = 100 * benchmark(90, 100)  # easy, as C does it
+    expected_b = 100 * benchmark(40, 100)  # hard, as C does it
+    expected_c = 100 * benchmark(90, 100) + 100 * benchmark(60, 100)
+    assert (a.raw, a.expected, a.adjusted) == pytest.approx((0.9, expected_a, 90 / expected_a * city))
+    assert (b.raw, b.expected, b.adjusted) == pytest.approx((0.6, expected_b, 60 / expected_b * city))
+    assert (c.raw, c.expected, c.adjusted) == pytest.approx((0.65, expected_c, 130 / expected_c * city))
+
+
+def test_a_category_nobody_else_handles_leaves_its_unit_unadjusted() -> None:
+    rows = {**CASE_MIX, ("W", "water"): {"evaluated": 50, "resolved": 45}}
+    w = standardise(table(rows).by_category("department"), "resolution")["W"]
+    assert w.adjusted == pytest.approx(w.raw)
 
 
 def test_the_adjusted_ranking_stops_punishing_the_unit_with_the_hardest_cases() -> None:
@@ -112,7 +125,7 @@ def test_ties_share_a_rank() -> None:
     figures = standardise(
         table(
             {
-                ("A", "c"): {"evaluated": 50, "resolved": 25},
+                ("A", "c"): {"evaluated": 40, "resolved": 20},
                 ("B", "c"): {"evaluated": 40, "resolved": 20},
                 ("C", "c"): {"evaluated": 40, "resolved": 30},
             }
