@@ -29,6 +29,9 @@ from shared.ids import derive_id
 from shared.store import iso, keys
 
 E = TypeVar("E", bound=Event)
+# All-time dispatch totals (the audit of `hotline demo` and the fault tests read them).
+DISPATCHED_BY_DEPARTMENT = keys.counters("dispatched_by_department")
+DISPATCHED_BY_CATEGORY = keys.counters("dispatched_by_category")
 Ops = list[list[str | int | float]]
 
 
@@ -60,7 +63,11 @@ def on_dispatched(event: TicketDispatched, state: TicketState, policy: Policy) -
                     "eval_dispatch_due_at": iso(event.dispatch_due_at),
                     "evaluation_tracked_at": iso(utcnow()),
                 },
-                ops=count(units, "dispatched", event.occurred_at, policy.tz),
+                ops=[
+                    ["HINCRBY", DISPATCHED_BY_DEPARTMENT, event.department, 1],
+                    ["HINCRBY", DISPATCHED_BY_CATEGORY, event.category, 1],
+                    *count(units, "dispatched", event.occurred_at, policy.tz),
+                ],
             )
         ]
     )
