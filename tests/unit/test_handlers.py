@@ -9,7 +9,8 @@ from services.classifier.handlers import classify_batch
 from services.dispatch.handlers import dispatch
 from services.dispatch.routing import Department, RoutingTable, Rule
 from services.dispatch.sla import deadlines
-from services.evaluation.handlers import DISPATCHED_BY_DEPARTMENT, on_dispatched
+from services.evaluation.handlers import DISPATCHED_BY_DEPARTMENT, Policy, on_dispatched
+from services.evaluation.state import TicketState
 from shared import streams
 from shared.events import Place, TicketClassified, TicketDispatched, TicketReceived, TicketReview
 
@@ -143,5 +144,6 @@ def test_deadlines_follow_the_12345_standard() -> None:
 def test_evaluation_counts_each_dispatch_by_department() -> None:
     event = dispatch(classified(), routing=ROUTING).publish[0].event
     assert isinstance(event, TicketDispatched)
-    write = on_dispatched(event).writes[0]
+    write = on_dispatched(event, TicketState(), Policy(tz=UTC, survey_delay=timedelta(hours=1))).writes[0]
     assert ["HINCRBY", DISPATCHED_BY_DEPARTMENT, "water", 1] in write.ops
+    assert ["HINCRBY", "hotline:rates:month:2026-11", "department|water|utilities|dispatched", 1] in write.ops
