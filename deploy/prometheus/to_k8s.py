@@ -15,7 +15,10 @@ import yaml
 HERE = Path(__file__).resolve().parent
 RULES = HERE / "rules.yaml"
 TARGET = HERE.parent / "k8s" / "base" / "prometheus-rule.yaml"
-HEADER = "# Generated from deploy/prometheus/rules.yaml by deploy/prometheus/to_k8s.py: edit that file, then rerun.\n"
+HEADER = (
+    "# Generated from deploy/prometheus/rules.yaml by deploy/prometheus/to_k8s.py: "
+    "edit that file, then rerun.\n"
+)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -41,9 +44,7 @@ def prometheus_rule(rules: dict[str, Any]) -> dict[str, Any]:
 
 def render() -> str:
     rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    body = yaml.dump(
-        prometheus_rule(rules), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110
-    )
+    body = yaml.dump(prometheus_rule(rules), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
     return HEADER + body
 
 

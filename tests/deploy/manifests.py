@@ -14,6 +14,11 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from services.classifier.app import build as build_classifier
+from services.dispatch.app import build as build_dispatch
+from services.evaluation.app import build as build_evaluation
+from services.insight.app import build as build_insight
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 BASE = DEPLOY / "k8s" / "base"
@@ -23,6 +28,21 @@ KUSTOMIZATIONS = [BASE, *OVERLAYS]
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 
 Doc = dict[str, Any]
+
+# Each worker as its app builds it (no connection is made): the consumers it declares are the truth the
+# manifests and the metrics are checked against.
+WORKERS = {
+    "classifier": build_classifier,
+    "dispatch": build_dispatch,
+    "evaluation": build_evaluation,
+    "insight": build_insight,
+}
+SERVICES = ("intake", *WORKERS)
+
+
+def consumed_groups(service: str) -> set[tuple[str, str]]:
+    worker, _ = WORKERS[service]()
+    return {(c.stream, c.group) for c in worker.consumers}
 
 
 def load_docs(path: Path) -> list[Doc]:
@@ -131,7 +151,5 @@ def dashboard() -> Doc:
 
 def dashboard_expressions() -> dict[str, str]:
     return {
-        f"{p['title']} [{t['refId']}]": t["expr"]
-        for p in dashboard()["panels"]
-        for t in p.get("targets", [])
+        f"{p['title']} [{t['refId']}]": t["expr"] for p in dashboard()["panels"] for t in p.get("targets", [])
     }

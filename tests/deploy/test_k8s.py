@@ -7,11 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.classifier.app import build as build_classifier
-from services.dispatch.app import build as build_dispatch
 from services.dispatch.routing import load_routing
-from services.evaluation.app import build as build_evaluation
-from services.insight.app import build as build_insight
 from shared.settings import CommonSettings
 from shared.taxonomy import load_taxonomy
 from tests.deploy.manifests import (
@@ -19,8 +15,11 @@ from tests.deploy.manifests import (
     DEPLOY,
     KUSTOMIZATIONS,
     REPO,
+    SERVICES,
+    WORKERS,
     Doc,
     base_resources,
+    consumed_groups,
     kustomization,
     kustomize_command,
     load_docs,
@@ -31,13 +30,6 @@ from tests.deploy.manifests import (
     validation_errors,
 )
 
-WORKERS = {
-    "classifier": build_classifier,
-    "dispatch": build_dispatch,
-    "evaluation": build_evaluation,
-    "insight": build_insight,
-}
-SERVICES = ("intake", *WORKERS)
 SECRET_KEYS = {"redis-password", "webhook-secrets", "caller-hash-key"}
 
 
@@ -77,7 +69,9 @@ def test_the_validation_refuses_a_misspelt_field_and_a_wrong_type() -> None:
     deployment = _deployment(base_resources(), "classifier")
     pod_spec(deployment)["containers"][0]["livenesProbe "] = {}
     assert any("livenesProbe " in e for e in validation_errors(deployment))
-    (scaled,) = [d for d in of_kind(base_resources(), "ScaledObject") if "classifier" in d["metadata"]["name"]]
+    (scaled,) = [
+        d for d in of_kind(base_resources(), "ScaledObject") if "classifier" in d["metadata"]["name"]
+    ]
     scaled["spec"]["triggers"][0]["metadata"]["lagCount"] = 200  # KEDA wants strings
     assert any("is not of type 'string'" in e for e in validation_errors(scaled))
 
@@ -120,16 +114,23 @@ def test_each_service_runs_one_process_with_probes_resources_and_a_grace_period(
 def test_each_service_has_a_disruption_budget_over_its_pods(service: str) -> None:
     docs = base_resources()
     labels = _deployment(docs, service)["spec"]["template"]["metadata"]["labels"]
-    budgets = [d for d in of_kind(docs, "PodDisruptionBudget") if matches(d["spec"]["selector"]["matchLabels"], labels)]
+    budgets = [
+        d
+        for d in of_kind(docs, "PodDisruptionBudget")
+        if matches(d["spec"]["selector"]["matchLabels"], labels)
+    ]
     assert len(budgets) == 1
 
 
 @pytest.mark.parametrize("service", WORKERS)
 def test_each_worker_scales_on_the_lag_of_every_group_it_reads(service: str) -> None:
-    worker, _ = WORKERS[service]()
-    consumed = {(c.stream, c.group) for c in worker.consumers}
+    consumed = consumed_groups(service)
     docs = base_resources()
-    (scaled,) = [d for d in of_kind(docs, "ScaledObject") if d["spec"]["scaleTargetRef"]["name"] == f"hotline-{service}"]
+    (scaled,) = [
+        d
+        for d in of_kind(docs, "ScaledObject")
+        if d["spec"]["scaleTargetRef"]["name"] == f"hotline-{service}"
+    ]
     triggers = scaled["spec"]["triggers"]
     assert {(t["metadata"]["stream"], t["metadata"]["consumerGroup"]) for t in triggers} == consumed
     auth = {d["metadata"]["name"] for d in of_kind(docs, "TriggerAuthentication")}
@@ -172,8 +173,13 @@ def test_every_module_the_manifests_run_exists() -> None:
 
 
 def test_secrets_are_referenced_never_inlined() -> None:
-    docs = [d for folder in KUSTOMIZATIONS for name in kustomization(folder).get("resources", [])
-            if (folder / name).is_file() for d in load_docs(folder / name)]
+    docs = [
+        d
+        for folder in KUSTOMIZATIONS
+        for name in kustomization(folder).get("resources", [])
+        if (folder / name).is_file()
+        for d in load_docs(folder / name)
+    ]
     assert of_kind(docs, "Secret") == []
     assert all("secretGenerator" not in kustomization(f) for f in KUSTOMIZATIONS)
     used = set()
@@ -211,8 +217,11 @@ def test_monitors_select_every_service_on_its_http_port() -> None:
 def test_reference_redis_persists_with_aof_and_never_evicts() -> None:
     docs = base_resources()
     (config,) = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"] == "hotline-redis-config"]
-    settings = dict(line.split(" ", 1) for line in config["data"]["redis.conf"].splitlines()
-                    if line and not line.startswith("#"))
+    settings = dict(
+        line.split(" ", 1)
+        for line in config["data"]["redis.conf"].splitlines()
+        if line and not line.startswith("#")
+    )
     assert settings["appendonly"] == "yes" and settings["appendfsync"] == "everysec"
     assert settings["maxmemory-policy"] == "noeviction"
     (redis,) = of_kind(docs, "StatefulSet")
