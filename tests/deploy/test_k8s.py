@@ -122,6 +122,18 @@ def test_each_service_has_a_disruption_budget_over_its_pods(service: str) -> Non
     assert len(budgets) == 1
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_is_autoscaled_and_leaves_the_replica_count_to_its_autoscaler(service: str) -> None:
+    docs = base_resources()
+    assert "replicas" not in _deployment(docs, service)["spec"]
+    targets = [
+        d["spec"]["scaleTargetRef"]["name"]
+        for d in docs
+        if d["kind"] in ("ScaledObject", "HorizontalPodAutoscaler")
+    ]
+    assert targets.count(f"hotline-{service}") == 1
+
+
 @pytest.mark.parametrize("service", WORKERS)
 def test_each_worker_scales_on_the_lag_of_every_group_it_reads(service: str) -> None:
     consumed = consumed_groups(service)
