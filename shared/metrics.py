@@ -40,7 +40,7 @@ class WorkerMetrics:
             registry=registry,
         )
         self.batch_size = Histogram(
-            "hotline_batch_size",
+            "hotline_batch_size_entries",
             "Entries per batch",
             ["service", "stream"],
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
