@@ -119,7 +119,6 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 # (tests/deploy/test_prometheus_e2e.py then checks it against the real /metrics).
 ANNOUNCED = frozenset(
     {
-        "hotline_rate_ratio",  # evaluation: the 三率, by rate (response, resolution, satisfaction) and unit
         "hotline_escalations_total",  # dispatch: tickets escalated past a deadline
         "hotline_hotspots_open",  # insight: hotspots currently open
         "hotline_hotspot_alerts_total",  # insight: hotspot alerts raised

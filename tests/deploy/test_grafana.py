@@ -39,6 +39,6 @@ def test_the_dashboard_shows_the_loop() -> None:
         "hotline_stage_latency_seconds_bucket",
         "hotline_stream_lag_entries",
         "hotline_dlq_length_entries",
-        "hotline_rate_ratio",
+        "hotline_evaluation_rate",
         "hotline_hotspots_open",
     } <= used
