@@ -41,6 +41,7 @@ class Corrected(BaseModel):
     ticket_id: str
     category: str
     previous: str | None
+    duplicate: bool
 
 
 OPERATIONS = [
@@ -83,6 +84,13 @@ def routes(deps: Deps) -> list[Route]:
         ticket = await available(deps.store.get(ticket_id))
         if ticket is None:
             raise HttpError(404, "unknown_ticket", f"no ticket {ticket_id}")
+        if (
+            ticket.category == fix.category
+            and (ticket.model_extra or {}).get("category_source") == "operator"
+        ):
+            # Already corrected to this (a retry, or a second operator agreeing): nothing new to learn.
+            deps.metrics.events.labels("label", "duplicate").inc()
+            return _corrected(ticket_id, fix.category, ticket.category, duplicate=True)
         key = request.headers.get("idempotency-key")
         now = iso(utcnow())
         label = {
@@ -95,8 +103,9 @@ def routes(deps: Deps) -> list[Route]:
         }
         write = StoreWrite(
             ticket_id=ticket_id,
+            # Keyed on the ticket's last update too, so A -> B -> A -> B records every correction.
             event_id=derive_id(
-                ticket_id, "category", operator, key[:200] if key else label["previous"], fix.category
+                ticket_id, "category", operator, fix.category, key[:200] if key else str(ticket.updated_at)
             ),
             fields={"category": fix.category, "category_source": "operator", "updated_at": now},
             history={
@@ -118,9 +127,11 @@ def routes(deps: Deps) -> list[Route]:
         )
         await available(deps.store.apply(write, scope="intake-operator"))
         deps.metrics.events.labels("label", "ok").inc()
-        return JSONResponse(
-            Corrected(ticket_id=ticket_id, category=fix.category, previous=ticket.category).model_dump(),
-            status_code=202,
-        )
+        return _corrected(ticket_id, fix.category, ticket.category, duplicate=False)
 
     return [Route(PATH, instrumented("operator_category", deps.metrics, correct), methods=["POST"])]
+
+
+def _corrected(ticket_id: str, category: str, previous: str | None, *, duplicate: bool) -> JSONResponse:
+    answer = Corrected(ticket_id=ticket_id, category=category, previous=previous, duplicate=duplicate)
+    return JSONResponse(answer.model_dump(), status_code=202)
