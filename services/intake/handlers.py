@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from shared import streams
@@ -195,9 +196,9 @@ class TicketIntake:
                 DEDUPE_TTL_SECONDS,
                 await encode(event),
                 self.maxlen,
-                json.dumps(fields, ensure_ascii=False),
+                to_json(fields),
                 event.received_at.timestamp(),
-                json.dumps(history, ensure_ascii=False),
+                to_json(history),
                 rate.limit,
                 rate.window,
             ],

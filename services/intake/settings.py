@@ -7,8 +7,10 @@ import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
+from pydantic_settings import SettingsConfigDict
 
 from services.intake.credentials import token_hash
+from services.intake.signatures import secret_bytes
 from shared.settings import CommonSettings
 
 DEV_SECRET = "whsec_aG90bGluZS1kZXZlbG9wbWVudC1zZWNyZXQ="  # "hotline-development-secret"
@@ -37,14 +39,29 @@ def _hex_hashes(value: dict[str, list[str]] | None) -> dict[str, list[str]] | No
 TokenHashes = Annotated[dict[str, list[str]], AfterValidator(_hex_hashes)]
 
 
+def _webhook_secrets(value: list[str]) -> list[str]:
+    for secret in value:
+        try:
+            secret_bytes(secret)
+        except ValueError:
+            raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+    return value
+
+
+WebhookSecrets = Annotated[list[str], AfterValidator(_webhook_secrets)]
+
+
 class IntakeSettings(CommonSettings):
+    # A refused setting must not print the secret it was given.
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore", hide_input_in_errors=True)
+
     port: int = 8080
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     caller_hash_key: str = DEV_CALLER_KEY
-    webhook_secrets: list[str] = Field(
+    webhook_secrets: WebhookSecrets = Field(
         default=[DEV_SECRET], min_length=1, description="Standard Webhooks secrets of telephony (rotation)"
     )
-    survey_webhook_secrets: list[str] = Field(
+    survey_webhook_secrets: WebhookSecrets = Field(
         default=[DEV_SURVEY_SECRET],
         min_length=1,
         description="Standard Webhooks secrets of the surveys",

@@ -26,6 +26,7 @@ from services.intake.http import (
     read_body,
     require_content_type,
 )
+from services.intake.models import MAX_TEXT
 from services.intake.openapi import Operation, Param, TicketAccepted
 from services.intake.privacy import caller_ref
 from shared.events import TicketReceived, utcnow
@@ -51,6 +52,8 @@ class TwilioCall(BaseModel):
     def _has_text(self) -> TwilioCall:
         if not (self.SpeechResult or "").strip() and not (self.TranscriptionText or "").strip():
             raise ValueError("one of SpeechResult or TranscriptionText is required")
+        if len(self.text()) > MAX_TEXT:
+            raise ValueError(f"SpeechResult and TranscriptionText together exceed {MAX_TEXT} characters")
         return self
 
     def text(self) -> str:

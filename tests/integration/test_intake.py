@@ -178,3 +178,12 @@ async def test_metrics_count_signature_failures_and_latency(client: httpx.AsyncC
     assert 'hotline_intake_signature_failures_total{route="telephony"} 1.0' in metrics
     assert 'hotline_intake_request_duration_seconds_count{route="telephony"} 2.0' in metrics
     assert 'hotline_intake_tickets_accepted_total{channel="telephony",outcome="new"} 1.0' in metrics
+
+
+async def test_transcript_and_notes_together_are_capped_at_the_event_limit(
+    redis: Redis, redis_url: str
+) -> None:
+    async with intake_client(redis_url) as c:
+        resp = await post(c, call(transcript="话" * 15_000, agent_notes="记" * 15_000))
+    assert resp.status_code == 422
+    assert "together exceed" in resp.json()["error"]["fields"][0]["problem"]
