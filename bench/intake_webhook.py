@@ -84,7 +84,7 @@ def start(kind: str, port: int, redis_url: str) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            httpx.post(f"http://127.0.0.1:{port}{PATH}", content=b"{}", timeout=1)
+            httpx.get(f"http://127.0.0.1:{port}{PATH}", timeout=1)  # any answer (405) means it is up
             return process
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -190,7 +190,8 @@ def main() -> None:
                     result["cpu_us"] = cpu / (result["rps"] * args.seconds) * 1e6
                     results[kind].append(result)
                     print(
-                        f"round {round_ + 1} {kind:8s} {result['rps']:8.0f} req/s  p50 {result['p50']:6.2f} ms"
+                        f"round {round_ + 1} {kind:8s} {result['rps']:8.0f} req/s"
+                        f"  p50 {result['p50']:6.2f} ms"
                         f"  p99 {result['p99']:6.2f} ms  server CPU {result['cpu_us']:5.0f} us/req"
                         f"  non-202 {result['errors']:.0f}",
                         flush=True,

@@ -33,8 +33,10 @@ from services.intake.http import (
     read_body,
     require_content_type,
 )
+from services.intake.privacy import caller_ref
 from services.intake.settings import IntakeSettings
-from shared.events import Event, TicketReceived
+from shared.events import Channel, Event, TicketReceived, utcnow
+from shared.ids import derive_id, ticket_id_for
 from shared.store import TicketStore
 from shared.taxonomy import ConfigError, Taxonomy
 
@@ -106,6 +108,24 @@ class Deps:
         except signatures.SignatureError as exc:
             raise HttpError(401, "bad_signature", str(exc)) from None
         return webhook_id, parse_json(model, body)
+
+    def received(
+        self, channel: Channel, source_id: str, *, text: str, caller: str | None, **details: Any
+    ) -> TicketReceived:
+        """A new ticket's event: its id follows from the provider's id, the caller is kept only hashed."""
+        ticket_id = ticket_id_for(channel, source_id)
+        now = utcnow()
+        return TicketReceived(
+            event_id=derive_id(ticket_id, "received"),
+            ticket_id=ticket_id,
+            occurred_at=now,
+            channel=channel,
+            source_id=source_id,
+            text=text,
+            caller=caller_ref(caller, self.settings.caller_hash_key.encode()) if caller else None,
+            received_at=now,
+            **details,
+        )
 
     async def accept(self, event: TicketReceived, *, delivery_id: str | None, rate: Rate) -> Accepted:
         """Store a new ticket (or find the one a retry already made), counting it in the metrics."""

@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events import Location, UtcDatetime
 
-
 MAX_TEXT = 20_000  # TicketReceived.text
 
 

@@ -31,9 +31,7 @@ from services.intake.http import (
     require_content_type,
 )
 from services.intake.openapi import Operation, Param
-from services.intake.privacy import caller_ref
-from shared.events import Location, TicketReceived, utcnow
-from shared.ids import derive_id, ticket_id_for
+from shared.events import Location, utcnow
 from shared.store import Ticket
 from shared.taxonomy import Attribute, Category
 
@@ -309,7 +307,6 @@ OPERATIONS = [
 
 def routes(deps: Deps) -> list[Route]:
     settings, taxonomy = deps.settings, deps.taxonomy
-    caller_key = settings.caller_hash_key.encode()
     base_url = settings.public_base_url.rstrip("/") + BASE
 
     def when(value: datetime | None) -> str | None:
@@ -422,21 +419,15 @@ def routes(deps: Deps) -> list[Route]:
         source_id = hashlib.sha256(client.encode() + b"\x1f" + (key.encode() if key else body)).hexdigest()[
             :32
         ]
-        ticket_id = ticket_id_for("open311", source_id)
-        now = utcnow()
-        event = TicketReceived(
-            event_id=derive_id(ticket_id, "received"),
-            ticket_id=ticket_id,
-            occurred_at=now,
-            channel="open311",
-            source_id=source_id,
+        event = deps.received(
+            "open311",
+            source_id,
             text=(form.description or "").strip() or category.name,
+            caller=form.phone,
             title=category.name,
-            caller=caller_ref(form.phone, caller_key) if form.phone else None,
             location=Location(lat=form.lat, lon=form.long, address=form.address_string or form.address_id),
             service_code=category.code,
             attributes=attributes or None,
-            received_at=now,
         )
         result = await deps.accept(event, delivery_id=None, rate=deps.rate("open311_write", client))
         created = Created(service_request_id=result.ticket_id, service_notice="")

@@ -7,7 +7,6 @@ import re
 
 from shared.events import CallerRef
 
-
 _NOT_DIGIT = re.compile(r"\D")
 
 

@@ -10,9 +10,6 @@ from services.intake.deps import Deps, accepted
 from services.intake.http import client_ip, instrumented
 from services.intake.models import TelephonyCall
 from services.intake.openapi import SIGNED, Operation, TicketAccepted
-from services.intake.privacy import caller_ref
-from shared.events import TicketReceived, utcnow
-from shared.ids import derive_id, ticket_id_for
 
 PATH = "/v1/webhooks/telephony"
 
@@ -32,24 +29,16 @@ OPERATIONS = [
 
 
 def routes(deps: Deps) -> list[Route]:
-    caller_key = deps.settings.caller_hash_key.encode()
-
     async def telephony(request: Request) -> Response:
         webhook_id, call = await deps.signed_json(request, deps.settings.webhook_secrets, TelephonyCall)
-        ticket_id = ticket_id_for("telephony", call.call_id)
-        now = utcnow()
-        event = TicketReceived(
-            event_id=derive_id(ticket_id, "received"),
-            ticket_id=ticket_id,
-            occurred_at=now,
-            channel="telephony",
-            source_id=call.call_id,
+        event = deps.received(
+            "telephony",
+            call.call_id,
             text=call.text(),
+            caller=call.caller,
             language=call.language,
-            caller=caller_ref(call.caller, caller_key) if call.caller else None,
             location=call.location,
             ivr_choice=call.ivr_choice,
-            received_at=now,
         )
         rate = deps.rate("webhook", client_ip(request))
         return accepted(await deps.accept(event, delivery_id=webhook_id, rate=rate))

@@ -28,9 +28,6 @@ from services.intake.http import (
 )
 from services.intake.models import MAX_TEXT
 from services.intake.openapi import Operation, Param, TicketAccepted
-from services.intake.privacy import caller_ref
-from shared.events import TicketReceived, utcnow
-from shared.ids import derive_id, ticket_id_for
 
 PATH = "/v1/webhooks/twilio"
 FORM = "application/x-www-form-urlencoded"
@@ -100,7 +97,6 @@ OPERATIONS = [
 def routes(deps: Deps) -> list[Route]:
     settings = deps.settings
     base_url = settings.public_base_url.rstrip("/")
-    caller_key = settings.caller_hash_key.encode()
 
     async def twilio(request: Request) -> Response:
         require_content_type(request, FORM)
@@ -109,19 +105,13 @@ def routes(deps: Deps) -> list[Route]:
         url = base_url + request.url.path + (f"?{query}" if query else "")
         verify(settings.twilio_auth_tokens, url, params, request.headers.get("x-twilio-signature"))
         call = parse_fields(TwilioCall, dict(params))
-        ticket_id = ticket_id_for("twilio", call.CallSid)
-        now = utcnow()
-        event = TicketReceived(
-            event_id=derive_id(ticket_id, "received"),
-            ticket_id=ticket_id,
-            occurred_at=now,
-            channel="twilio",
-            source_id=call.CallSid,
+        event = deps.received(
+            "twilio",
+            call.CallSid,
             text=call.text(),
+            caller=call.From,
             language=call.language(),
-            caller=caller_ref(call.From, caller_key) if call.From else None,
             ivr_choice=call.Digits or None,
-            received_at=now,
         )
         rate = deps.rate("webhook", client_ip(request))
         return accepted(await deps.accept(event, delivery_id=None, rate=rate))
