@@ -39,7 +39,6 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
         metrics=IntakeMetrics(registry),
         taxonomy=load_taxonomy(settings.taxonomy_path),
         department_names=load_department_names(settings.routing_path),
-        department_tokens=Credentials(settings.department_tokens or {}),
         operator_tokens=Credentials(settings.operator_tokens),
         open311_keys=Credentials(settings.open311_api_keys),
     )

@@ -75,7 +75,6 @@ class Deps:
     metrics: IntakeMetrics
     taxonomy: Taxonomy
     department_names: dict[str, str]
-    department_tokens: Credentials
     operator_tokens: Credentials
     open311_keys: Credentials
 
