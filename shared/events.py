@@ -68,6 +68,9 @@ class TicketReceived(Event):
     ivr_choice: str | None = None
     service_code: str | None = Field(default=None, description="A category chosen by the citizen, if any")
     received_at: UtcDatetime
+    attributes: dict[str, list[str]] | None = Field(
+        default=None, description="Answers to the service's extra questions (Open311 attribute[code])"
+    )
 
 
 class Place(BaseModel):

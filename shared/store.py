@@ -36,6 +36,9 @@ class keys:
         return f"{PREFIX}:ticket:{ticket_id}:history"
 
     by_created = f"{PREFIX}:tickets:by_created"
+    # Operators' category corrections, a stream of flat fields {ticket_id, text, category, previous,
+    # operator, at}: the classifier's training labels (written by intake).
+    labels = f"{PREFIX}:labels"
 
     @staticmethod
     def department_open(department: str) -> str:
@@ -168,10 +171,17 @@ class TicketStore:
         rows = await self.redis.lrange(keys.history(ticket_id), 0, -1)
         return [json.loads(row) for row in rows]
 
-    async def recent_ids(self, since: datetime, until: datetime, limit: int) -> list[str]:
-        ids = await self.redis.zrangebyscore(
-            keys.by_created, since.timestamp(), until.timestamp(), start=0, num=limit
-        )
+    async def recent_ids(
+        self, since: datetime, until: datetime, limit: int, *, offset: int = 0, newest_first: bool = False
+    ) -> list[str]:
+        if newest_first:
+            ids = await self.redis.zrevrangebyscore(
+                keys.by_created, until.timestamp(), since.timestamp(), start=offset, num=limit
+            )
+        else:
+            ids = await self.redis.zrangebyscore(
+                keys.by_created, since.timestamp(), until.timestamp(), start=offset, num=limit
+            )
         return [_s(i) for i in ids if isinstance(i, bytes | str)]
 
 

@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class AttributeValue(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str
+    name: str
+
+
+class Attribute(BaseModel):
+    """An extra question asked when a citizen reports in this category (an Open311 service attribute)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    description: str
+    datatype: Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"] = "string"
+    required: bool = False
+    datatype_description: str = ""
+    values: list[AttributeValue] = []
 
 
 class Category(BaseModel):
@@ -17,6 +38,7 @@ class Category(BaseModel):
     aliases: list[str] = []
     keywords: list[str] = []
     group: str | None = None
+    attributes: list[Attribute] = []
 
 
 class Taxonomy(BaseModel):

@@ -1,4 +1,5 @@
-from services.intake.app import IntakeSettings, create_app
+from services.intake.app import create_app
+from services.intake.settings import IntakeSettings
 from shared.service import serve
 
 if __name__ == "__main__":

@@ -1,24 +1,58 @@
-"""Accepting a ticket: one atomic Redis script de-duplicates, appends the event and writes the projection.
+"""What intake writes to Redis, each in one atomic script: tickets, events about tickets, rate counters.
 
 Atomic on purpose: a de-duplication marker written without its XADD (Redis fails between the two)
-would make the provider's retry look like a duplicate and lose the ticket.
+would make the provider's retry look like a duplicate and lose the ticket or the action.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
+from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from shared import streams
 from shared.codec import encode
-from shared.events import TicketReceived
-from shared.store import iso, keys
+from shared.events import Event, TicketReceived
+from shared.store import PREFIX, iso, keys
 
 DEDUPE_TTL_SECONDS = 7 * 24 * 3600
 
-_ACCEPT = """
+
+@dataclass(frozen=True)
+class Rate:
+    """A fixed-window counter: at most `limit` hits per `window` seconds for one source."""
+
+    key: str
+    limit: int
+    window: int
+
+
+NO_RATE = Rate("", 0, 1)
+
+
+def rate_key(kind: str, source: str) -> str:
+    return f"{PREFIX}:rate:{kind}:{source}"
+
+
+# Shared by every script: returns the seconds until the window ends when the source is over its limit.
+_RATE = """
+local function limited(key, limit, window)
+  if key == '' then return nil end
+  local n = redis.call('INCR', key)
+  if n == 1 or redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, window) end
+  if n > tonumber(limit) then return math.max(1, redis.call('TTL', key)) end
+  return nil
+end
+"""
+
+_ACCEPT = (
+    _RATE
+    + """
+local wait = limited(KEYS[7], ARGV[8], ARGV[9])
+if wait then return {-1, tostring(wait)} end
 for i = 1, 2 do
   if KEYS[i] ~= '' then
     local seen = redis.call('GET', KEYS[i])
@@ -37,6 +71,50 @@ redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
 redis.call('RPUSH', KEYS[6], ARGV[7])
 return {1, ARGV[1]}
 """
+)
+
+# Events about an existing ticket (department actions, survey answers). The ticket's existence and
+# its current department are checked inside the script, so a re-dispatch racing the request cannot
+# let a department act on a ticket that has just left it.
+_PUBLISH = (
+    _RATE
+    + """
+local wait = limited(KEYS[1], ARGV[1], ARGV[2])
+if wait then return {'rate', tostring(wait)} end
+for i = 2, 3 do
+  if KEYS[i] ~= '' then
+    local seen = redis.call('GET', KEYS[i])
+    if seen then return {'duplicate', seen} end
+  end
+end
+if redis.call('EXISTS', KEYS[4]) == 0 then return {'missing', ''} end
+if ARGV[8] ~= '' then
+  local dept = redis.call('HGET', KEYS[4], 'department') or ''
+  if dept ~= ARGV[8] then return {'forbidden', dept} end
+end
+if ARGV[9] ~= '' then
+  local status = redis.call('HGET', KEYS[4], 'status') or ''
+  for _, refused in ipairs(cjson.decode(ARGV[9])) do
+    if status == refused then return {'conflict', status} end
+  end
+end
+for i = 2, 3 do
+  if KEYS[i] ~= '' then redis.call('SET', KEYS[i], ARGV[3], 'EX', ARGV[4]) end
+end
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', '__data__', ARGV[5])
+redis.call('RPUSH', KEYS[6], ARGV[7])
+return {'ok', ARGV[3]}
+"""
+)
+
+_HIT = (
+    _RATE
+    + """
+local wait = limited(KEYS[1], ARGV[1], ARGV[2])
+if wait then return wait end
+return 0
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -45,13 +123,39 @@ class Accepted:
     duplicate: bool
 
 
+@dataclass(frozen=True)
+class RateLimited:
+    retry_after: int
+
+
+Outcome = Literal["ok", "duplicate", "missing", "forbidden", "conflict"]
+
+
+@dataclass(frozen=True)
+class Published:
+    outcome: Outcome
+    event_id: str = ""
+    detail: str = ""
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis) -> None:
+        self._hit = redis.register_script(_HIT)
+
+    async def hit(self, rate: Rate) -> RateLimited | None:
+        wait = int(await self._hit(keys=[rate.key], args=[rate.limit, rate.window]))
+        return RateLimited(wait) if wait else None
+
+
 class TicketIntake:
     def __init__(self, redis: Redis, maxlen: int) -> None:
         self.redis = redis
         self.maxlen = maxlen
         self._accept = redis.register_script(_ACCEPT)
 
-    async def accept(self, event: TicketReceived, *, delivery_id: str | None = None) -> Accepted:
+    async def accept(
+        self, event: TicketReceived, *, delivery_id: str | None = None, rate: Rate = NO_RATE
+    ) -> Accepted | RateLimited:
         """Store the ticket and its event once; a repeated source or delivery id returns the first ticket."""
         fields = {
             "status": "received",
@@ -67,6 +171,7 @@ class TicketIntake:
             "caller_masked": event.caller.masked if event.caller else None,
             "service_code": event.service_code,
             "ivr_choice": event.ivr_choice,
+            "attributes": json.dumps(event.attributes, ensure_ascii=False) if event.attributes else None,
         }
         if event.location:
             optional |= {
@@ -76,7 +181,7 @@ class TicketIntake:
             }
         fields |= {k: v for k, v in optional.items() if v is not None}
         history = {"at": iso(event.received_at), "event": "received", "summary": f"via {event.channel}"}
-        result = await self._accept(
+        code, value = await self._accept(
             keys=[
                 keys.dedupe(event.channel, event.source_id),
                 keys.dedupe(f"{event.channel}-delivery", delivery_id) if delivery_id else "",
@@ -84,22 +189,82 @@ class TicketIntake:
                 keys.ticket(event.ticket_id),
                 keys.by_created,
                 keys.history(event.ticket_id),
+                rate.key,
             ],
             args=[
                 event.ticket_id,
                 DEDUPE_TTL_SECONDS,
                 await encode(event),
                 self.maxlen,
-                json.dumps(fields, ensure_ascii=False),
+                to_json(fields),
                 event.received_at.timestamp(),
-                json.dumps(history, ensure_ascii=False),
+                to_json(history),
+                rate.limit,
+                rate.window,
             ],
         )
-        created, ticket_id = result
-        return Accepted(
-            ticket_id=ticket_id.decode() if isinstance(ticket_id, bytes) else ticket_id, duplicate=not created
+        if code == -1:
+            return RateLimited(int(value))
+        return Accepted(ticket_id=_s(value), duplicate=code == 0)
+
+
+class EventPublisher:
+    """Publishes one event about an existing ticket, once, and records it in the ticket's history."""
+
+    def __init__(self, redis: Redis, maxlen: int) -> None:
+        self.maxlen = maxlen
+        self._publish = redis.register_script(_PUBLISH)
+
+    async def publish_once(
+        self,
+        stream: str,
+        event: Event,
+        *,
+        history: dict[str, str],
+        dedupe: str | None = None,
+        department: str | None = None,
+        refuse_statuses: tuple[str, ...] = (),
+        rate: Rate = NO_RATE,
+    ) -> Published | RateLimited:
+        """`dedupe`: a second key (besides the event id) that makes a retry a duplicate; `department`,
+        when given, must be the ticket's current one; a ticket in one of `refuse_statuses` is a conflict."""
+        code, value = await self._publish(
+            keys=[
+                rate.key,
+                keys.dedupe(stream, event.event_id),
+                keys.dedupe(stream, dedupe) if dedupe else "",
+                keys.ticket(event.ticket_id),
+                stream,
+                keys.history(event.ticket_id),
+            ],
+            args=[
+                rate.limit,
+                rate.window,
+                event.event_id,
+                DEDUPE_TTL_SECONDS,
+                await encode(event),
+                self.maxlen,
+                json.dumps({"at": iso(event.occurred_at), **history}, ensure_ascii=False),
+                department or "",
+                json.dumps(list(refuse_statuses)) if refuse_statuses else "",
+            ],
         )
+        code = _s(code)
+        if code == "rate":
+            return RateLimited(int(_s(value)))
+        if code == "ok":
+            return Published("ok", event.event_id)
+        if code == "duplicate":
+            return Published("duplicate", _s(value))
+        for outcome in ("missing", "forbidden", "conflict"):
+            if code == outcome:
+                return Published(outcome, detail=_s(value))
+        raise RuntimeError(f"unexpected script result {code!r}")
 
 
 def _num(value: float | None) -> str | None:
     return None if value is None else repr(value)
+
+
+def _s(value: bytes | str | int) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events import Location, UtcDatetime
 
+MAX_TEXT = 20_000  # TicketReceived.text
+
 
 class TelephonyCall(BaseModel):
     """A finished call, posted by the call centre's platform."""
@@ -30,6 +32,8 @@ class TelephonyCall(BaseModel):
     def _has_text(self) -> TelephonyCall:
         if not (self.transcript or "").strip() and not (self.agent_notes or "").strip():
             raise ValueError("one of transcript or agent_notes is required")
+        if len(self.text()) > MAX_TEXT:
+            raise ValueError(f"transcript and agent_notes together exceed {MAX_TEXT} characters")
         return self
 
     def text(self) -> str:

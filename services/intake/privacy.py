@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 
 from shared.events import CallerRef
 
+_NOT_DIGIT = re.compile(r"\D")
+
 
 def caller_ref(number: str, key: bytes) -> CallerRef:
-    digits = re.sub(r"\D", "", number)
-    digest = hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()[:32]
+    digits = _NOT_DIGIT.sub("", number)
+    digest = hmac.digest(key, digits.encode(), "sha256").hex()[:32]
     masked = "*" * max(0, len(digits) - 4) + digits[-4:] if digits else "****"
     return CallerRef(hash=digest, masked=masked)

@@ -1,30 +1,32 @@
 """POST /v1/webhooks/survey: a citizen's answer to the satisfaction survey, from the SMS/IVR gateway.
 
-Body (JSON, Standard Webhooks signed): `ticket_id`, `resolved` (bool), `satisfaction` (1-5, or the
-words 满意 = 5, 基本满意 = 4, 不满意 = 2), `comment` (optional). One answer counts per survey: the first
-one is stored and published (`SurveyAnswered` on `surveys.answered`, event id derived from the ticket
-and survey round); a repeat gets 202 with `duplicate: true` and changes nothing.
-Errors: 404 unknown ticket, 409 no survey open (never resolved, or the answer window has closed).
+Body (JSON, Standard Webhooks signed with the survey secrets): `ticket_id`, `resolved` (true/false, or
+yes/no, 是/否, 已解决/未解决), `satisfaction` (1-5, or the callback script's words 满意 = 5, 基本满意 = 4,
+不满意 = 2), `comment` (optional). Evaluation opens one survey per resolution (its round is on the
+ticket); one answer counts per round: the first is stored and published (`SurveyAnswered`, event id
+derived from the ticket and round) in one script, a repeat gets 202 with `duplicate: true`. Evaluation
+records the answer in the ticket's history when it takes the event.
+Errors: 404 unknown ticket; 409 no survey open (never resolved, or the answer window has closed).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.intake.http import HttpError, IntakeMetrics, instrumented, signed_json
+from services.intake.deps import Deps
+from services.intake.http import HttpError, available, client_ip, instrumented
+from services.intake.openapi import SIGNED, Operation
 from shared import streams, surveys
 from shared.codec import encode
 from shared.events import SurveyAnswered, utcnow
 from shared.store import keys
 
-if TYPE_CHECKING:
-    from services.intake.app import IntakeSettings
+PATH = "/v1/webhooks/survey"
 
 _ANSWER = """
 local round = redis.call('HGET', KEYS[1], ARGV[6])
@@ -41,29 +43,59 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', '__data__', ARGV[5])
 return {'accepted'}
 """
 
+RESOLVED_WORDS = {"yes": True, "no": False, "是": True, "否": False, "已解决": True, "未解决": False}
+
 
 def _satisfaction(value: Any) -> Any:
     return surveys.SATISFACTION_WORDS.get(value.strip(), value) if isinstance(value, str) else value
+
+
+def _resolved(value: Any) -> Any:
+    return RESOLVED_WORDS.get(value.strip().lower(), value) if isinstance(value, str) else value
 
 
 class SurveyAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     ticket_id: str = Field(min_length=1, max_length=64)
-    resolved: bool
-    satisfaction: Annotated[int, BeforeValidator(_satisfaction), Field(ge=1, le=5)]
+    resolved: Annotated[bool, BeforeValidator(_resolved)] = Field(
+        description="true/false, or yes/no, 是/否, 已解决/未解决"
+    )
+    satisfaction: Annotated[int, BeforeValidator(_satisfaction), Field(ge=1, le=5)] = Field(
+        description="1-5, or 满意 (5), 基本满意 (4), 不满意 (2)"
+    )
     comment: str | None = Field(default=None, max_length=4000)
 
 
-def survey_routes(settings: IntakeSettings, redis: Redis, metrics: IntakeMetrics) -> list[Route]:
-    # Imported here, not at the top: app.py imports this module while it is being loaded.
-    from services.intake.app import store_or_unavailable
+class SurveyAccepted(BaseModel):
+    ticket_id: str
+    survey_round: int
+    duplicate: bool
 
+
+OPERATIONS = [
+    Operation(
+        "post",
+        PATH,
+        "A citizen's survey answer (signed JSON); one answer per ticket and survey round",
+        "webhooks",
+        ok=202,
+        body=SurveyAnswer,
+        answer=SurveyAccepted,
+        params=SIGNED,
+        errors=(400, 401, 404, 409, 413, 415, 422, 429, 503),
+    )
+]
+
+
+def routes(deps: Deps) -> list[Route]:
+    redis = deps.redis
     script = redis.register_script(_ANSWER)
 
     async def answer(request: Request) -> Response:
-        _, data = await signed_json(request, settings.webhook_secrets, settings.max_body_bytes, SurveyAnswer)
-        current = await store_or_unavailable(redis.hget(keys.ticket(data.ticket_id), surveys.ROUND_FIELD))
+        await deps.limit("webhook", client_ip(request))
+        _, data = await deps.signed_json(request, deps.settings.survey_webhook_secrets, SurveyAnswer)
+        current = await available(redis.hget(keys.ticket(data.ticket_id), surveys.ROUND_FIELD))
         for _ in range(3):  # a new round can open between the read and the script: read it again
             survey_round = int(current) if current is not None else 0
             event = SurveyAnswered(
@@ -75,7 +107,7 @@ def survey_routes(settings: IntakeSettings, redis: Redis, metrics: IntakeMetrics
                 comment=data.comment,
                 survey_round=survey_round or None,
             )
-            result = await store_or_unavailable(
+            result = await available(
                 script(
                     keys=[
                         keys.ticket(data.ticket_id),
@@ -86,7 +118,7 @@ def survey_routes(settings: IntakeSettings, redis: Redis, metrics: IntakeMetrics
                         str(survey_round),
                         event.event_id,
                         surveys.OUTCOME_TTL_SECONDS,
-                        settings.stream_maxlen,
+                        deps.settings.stream_maxlen,
                         await encode(event),
                         surveys.ROUND_FIELD,
                         surveys.EXPIRED,
@@ -105,12 +137,13 @@ def survey_routes(settings: IntakeSettings, redis: Redis, metrics: IntakeMetrics
             raise HttpError(409, "survey_closed", "the answer window of this survey has closed")
         if outcome == "stale":
             raise HttpError(409, "survey_changed", "the ticket's survey changed while answering; retry")
-        return JSONResponse(
-            {"ticket_id": data.ticket_id, "survey_round": survey_round, "duplicate": outcome == "duplicate"},
-            status_code=202,
+        deps.metrics.events.labels("survey", outcome).inc()
+        body = SurveyAccepted(
+            ticket_id=data.ticket_id, survey_round=survey_round, duplicate=outcome == "duplicate"
         )
+        return JSONResponse(body.model_dump(), status_code=202)
 
-    return [Route("/v1/webhooks/survey", instrumented("survey", metrics, answer), methods=["POST"])]
+    return [Route(PATH, instrumented("survey", deps.metrics, answer), methods=["POST"])]
 
 
 def _s(value: bytes | str) -> str:

@@ -127,7 +127,11 @@ async def wait_for(check: Callable[[], Awaitable[Any]], what: str, within: float
 
 @pytest.fixture
 async def intake(redis: Redis, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(IntakeSettings(redis_url=redis_url, webhook_secrets=[INTAKE_SECRET]))
+    app = create_app(
+        IntakeSettings(
+            redis_url=redis_url, webhook_secrets=[INTAKE_SECRET], survey_webhook_secrets=[INTAKE_SECRET]
+        )
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
         yield c
     await app.state.redis.aclose()
@@ -520,7 +524,13 @@ async def test_the_survey_route_refuses_bad_answers_precisely(
 
 
 async def test_the_survey_route_answers_503_when_redis_is_down() -> None:
-    app = create_app(IntakeSettings(redis_url="redis://127.0.0.1:1/0", webhook_secrets=[INTAKE_SECRET]))
+    app = create_app(
+        IntakeSettings(
+            redis_url="redis://127.0.0.1:1/0",
+            webhook_secrets=[INTAKE_SECRET],
+            survey_webhook_secrets=[INTAKE_SECRET],
+        )
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
         resp = await answer(c, "T1", resolved=True, satisfaction=5)
     await app.state.redis.aclose()

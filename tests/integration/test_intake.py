@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -15,30 +15,15 @@ from shared import streams
 from shared.codec import decode
 from shared.events import TicketReceived
 from shared.store import TicketStore
+from tests.integration.intake_support import NUMBER, SECRET, call, intake_client, post_signed
 
 pytestmark = pytest.mark.redis
-SECRET = "whsec_dGVzdC1zZWNyZXQ="
-NUMBER = "+8613912345678"
 
 
 @pytest.fixture
 async def client(redis: Redis, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(IntakeSettings(redis_url=redis_url, webhook_secrets=[SECRET], max_body_bytes=4096))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
+    async with intake_client(redis_url, max_body_bytes=4096) as c:
         yield c
-    await app.state.redis.aclose()  # ASGITransport runs no lifespan
-
-
-def call(call_id: str = "call-1", **over: object) -> bytes:
-    data = {
-        "call_id": call_id,
-        "caller": NUMBER,
-        "transcript": "小区停水两天了",
-        "language": "zh",
-        "location": {"lat": 39.9, "lon": 116.4},
-    }
-    data.update(over)
-    return json.dumps(data, ensure_ascii=False).encode()
 
 
 async def post(
@@ -48,8 +33,7 @@ async def post(
     secret: str = SECRET,
     content_type: str = "application/json",
 ) -> httpx.Response:
-    headers = {**signed_headers(secret, webhook_id, body), "content-type": content_type}
-    return await client.post("/v1/webhooks/telephony", content=body, headers=headers)
+    return await post_signed(client, "/v1/webhooks/telephony", body, webhook_id, secret, content_type)
 
 
 async def test_a_signed_call_becomes_a_stored_ticket_and_one_event(
@@ -138,3 +122,68 @@ async def test_the_caller_number_never_reaches_events_store_or_metrics(
     )
     metrics = (await client.get("/metrics/")).text
     assert "hotline_intake_requests_total" in metrics and digits not in metrics
+
+
+async def test_both_secrets_are_accepted_during_rotation(redis: Redis, redis_url: str) -> None:
+    new = "whsec_bmV3LXNlY3JldA=="
+    async with intake_client(redis_url, webhook_secrets=[new, SECRET]) as c:
+        assert (await post(c, call("a"), webhook_id="m1", secret=SECRET)).status_code == 202
+        assert (await post(c, call("b"), webhook_id="m2", secret=new)).status_code == 202
+        assert (await post(c, call("c"), webhook_id="m3", secret="whsec_b2xk")).status_code == 401
+    assert await redis.xlen(streams.RECEIVED) == 2
+
+
+async def test_a_stale_timestamp_is_refused_as_a_replay(client: httpx.AsyncClient, redis: Redis) -> None:
+    body = call()
+    headers = {
+        **signed_headers(SECRET, "msg_old", body, timestamp=int(time.time()) - 301),
+        "content-type": "application/json",
+    }
+    resp = await client.post("/v1/webhooks/telephony", content=body, headers=headers)
+    assert resp.status_code == 401
+    assert "tolerance" in resp.json()["error"]["message"]
+    assert await redis.xlen(streams.RECEIVED) == 0
+
+
+async def test_a_body_over_the_cap_is_refused_even_without_content_length(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"x" * 1000
+
+    resp = await client.post(
+        "/v1/webhooks/telephony", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 413
+    assert await redis.xlen(streams.RECEIVED) == 0
+
+
+async def test_a_source_over_its_rate_gets_429_with_retry_after(redis: Redis, redis_url: str) -> None:
+    async with intake_client(redis_url, rate_limits={"webhook": 3}, rate_window_seconds=30) as c:
+        codes = [(await post(c, call(f"c{i}"), webhook_id=f"m{i}")).status_code for i in range(5)]
+        limited = await post(c, call("late"), webhook_id="late")
+        metrics = (await c.get("/metrics/")).text
+    assert codes == [202, 202, 202, 429, 429]
+    assert 1 <= int(limited.headers["retry-after"]) <= 30
+    assert await redis.xlen(streams.RECEIVED) == 3
+    assert 'hotline_intake_rejected_payloads_total{reason="rate_limited",route="telephony"} 3.0' in metrics
+    assert 'hotline_intake_requests_total{route="telephony",status="429"} 3.0' in metrics
+
+
+async def test_metrics_count_signature_failures_and_latency(client: httpx.AsyncClient) -> None:
+    await post(client, call(), secret="whsec_d3Jvbmc=")
+    await post(client, call())
+    metrics = (await client.get("/metrics/")).text
+    assert 'hotline_intake_signature_failures_total{route="telephony"} 1.0' in metrics
+    assert 'hotline_intake_request_duration_seconds_count{route="telephony"} 2.0' in metrics
+    assert 'hotline_intake_tickets_accepted_total{channel="telephony",outcome="new"} 1.0' in metrics
+
+
+async def test_transcript_and_notes_together_are_capped_at_the_event_limit(
+    redis: Redis, redis_url: str
+) -> None:
+    async with intake_client(redis_url) as c:
+        resp = await post(c, call(transcript="话" * 15_000, agent_notes="记" * 15_000))
+    assert resp.status_code == 422
+    assert "together exceed" in resp.json()["error"]["fields"][0]["problem"]

@@ -1,0 +1,231 @@
+"""Departments: their queue, and accept / reject (退单) / resolve / note on the tickets sent to them.
+
+Each token belongs to one department. An action becomes a `TicketUpdated` event on tickets.updated;
+dispatch consumes it and alone writes the ticket's status and department, so intake only checks that
+the ticket is (still) this department's, publishes once and records the action in the history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from services.intake.credentials import Credentials, token_hash
+from services.intake.deps import CLOSED_STATUSES, Deps, published
+from services.intake.http import (
+    HttpError,
+    available,
+    bearer,
+    instrumented,
+    parse_fields,
+    parse_json,
+    read_body,
+    require_content_type,
+)
+from services.intake.openapi import EventAccepted, Operation, Param
+from services.intake.settings import dev_department_token
+from shared import streams
+from shared.events import DepartmentAction, TicketUpdated, utcnow
+from shared.ids import derive_id
+from shared.store import Ticket, keys
+
+QUEUE = "/v1/departments/{dept}/tickets"
+ACTION = "/v1/departments/{dept}/tickets/{ticket_id}/{action}"
+ACTIONS: tuple[DepartmentAction, ...] = ("accept", "reject", "resolve", "note")
+
+
+class ActionBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    note: str | None = Field(default=None, max_length=4000, description="required to reject and for a note")
+
+
+class QueueQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(default=100, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class QueueTicket(BaseModel):
+    """What a department sees of a ticket: never the caller's number, only its masked form."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ticket_id: str
+    status: str
+    category: str | None = None
+    urgency: str | None = None
+    title: str | None = None
+    text: str | None = None
+    address: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    district: str | None = None
+    street: str | None = None
+    caller_masked: str | None = None
+    received_at: str | None = None
+    dispatched_at: str | None = None
+    dispatch_due_at: str | None = None
+    feedback_due_at: str | None = None
+
+
+class Queue(BaseModel):
+    department: str
+    tickets: list[QueueTicket]
+    next_offset: int | None = Field(description="pass as offset for the next page; null at the end")
+
+
+class _Action(BaseModel):
+    action: Literal["accept", "reject", "resolve", "note"]
+    body: ActionBody
+
+    @model_validator(mode="after")
+    def _note_when_needed(self) -> _Action:
+        if self.action in ("reject", "note") and not (self.body.note or "").strip():
+            raise ValueError(f"a note is required to {self.action}")
+        return self
+
+
+DEPT = Param("dept", "path", "department id (routing table)")
+OPERATIONS = [
+    Operation(
+        "get",
+        QUEUE,
+        "The department's open tickets, oldest first",
+        "departments",
+        answer=Queue,
+        params=(
+            DEPT,
+            Param("limit", "query", "page size", False, {"type": "integer", "minimum": 1, "maximum": 500}),
+            Param("offset", "query", "from next_offset", False, {"type": "integer", "minimum": 0}),
+        ),
+        errors=(401, 403, 422),
+        security="department",
+    ),
+    Operation(
+        "post",
+        ACTION,
+        "Accept, reject (退单, note required), resolve, or add a note; an Idempotency-Key makes retries safe",
+        "departments",
+        ok=202,
+        body=ActionBody,
+        answer=EventAccepted,
+        params=(
+            DEPT,
+            Param("ticket_id", "path", "the ticket"),
+            Param("action", "path", "what the department does", schema={"enum": list(ACTIONS)}),
+            Param("Idempotency-Key", "header", "the same key publishes once", False),
+        ),
+        errors=(400, 401, 403, 404, 409, 415, 422),
+        security="department",
+    ),
+]
+
+
+def routes(deps: Deps) -> list[Route]:
+    configured = deps.settings.department_tokens
+    tokens = Credentials(
+        configured
+        if configured is not None
+        else {d: [token_hash(dev_department_token(d))] for d in deps.department_names}
+    )
+
+    def authorize(request: Request) -> str:
+        dept = str(request.path_params["dept"])
+        holder = tokens.identify(bearer(request))
+        if holder is None:
+            raise HttpError(401, "bad_credentials", "a department bearer token is required")
+        if holder != dept:
+            raise HttpError(403, "wrong_department", "this token belongs to another department")
+        return dept
+
+    async def queue(request: Request) -> Response:
+        dept = authorize(request)
+        query = parse_fields(QueueQuery, dict(request.query_params))
+        await deps.limit("department", dept)
+        ids = await available(
+            deps.redis.zrange(keys.department_open(dept), query.offset, query.offset + query.limit - 1)
+        )
+        found = await available(deps.store.get_many([_text(i) for i in ids]))
+        # The open set is an index; a ticket re-dispatched or closed since is skipped, not shown.
+        mine = [
+            QueueTicket.model_validate(_plain(t))
+            for t in found
+            if t is not None and t.department == dept and t.status not in CLOSED_STATUSES
+        ]
+        page = Queue(
+            department=dept,
+            tickets=mine,
+            next_offset=query.offset + query.limit if len(ids) == query.limit else None,
+        )
+        return JSONResponse(page.model_dump(mode="json"))
+
+    async def act(request: Request) -> Response:
+        dept = authorize(request)
+        ticket_id = request.path_params["ticket_id"]
+        body = await read_body(request, deps.settings.max_body_bytes)
+        if body.strip():
+            require_content_type(request, "application/json")
+            payload = parse_json(ActionBody, body)
+        else:
+            payload = ActionBody()
+        action = parse_fields(_Action, {"action": request.path_params["action"], "body": payload}).action
+        await deps.limit("department", dept)
+        ticket = await available(deps.store.get(ticket_id))
+        if ticket is None:
+            raise HttpError(404, "unknown_ticket", f"no ticket {ticket_id}")
+        if ticket.department != dept:
+            raise HttpError(403, "not_your_ticket", "the ticket is not assigned to this department")
+        refused = CLOSED_STATUSES if action != "note" else ()
+        if ticket.status in refused:
+            raise HttpError(409, "ticket_closed", f"the ticket is {ticket.status}")
+        note = (payload.note or "").strip() or None
+        event = TicketUpdated(
+            event_id=_event_id(ticket, dept, action, note, request.headers.get("idempotency-key")),
+            ticket_id=ticket_id,
+            occurred_at=utcnow(),
+            department=dept,
+            action=action,
+            note=note,
+        )
+        result = await deps.publish_once(
+            "department",
+            streams.UPDATED,
+            event,
+            history={"event": f"department_{action}", "summary": f"{dept}: {(note or action)[:200]}"},
+            department=dept,
+            refuse_statuses=refused,
+        )
+        if result.outcome == "forbidden":
+            raise HttpError(403, "not_your_ticket", "the ticket is not assigned to this department")
+        if result.outcome == "conflict":
+            raise HttpError(409, "ticket_closed", f"the ticket is {result.detail}")
+        return published(result)
+
+    return [
+        Route(QUEUE, instrumented("department_queue", deps.metrics, queue), methods=["GET"]),
+        Route(ACTION, instrumented("department_action", deps.metrics, act), methods=["POST"]),
+    ]
+
+
+def _event_id(ticket: Ticket, dept: str, action: str, note: str | None, key: str | None) -> str:
+    """The same request publishes once: keyed on the Idempotency-Key if given, else on what it says,
+    within the current dispatch (a ticket sent back to the department later can be accepted again)."""
+    if key:
+        return derive_id(ticket.ticket_id, dept, action, "key", key[:200])
+    said = hashlib.sha256((note or "").encode()).hexdigest()
+    return derive_id(ticket.ticket_id, dept, action, str(ticket.dispatched_at), said)
+
+
+def _plain(ticket: Ticket) -> dict[str, object]:
+    return ticket.model_dump(mode="json")
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,165 @@
+"""What every intake route needs, built once in `create_app` and handed to each channel's routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from services.intake import signatures
+from services.intake.credentials import Credentials
+from services.intake.handlers import (
+    Accepted,
+    EventPublisher,
+    Published,
+    Rate,
+    RateLimited,
+    RateLimiter,
+    TicketIntake,
+    rate_key,
+)
+from services.intake.http import (
+    HttpError,
+    IntakeMetrics,
+    available,
+    parse_json,
+    read_body,
+    require_content_type,
+)
+from services.intake.privacy import caller_ref
+from services.intake.settings import IntakeSettings
+from shared.events import Channel, Event, TicketReceived, utcnow
+from shared.ids import derive_id, ticket_id_for
+from shared.store import TicketStore
+from shared.taxonomy import ConfigError, Taxonomy
+
+M = TypeVar("M", bound=BaseModel)
+
+# A ticket in one of these is done (Open311 "closed"); departments can no longer accept or resolve it.
+CLOSED_STATUSES = ("resolved", "closed", "duplicate")
+
+
+class _Department(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    name: str
+
+
+class _Directory(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    departments: list[_Department] = Field(min_length=1)
+
+
+def load_department_names(path: Path) -> dict[str, str]:
+    """Department id -> name, from the routing table dispatch uses (intake needs only who exists)."""
+    try:
+        directory = _Directory.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return {d.id: d.name for d in directory.departments}
+
+
+@dataclass
+class Deps:
+    settings: IntakeSettings
+    redis: Redis
+    metrics: IntakeMetrics
+    taxonomy: Taxonomy
+    department_names: dict[str, str]
+    operator_tokens: Credentials
+    open311_keys: Credentials
+
+    def __post_init__(self) -> None:
+        self.store = TicketStore(self.redis)
+        self.intake = TicketIntake(self.redis, self.settings.stream_maxlen)
+        self.publisher = EventPublisher(self.redis, self.settings.stream_maxlen)
+        self.limiter = RateLimiter(self.redis)
+        self.zone = ZoneInfo(self.settings.timezone)
+
+    def rate(self, kind: str, source: str) -> Rate:
+        return Rate(rate_key(kind, source), self.settings.rate_limits.get(kind, 1_000_000), self.window)
+
+    @property
+    def window(self) -> int:
+        return self.settings.rate_window_seconds
+
+    async def limit(self, kind: str, source: str) -> None:
+        """Count a request of `source` (for routes that write nothing, or check before writing)."""
+        limited_for = await available(self.limiter.hit(self.rate(kind, source)))
+        if limited_for:
+            raise too_many(limited_for)
+
+    async def signed_json(self, request: Request, secrets: list[str], model: type[M]) -> tuple[str, M]:
+        """A Standard Webhooks request: (webhook id, the body as `model`), or the precise refusal."""
+        require_content_type(request, "application/json")
+        body = await read_body(request, self.settings.max_body_bytes)
+        try:
+            webhook_id = signatures.verify(secrets, request.headers, body)
+        except signatures.SignatureError as exc:
+            raise HttpError(401, "bad_signature", str(exc)) from None
+        return webhook_id, parse_json(model, body)
+
+    def received(
+        self, channel: Channel, source_id: str, *, text: str, caller: str | None, **details: Any
+    ) -> TicketReceived:
+        """A new ticket's event: its id follows from the provider's id, the caller is kept only hashed."""
+        ticket_id = ticket_id_for(channel, source_id)
+        now = utcnow()
+        return TicketReceived(
+            event_id=derive_id(ticket_id, "received"),
+            ticket_id=ticket_id,
+            occurred_at=now,
+            channel=channel,
+            source_id=source_id,
+            text=text,
+            caller=caller_ref(caller, self.settings.caller_hash_key.encode()) if caller else None,
+            received_at=now,
+            **details,
+        )
+
+    async def accept(self, event: TicketReceived, *, delivery_id: str | None, rate: Rate) -> Accepted:
+        """Store a new ticket (or find the one a retry already made), counting it in the metrics."""
+        result = await available(self.intake.accept(event, delivery_id=delivery_id, rate=rate))
+        if isinstance(result, RateLimited):
+            raise too_many(result)
+        self.metrics.tickets.labels(event.channel, "duplicate" if result.duplicate else "new").inc()
+        return result
+
+    async def publish_once(self, kind: str, stream: str, event: Event, **options: Any) -> Published:
+        """Publish an event about an existing ticket once (see `EventPublisher.publish_once`); 404 when
+        the ticket is unknown, 429 when the source is over its limit."""
+        result = await available(self.publisher.publish_once(stream, event, **options))
+        if isinstance(result, RateLimited):
+            raise too_many(result)
+        self.metrics.events.labels(kind, result.outcome).inc()
+        if result.outcome == "missing":
+            raise HttpError(404, "unknown_ticket", f"no ticket {event.ticket_id}")
+        return result
+
+
+def too_many(limited: RateLimited) -> HttpError:
+    return HttpError(
+        429,
+        "rate_limited",
+        f"too many requests from this source, retry in {limited.retry_after} s",
+        headers={"Retry-After": str(limited.retry_after)},
+    )
+
+
+def accepted(result: Accepted) -> JSONResponse:
+    return JSONResponse({"ticket_id": result.ticket_id, "duplicate": result.duplicate}, status_code=202)
+
+
+def published(result: Published) -> JSONResponse:
+    return JSONResponse(
+        {"event_id": result.event_id, "duplicate": result.outcome == "duplicate"}, status_code=202
+    )

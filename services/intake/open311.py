@@ -1,0 +1,515 @@
+"""Open311 GeoReport v2 under /open311/v2/, so existing 311 web and mobile apps work unchanged.
+
+XML by default (`services`, `services.xml`), JSON on `.json`; errors are the spec's `{code, description}`
+arrays with 400 (anything malformed, schema errors included), 403 (api_key) and 404. Services come from
+the taxonomy; a request's status, agency and expected time come from the ticket store, so an app sees
+the ticket move. Only POST needs an api_key. What a request exposes is limited on purpose: descriptions
+only of reports that came in through Open311 (a phone transcript is not published), and never contact data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from services.intake.deps import CLOSED_STATUSES, Deps
+from services.intake.http import (
+    HttpError,
+    available,
+    client_ip,
+    instrumented,
+    parse_form,
+    read_body,
+    require_content_type,
+)
+from services.intake.openapi import Operation, Param
+from shared.events import Location, utcnow
+from shared.store import Ticket
+from shared.taxonomy import Attribute, Category
+
+BASE = "/open311/v2"
+FORM = "application/x-www-form-urlencoded"
+SPEC = "http://wiki.open311.org/GeoReport_v2"
+CHANGESET = "2026-01-01T00:00:00Z"
+DEFAULT_DAYS = 90
+MAX_REQUESTS = 1000
+MAX_IDS = 200
+
+
+class _Format(Convertor[str]):
+    """`services`, `services.xml` or `services.json`: clients append the extension to a base URL."""
+
+    regex = r"(?:\.(?:xml|json))?"
+
+    def convert(self, value: str) -> str:
+        return "json" if value == ".json" else "xml"
+
+    def to_string(self, value: str) -> str:
+        return f".{value}"
+
+
+class _Segment(Convertor[str]):
+    regex = r"[^/.]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("open311_fmt", _Format())
+register_url_convertor("open311_id", _Segment())
+
+
+class ServiceRequestForm(BaseModel):
+    """POST requests: form fields. `attribute[CODE]=V` (or `attribute[CODE][]=V`, repeated) answer the
+    service's questions. Contact fields are accepted and not kept, except `phone`, kept as a keyed hash."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_key: str = Field(min_length=1, max_length=200)
+    jurisdiction_id: str | None = Field(default=None, max_length=100)
+    service_code: str = Field(min_length=1, max_length=64)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    long: float | None = Field(default=None, ge=-180, le=180)
+    address_string: str | None = Field(default=None, max_length=500)
+    address_id: str | None = Field(default=None, max_length=100)
+    email: str | None = Field(default=None, max_length=254)
+    device_id: str | None = Field(default=None, max_length=200)
+    account_id: str | None = Field(default=None, max_length=200)
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=32)
+    description: str | None = Field(default=None, max_length=4000)
+    media_url: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _located(self) -> ServiceRequestForm:
+        if (self.lat is None) != (self.long is None):
+            raise ValueError("lat and long go together")
+        if self.lat is None and not self.address_string and not self.address_id:
+            raise ValueError("a location is required: lat and long, address_string or address_id")
+        return self
+
+
+class ServiceRequest(BaseModel):
+    """One request as GET requests returns it."""
+
+    service_request_id: str
+    status: str
+    status_notes: str | None = None
+    service_name: str | None = None
+    service_code: str | None = None
+    description: str | None = None
+    agency_responsible: str | None = None
+    service_notice: str | None = None
+    requested_datetime: str | None = None
+    updated_datetime: str | None = None
+    expected_datetime: str | None = None
+    address: str | None = None
+    address_id: str | None = None
+    zipcode: str | None = None
+    lat: float | None = None
+    long: float | None = None
+    media_url: str | None = None
+
+
+class Created(BaseModel):
+    service_request_id: str
+    service_notice: str | None = None
+    account_id: str | None = None
+
+
+class Service(BaseModel):
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: str
+    keywords: str
+    group: str | None
+
+
+# Each list's element name in XML (the spec's <services><service>, <values><value>...).
+_ITEMS = {
+    "services": "service",
+    "service_requests": "request",
+    "errors": "error",
+    "endpoints": "endpoint",
+    "formats": "format",
+    "attributes": "attribute",
+    "values": "value",
+}
+
+
+def _xml(name: str, value: Any, parent: ET.Element | None = None) -> ET.Element:
+    element = ET.Element(name) if parent is None else ET.SubElement(parent, name)
+    if isinstance(value, list):
+        for item in value:
+            _xml(_ITEMS.get(name, "item"), item, element)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _xml(key, item, element)
+    elif isinstance(value, bool):
+        element.text = "true" if value else "false"
+    elif value is not None:
+        element.text = str(value)
+    return element
+
+
+def render(fmt: str, root: str, data: Any, status: int = 200) -> Response:
+    if fmt == "json":
+        return JSONResponse(data, status_code=status)
+    body = '<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(_xml(root, data), encoding="unicode")
+    return Response(body, status_code=status, media_type="text/xml; charset=utf-8")
+
+
+def render_error(request: Request, error: HttpError) -> Response:
+    """Open311 errors: 422 (schema) becomes the spec's 400; the description names the fields."""
+    status = 400 if error.status == 422 else error.status
+    description = error.message
+    if error.fields:
+        description += ": " + "; ".join(f"{f['field']}: {f['problem']}" for f in error.fields)
+    fmt = request.path_params.get("fmt", "xml")
+    response = render(fmt, "errors", [{"code": status, "description": description}], status)
+    response.headers.update(error.headers or {})
+    return response
+
+
+def _bad(description: str) -> HttpError:
+    return HttpError(400, "bad_request", description)
+
+
+def _attributes(category: Category, params: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """`attribute[CODE]` and `attribute[CODE][]` answers, checked against the service definition."""
+    given: dict[str, list[str]] = {}
+    for name, value in params:
+        if name.startswith("attribute[") and value != "":
+            code = name[len("attribute[") :].removesuffix("[]").removesuffix("]")
+            given.setdefault(code, []).append(value)
+    answers = {}
+    for attribute in category.attributes:
+        values = given.get(attribute.code, [])
+        if not values:
+            if attribute.required:
+                raise _bad(f"attribute[{attribute.code}] is required: {attribute.description}")
+            continue
+        answers[attribute.code] = _checked(attribute, values)
+    return answers
+
+
+def _checked(attribute: Attribute, values: list[str]) -> list[str]:
+    where = f"attribute[{attribute.code}]"
+    if attribute.datatype == "singlevaluelist" and len(values) > 1:
+        raise _bad(f"{where} takes one value")
+    if attribute.datatype in ("singlevaluelist", "multivaluelist"):
+        allowed = {v.key for v in attribute.values}
+        if unknown := [v for v in values if v not in allowed]:
+            raise _bad(f"{where}: unknown value(s) {unknown}; allowed: {sorted(allowed)}")
+    if attribute.datatype == "number":
+        try:
+            [float(v) for v in values]
+        except ValueError:
+            raise _bad(f"{where} must be a number") from None
+    if attribute.datatype == "datetime":
+        try:
+            [datetime.fromisoformat(v) for v in values]
+        except ValueError:
+            raise _bad(f"{where} must be an ISO 8601 datetime") from None
+    return [v[:1000] for v in values[:50]]
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+OPERATIONS = [
+    Operation("get", f"{BASE}/discovery.json", "Open311 service discovery", "open311", open311=True),
+    Operation(
+        "get",
+        f"{BASE}/services.json",
+        "The service list (the taxonomy)",
+        "open311",
+        answer=Service,
+        answer_is_list=True,
+        open311=True,
+    ),
+    Operation(
+        "get",
+        f"{BASE}/services/{{service_code}}.json",
+        "A service definition (its attributes)",
+        "open311",
+        params=(Param("service_code", "path", "a service code"),),
+        errors=(404,),
+        open311=True,
+    ),
+    Operation(
+        "post",
+        f"{BASE}/requests.json",
+        "Report a problem (needs api_key)",
+        "open311",
+        ok=201,
+        body=ServiceRequestForm,
+        media=FORM,
+        answer=Created,
+        answer_is_list=True,
+        errors=(400, 403, 415),
+        open311=True,
+    ),
+    Operation(
+        "get",
+        f"{BASE}/requests.json",
+        "Requests (last 90 days or 1000, newest first)",
+        "open311",
+        answer=ServiceRequest,
+        answer_is_list=True,
+        params=(
+            Param("service_request_id", "query", "comma list; overrides the other filters", False),
+            Param("service_code", "query", "comma list", False),
+            Param("start_date", "query", "ISO 8601", False, {"type": "string", "format": "date-time"}),
+            Param("end_date", "query", "ISO 8601", False, {"type": "string", "format": "date-time"}),
+            Param("status", "query", "open, closed or both", False),
+        ),
+        errors=(400,),
+        open311=True,
+    ),
+    Operation(
+        "get",
+        f"{BASE}/requests/{{service_request_id}}.json",
+        "One request",
+        "open311",
+        answer=ServiceRequest,
+        answer_is_list=True,
+        params=(Param("service_request_id", "path", "the ticket id"),),
+        errors=(404,),
+        open311=True,
+    ),
+    Operation(
+        "get",
+        f"{BASE}/tokens/{{token}}.json",
+        "The request id of a token",
+        "open311",
+        params=(Param("token", "path", "a token from POST requests"),),
+        errors=(404,),
+        open311=True,
+    ),
+]
+
+
+def routes(deps: Deps) -> list[Route]:
+    settings, taxonomy = deps.settings, deps.taxonomy
+    base_url = settings.public_base_url.rstrip("/") + BASE
+
+    def when(value: datetime | None) -> str | None:
+        return value.astimezone(deps.zone).isoformat(timespec="seconds") if value else None
+
+    def record(ticket: Ticket) -> dict[str, Any]:
+        code = ticket.category or ticket.service_code
+        category = taxonomy.get(code) if code else None
+        closed = ticket.status in CLOSED_STATUSES
+        duplicate_of = ticket.duplicate_of if ticket.status == "duplicate" else None
+        return ServiceRequest(
+            service_request_id=ticket.ticket_id,
+            status="closed" if closed else "open",
+            status_notes=f"duplicate of {duplicate_of}" if duplicate_of else ticket.status,
+            service_name=category.name if category else None,
+            service_code=code,
+            description=ticket.text if ticket.channel == "open311" else None,
+            agency_responsible=deps.department_names.get(ticket.department or ""),
+            requested_datetime=when(ticket.received_at),
+            updated_datetime=when(ticket.updated_at),
+            expected_datetime=when(ticket.feedback_due_at),
+            address=ticket.address,
+            lat=ticket.lat,
+            long=ticket.lon,
+        ).model_dump()
+
+    async def discovery(request: Request) -> Response:
+        await deps.limit("open311_read", client_ip(request))
+        return render(
+            request.path_params["fmt"],
+            "discovery",
+            {
+                "changeset": CHANGESET,
+                "contact": settings.open311_contact,
+                "key_service": "api keys are issued by the hotline's operators",
+                "endpoints": [
+                    {
+                        "specification": SPEC,
+                        "url": base_url,
+                        "changeset": CHANGESET,
+                        "type": "production",
+                        "formats": ["text/xml", "application/json"],
+                    }
+                ],
+            },
+        )
+
+    async def services(request: Request) -> Response:
+        await deps.limit("open311_read", client_ip(request))
+        listing = [
+            Service(
+                service_code=c.code,
+                service_name=c.name,
+                description=c.description,
+                metadata=bool(c.attributes),
+                type="realtime",
+                keywords=", ".join(c.keywords),
+                group=c.group,
+            ).model_dump()
+            for c in taxonomy.categories
+        ]
+        return render(request.path_params["fmt"], "services", listing)
+
+    async def definition(request: Request) -> Response:
+        await deps.limit("open311_read", client_ip(request))
+        category = taxonomy.get(request.path_params["service_code"])
+        if category is None:
+            raise HttpError(404, "not_found", "no such service_code")
+        attributes = [
+            {
+                "variable": True,
+                "code": a.code,
+                "datatype": a.datatype,
+                "required": a.required,
+                "datatype_description": a.datatype_description,
+                "order": order,
+                "description": a.description,
+                "values": [{"key": v.key, "name": v.name} for v in a.values],
+            }
+            for order, a in enumerate(category.attributes, start=1)
+        ]
+        return render(
+            request.path_params["fmt"],
+            "service_definition",
+            {"service_code": category.code, "attributes": attributes},
+        )
+
+    async def create(request: Request) -> Response:
+        require_content_type(request, FORM)
+        body = await read_body(request, settings.max_body_bytes)
+        params = parse_form(body)
+        fields = {k: v for k, v in params if v != "" and not k.startswith("attribute[")}
+        client = deps.open311_keys.identify(fields.get("api_key"))
+        if client is None:
+            raise HttpError(403, "bad_api_key", "a valid api_key is required to create a request")
+        try:
+            form = ServiceRequestForm.model_validate(fields)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False, include_context=False)
+            )
+            raise _bad(problems) from None
+        category = taxonomy.get(form.service_code)
+        if category is None:
+            raise _bad(f"unknown service_code {form.service_code!r}")
+        attributes = _attributes(category, params)
+        # A client's retry (same body, or the same Idempotency-Key) finds the first ticket.
+        key = request.headers.get("idempotency-key")
+        source_id = hashlib.sha256(client.encode() + b"\x1f" + (key.encode() if key else body)).hexdigest()[
+            :32
+        ]
+        event = deps.received(
+            "open311",
+            source_id,
+            text=(form.description or "").strip() or category.name,
+            caller=form.phone,
+            title=category.name,
+            location=Location(lat=form.lat, lon=form.long, address=form.address_string or form.address_id),
+            service_code=category.code,
+            attributes=attributes or None,
+        )
+        result = await deps.accept(event, delivery_id=None, rate=deps.rate("open311_write", client))
+        created = Created(service_request_id=result.ticket_id, service_notice="")
+        return render(request.path_params["fmt"], "service_requests", [created.model_dump()], 201)
+
+    async def search(request: Request) -> Response:
+        await deps.limit("open311_read", client_ip(request))
+        query = request.query_params
+        ids = _split(query.get("service_request_id"))
+        if ids:
+            found = await available(deps.store.get_many(ids[:MAX_IDS]))
+            return render(
+                request.path_params["fmt"], "service_requests", [record(t) for t in found if t is not None]
+            )
+        statuses = set(_split(query.get("status")))
+        if statuses - {"open", "closed"}:
+            raise _bad("status is open, closed or both (comma separated)")
+        codes = set(_split(query.get("service_code")))
+        end = _date(query.get("end_date"), "end_date", deps) or utcnow()
+        start = _date(query.get("start_date"), "start_date", deps) or end - timedelta(days=DEFAULT_DAYS)
+        if start > end:
+            raise _bad("start_date is after end_date")
+        out: list[dict[str, Any]] = []
+        offset = 0
+        # Filters apply after the time index, so read it in pages; bounded so one query stays cheap.
+        while len(out) < MAX_REQUESTS and offset < 10 * MAX_REQUESTS:
+            page = await available(
+                deps.store.recent_ids(start, end, MAX_REQUESTS, offset=offset, newest_first=True)
+            )
+            for ticket in await available(deps.store.get_many(page)):
+                if ticket is None:
+                    continue
+                item = record(ticket)
+                if (not statuses or item["status"] in statuses) and (
+                    not codes or item["service_code"] in codes
+                ):
+                    out.append(item)
+            if len(page) < MAX_REQUESTS:
+                break
+            offset += MAX_REQUESTS
+        return render(request.path_params["fmt"], "service_requests", out[:MAX_REQUESTS])
+
+    async def one(request: Request) -> Response:
+        await deps.limit("open311_read", client_ip(request))
+        ticket = await available(deps.store.get(request.path_params["service_request_id"]))
+        if ticket is None:
+            raise HttpError(404, "not_found", "no such service_request_id")
+        return render(request.path_params["fmt"], "service_requests", [record(ticket)])
+
+    async def token(request: Request) -> Response:
+        # Requests are created at once (type realtime): a token is the request id itself.
+        await deps.limit("open311_read", client_ip(request))
+        value = request.path_params["token"]
+        if await available(deps.store.get(value)) is None:
+            raise HttpError(404, "not_found", "no such token")
+        return render(
+            request.path_params["fmt"], "service_requests", [{"service_request_id": value, "token": value}]
+        )
+
+    def route(path: str, name: str, endpoint: Any, method: str = "GET") -> Route:
+        return Route(
+            BASE + path,
+            instrumented(f"open311_{name}", deps.metrics, endpoint, render_error),
+            methods=[method],
+        )
+
+    return [
+        route("/discovery{fmt:open311_fmt}", "discovery", discovery),
+        route("/services{fmt:open311_fmt}", "services", services),
+        route("/services/{service_code:open311_id}{fmt:open311_fmt}", "definition", definition),
+        route("/requests{fmt:open311_fmt}", "create", create, "POST"),
+        route("/requests{fmt:open311_fmt}", "requests", search),
+        route("/requests/{service_request_id:open311_id}{fmt:open311_fmt}", "request", one),
+        route("/tokens/{token:open311_id}{fmt:open311_fmt}", "token", token),
+    ]
+
+
+def _date(value: str | None, name: str, deps: Deps) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace(" ", "+"))
+    except ValueError:
+        raise _bad(f"{name} must be an ISO 8601 datetime, e.g. 2026-01-31T08:00:00+08:00") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=deps.zone)

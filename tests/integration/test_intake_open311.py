@@ -1,0 +1,208 @@
+"""Open311 GeoReport v2 as real clients use it: XML by default, JSON on .json, progress from the store."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import httpx
+import pytest
+import yaml
+from redis.asyncio import Redis
+
+from services.intake.settings import DEV_OPEN311_KEY
+from shared import streams
+from shared.codec import decode
+from shared.events import TicketReceived
+from shared.settings import DATA_DIR
+from shared.store import TicketStore
+from tests.integration.intake_support import dispatch_to, intake_client, new_ticket
+
+pytestmark = pytest.mark.redis
+BASE = "/open311/v2"
+W3C = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)$")
+
+
+@pytest.fixture
+async def client(redis: Redis, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with intake_client(redis_url, timezone="Asia/Shanghai") as c:
+        yield c
+
+
+def report(**over: str) -> dict[str, str]:
+    return {
+        "api_key": DEV_OPEN311_KEY,
+        "service_code": "utilities",
+        "lat": "39.91",
+        "long": "116.40",
+        "description": "Burst water main on Chang'an Avenue",
+        "phone": "+86 139 1234 5678",
+        "email": "citizen@example.org",
+        "attribute[supply]": "water",
+        **over,
+    }
+
+
+async def create(client: httpx.AsyncClient, fmt: str = ".json", **over: str) -> httpx.Response:
+    return await client.post(f"{BASE}/requests{fmt}", data=report(**over))
+
+
+async def test_discovery_and_services_in_both_formats_xml_by_default(client: httpx.AsyncClient) -> None:
+    xml = await client.get(f"{BASE}/services")
+    assert xml.status_code == 200 and xml.headers["content-type"].startswith("text/xml")
+    root = ET.fromstring(xml.content)
+    assert root.tag == "services"
+    codes = [s.findtext("service_code") for s in root.findall("service")]
+    assert "utilities" in codes and len(codes) == 10
+    assert (await client.get(f"{BASE}/services.xml")).content == xml.content
+    listing = (await client.get(f"{BASE}/services.json")).json()
+    utilities = next(s for s in listing if s["service_code"] == "utilities")
+    assert utilities["metadata"] is True and utilities["type"] == "realtime"
+    discovery = ET.fromstring((await client.get(f"{BASE}/discovery.xml")).content)
+    assert discovery.findtext("endpoints/endpoint/url") == "https://hotline.example.org/open311/v2"
+    assert [f.text for f in discovery.findall("endpoints/endpoint/formats/format")] == [
+        "text/xml",
+        "application/json",
+    ]
+    assert (await client.get(f"{BASE}/discovery.json")).json()["endpoints"][0]["type"] == "production"
+
+
+async def test_a_service_definition_lists_its_attributes(client: httpx.AsyncClient) -> None:
+    definition = ET.fromstring((await client.get(f"{BASE}/services/utilities.xml")).content)
+    assert definition.tag == "service_definition"
+    attribute = definition.find("attributes/attribute")
+    assert attribute is not None
+    assert (attribute.findtext("code"), attribute.findtext("datatype")) == ("supply", "singlevaluelist")
+    assert [v.findtext("key") for v in attribute.findall("values/value")] == [
+        "water",
+        "power",
+        "gas",
+        "heating",
+    ]
+    missing = await client.get(f"{BASE}/services/astrology.json")
+    assert missing.status_code == 404
+    assert missing.json() == [{"code": 404, "description": "no such service_code"}]
+
+
+async def test_post_creates_a_ticket_through_the_same_intake(client: httpx.AsyncClient, redis: Redis) -> None:
+    resp = await create(client, fmt=".xml")
+    assert resp.status_code == 201, resp.text
+    root = ET.fromstring(resp.content)
+    assert root.tag == "service_requests"
+    ticket_id = root.findtext("request/service_request_id")
+    assert ticket_id
+    [(_, fields)] = await redis.xrange(streams.RECEIVED)
+    event = decode(fields, TicketReceived)
+    assert (event.ticket_id, event.channel, event.service_code) == (ticket_id, "open311", "utilities")
+    assert event.attributes == {"supply": ["water"]}
+    assert event.location is not None and event.location.lat == 39.91
+    assert event.caller is not None and event.caller.masked.endswith("5678")
+    assert b"13912345678" not in fields[b"__data__"] and b"citizen@example.org" not in fields[b"__data__"]
+    again = await create(client, fmt=".xml")
+    assert ET.fromstring(again.content).findtext("request/service_request_id") == ticket_id
+    assert await redis.xlen(streams.RECEIVED) == 1
+
+
+@pytest.mark.parametrize(
+    ("over", "status", "needle"),
+    [
+        ({"api_key": "wrong"}, 403, "api_key"),
+        ({"api_key": ""}, 403, "api_key"),
+        ({"service_code": "astrology"}, 400, "service_code"),
+        ({"lat": "", "long": ""}, 400, "location"),
+        ({"lat": "north"}, 400, "lat"),
+        ({"attribute[supply]": "lava"}, 400, "attribute[supply]"),
+        ({"description": "x" * 4001}, 400, "description"),
+    ],
+)
+async def test_bad_posts_get_the_spec_error_array(
+    client: httpx.AsyncClient, redis: Redis, over: dict[str, str], status: int, needle: str
+) -> None:
+    json_resp = await create(client, **over)
+    assert json_resp.status_code == status
+    [error] = json_resp.json()
+    assert error["code"] == status and needle in error["description"]
+    xml_resp = await create(client, fmt="", **over)
+    assert ET.fromstring(xml_resp.content).findtext("error/code") == str(status)
+    assert await redis.xlen(streams.RECEIVED) == 0
+
+
+async def test_required_attributes_and_repeated_values(redis: Redis, redis_url: str, tmp_path: Path) -> None:
+    taxonomy = yaml.safe_load((DATA_DIR / "taxonomy.yaml").read_text(encoding="utf-8"))
+    utilities = next(c for c in taxonomy["categories"] if c["code"] == "utilities")
+    utilities["attributes"][0].update(required=True, datatype="multivaluelist")
+    path = tmp_path / "taxonomy.yaml"
+    path.write_text(yaml.safe_dump(taxonomy, allow_unicode=True), encoding="utf-8")
+    async with intake_client(redis_url, taxonomy_path=path) as c:
+        params = [(k, v) for k, v in report().items() if not k.startswith("attribute")]
+        missing = await c.post(f"{BASE}/requests.json", data=dict(params))
+        assert missing.status_code == 400 and "attribute[supply] is required" in missing.text
+        both = [*params, ("attribute[supply][]", "water"), ("attribute[supply][]", "gas")]
+        body = str(httpx.QueryParams(both)).encode()
+        resp = await c.post(
+            f"{BASE}/requests.json",
+            content=body,
+            headers={"content-type": "application/x-www-form-urlencoded; charset=utf-8"},
+        )
+        assert resp.status_code == 201, resp.text
+    [(_, fields)] = await redis.xrange(streams.RECEIVED)
+    assert decode(fields, TicketReceived).attributes == {"supply": ["water", "gas"]}
+
+
+async def test_get_requests_shows_progress_from_the_ticket_store(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    created = (await create(client)).json()[0]["service_request_id"]
+    phoned = await new_ticket(client, "phone-1")
+    await dispatch_to(redis, created, "water_utility", feedback_due_at="2026-03-01T02:00:00+00:00")
+    await dispatch_to(redis, phoned, "water_utility", status="resolved")
+
+    listing = (await client.get(f"{BASE}/requests.json")).json()
+    assert [r["service_request_id"] for r in listing] == [phoned, created]  # newest first
+    mine = listing[1]
+    assert (mine["status"], mine["agency_responsible"]) == ("open", "水务集团 / Water Utility")
+    assert mine["expected_datetime"] == "2026-03-01T10:00:00+08:00"
+    assert W3C.match(mine["requested_datetime"]) and mine["requested_datetime"].endswith("+08:00")
+    assert (mine["lat"], mine["long"], mine["service_code"]) == (39.91, 116.4, "utilities")
+    assert mine["description"] == "Burst water main on Chang'an Avenue"
+    assert listing[0]["status"] == "closed" and listing[0]["description"] is None  # phone text stays private
+
+    closed = (await client.get(f"{BASE}/requests.json", params={"status": "closed"})).json()
+    assert [r["service_request_id"] for r in closed] == [phoned]
+    by_id = (
+        await client.get(f"{BASE}/requests.json", params={"service_request_id": f"{created},TNOPE"})
+    ).json()
+    assert [r["service_request_id"] for r in by_id] == [created]
+    future = {"start_date": "2099-01-01T00:00:00+08:00", "end_date": "2099-02-01T00:00:00Z"}
+    assert (await client.get(f"{BASE}/requests.json", params=future)).json() == []
+    xml = ET.fromstring((await client.get(f"{BASE}/requests/{created}.xml")).content)
+    assert xml.findtext("request/status") == "open" and xml.findtext("request/lat") == "39.91"
+    assert datetime.fromisoformat(xml.findtext("request/updated_datetime") or "").tzinfo is not None
+    token = (await client.get(f"{BASE}/tokens/{created}.json")).json()
+    assert token == [{"service_request_id": created, "token": created}]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        (f"{BASE}/requests/TNOPE.json", 404),
+        (f"{BASE}/tokens/TNOPE.json", 404),
+        (f"{BASE}/requests.json?status=pending", 400),
+        (f"{BASE}/requests.json?start_date=yesterday", 400),
+        (f"{BASE}/requests.json?start_date=2026-02-01T00:00:00Z&end_date=2026-01-01T00:00:00Z", 400),
+    ],
+)
+async def test_bad_reads_get_the_spec_error_array(client: httpx.AsyncClient, path: str, status: int) -> None:
+    resp = await client.get(path)
+    assert resp.status_code == status
+    assert resp.json()[0]["code"] == status
+
+
+async def test_reads_need_no_api_key_and_posts_no_json(client: httpx.AsyncClient, redis: Redis) -> None:
+    ticket = await TicketStore(redis).get(await new_ticket(client, "p"))
+    assert ticket is not None
+    assert (await client.get(f"{BASE}/requests/{ticket.ticket_id}")).status_code == 200
+    assert (await client.post(f"{BASE}/requests.json", json=report())).status_code == 415
