@@ -19,6 +19,10 @@ from shared.effects import StoreWrite
 
 PREFIX = "hotline"
 
+# A ticket in one of these is done (Open311 "closed"): departments can no longer accept or resolve it, and
+# a new complaint cannot be its duplicate.
+CLOSED_STATUSES = ("resolved", "closed", "duplicate")
+
 
 class keys:
     """Redis key names; every service spells keys through here."""

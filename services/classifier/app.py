@@ -1,14 +1,19 @@
-"""Wiring of the classifier: settings, model, the consumer of tickets.received."""
+"""Wiring of the classifier: settings, model, gazetteer, duplicate index, the consumer of tickets.received."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
 from pydantic import Field
 
-from services.classifier.handlers import Model, classify_batch
-from services.classifier.keywords import KeywordClassifier
+from services.classifier import duplicates
+from services.classifier.duplicates import DuplicateIndex
+from services.classifier.handlers import Model, analyse, decide, wanted_buckets
+from services.classifier.model import ModelLoadError, TextClassifier
+from services.classifier.place import Gazetteer
+from services.classifier.starter import default_model_dir, ensure_default_model
 from shared import streams
 from shared.bus import make_broker, redis_client
 from shared.effects import Effects
@@ -17,17 +22,50 @@ from shared.settings import CommonSettings
 from shared.taxonomy import load_taxonomy
 from shared.worker import Consumer, Worker
 
+log = logging.getLogger("hotline.classifier")
+
 
 class ClassifierSettings(CommonSettings):
     port: int = 8081
     review_below: float = Field(
         default=0.5, ge=0, le=1, description="Confidence under which operators review"
     )
-    model_dir: Path | None = None
+    model_dir: Path | None = Field(
+        default=None,
+        description="A directory written by `hotline model train` (HOTLINE_MODEL_DIR); unset: the default "
+        "model, trained from the starter set into a cache directory on first start",
+    )
+    duplicate_window_hours: float = Field(
+        default=72, gt=0, description="How far back an open ticket can be repeated"
+    )
+    duplicate_threshold: float = Field(
+        default=0.5, gt=0, le=1, description="Text similarity (Jaccard of character bigrams) of a repeat"
+    )
+    duplicate_candidates: int = Field(
+        default=500, ge=1, description="Most recent tickets per district and category compared with"
+    )
+
+    def duplicate_policy(self) -> duplicates.Policy:
+        return duplicates.Policy(
+            window_seconds=self.duplicate_window_hours * 3600,
+            threshold=self.duplicate_threshold,
+            max_candidates=self.duplicate_candidates,
+        )
 
 
-def load_model(settings: ClassifierSettings) -> Model:
-    return KeywordClassifier(load_taxonomy(settings.taxonomy_path))
+def load_model(settings: ClassifierSettings) -> TextClassifier:
+    """The configured model, else the default one (trained on first use); refused if not on the taxonomy."""
+    directory = settings.model_dir or ensure_default_model(
+        default_model_dir(settings.taxonomy_path), settings.taxonomy_path
+    )
+    model = TextClassifier.load(directory)
+    unknown = sorted(set(model.labels) - set(load_taxonomy(settings.taxonomy_path).codes()))
+    if unknown:
+        raise ModelLoadError(
+            f"{directory}: categories not in the taxonomy {settings.taxonomy_path}: {', '.join(unknown)}"
+        )
+    log.info("classifier model %s from %s", model.version, directory)
+    return model
 
 
 def build(
@@ -35,14 +73,26 @@ def build(
 ) -> tuple[Worker, AsgiFastStream]:
     settings = settings or ClassifierSettings()
     chosen = model or load_model(settings)
+    gazetteer = Gazetteer.from_yaml(settings.gazetteer_path)
+    policy = settings.duplicate_policy()
+    redis = redis_client(settings.redis_url)
+    index = DuplicateIndex(redis, policy)
 
     async def handle(events: list[TicketReceived]) -> list[Effects]:
-        return classify_batch(events, model=chosen, review_below=settings.review_below)
+        analyses = analyse(events, model=chosen, gazetteer=gazetteer)
+        found = await index.candidates(wanted_buckets(analyses, policy))
+        return decide(
+            analyses,
+            candidates=found,
+            policy=policy,
+            review_below=settings.review_below,
+            version=chosen.version,
+        )
 
     worker = Worker(
         service="classifier",
         settings=settings,
-        redis=redis_client(settings.redis_url),
+        redis=redis,
         consumers=[Consumer(streams.RECEIVED, streams.CLASSIFIER, TicketReceived, handle)],
     )
     return worker, worker.asgi(make_broker(settings))

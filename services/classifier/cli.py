@@ -15,13 +15,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from services.classifier.datafiles import DataError, read_corrections, read_labelled_csv, taxonomy_label_map
+from services.classifier.datafiles import (
+    DEFAULT_TAXONOMY,
+    TAXONOMY_FILE,
+    DataError,
+    read_corrections,
+    read_labelled_csv,
+    taxonomy_label_map,
+)
 from services.classifier.metrics import expected_calibration_error, summarize
 from services.classifier.model import TRAIN_STEPS, ModelLoadError, TextClassifier
 
 BAD_INPUT = 2
-TAXONOMY_FILE = "taxonomy.yaml"
-DEFAULT_TAXONOMY = Path(__file__).resolve().parents[2] / "shared" / "data" / "taxonomy.yaml"
 PREDICT_BATCH = 512
 
 

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import yaml
 
+DEFAULT_TAXONOMY = Path(__file__).resolve().parents[2] / "shared" / "data" / "taxonomy.yaml"
+# A model directory keeps a copy of the taxonomy its labels were mapped onto.
+TAXONOMY_FILE = "taxonomy.yaml"
+
 
 class DataError(ValueError):
     """Input data cannot be used; the message says which file and why."""

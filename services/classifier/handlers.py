@@ -1,10 +1,21 @@
-"""From a received ticket to its classification: plain functions the batch wiring calls."""
+"""From received tickets to their classification: plain functions the batch wiring calls.
+
+A batch goes through two steps with one read in between, done by the wiring:
+`analyse` (category, urgency, place, text signature: no I/O), then the wiring reads the open tickets the
+batch could repeat (`duplicates.DuplicateIndex`), then `decide` (duplicates and the effects: no I/O).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from services.classifier import duplicates
+from services.classifier.duplicates import Bucket, Candidate, Match, Signature
+from services.classifier.place import Place as Located
+from services.classifier.text import language_of
+from services.classifier.urgency import Urgency, urgency_of
 from shared import streams
 from shared.effects import Effects, Publish, StoreWrite
 from shared.events import Alternative, Place, TicketClassified, TicketReceived, TicketReview, utcnow
@@ -27,16 +38,90 @@ class Model(Protocol):
     def predict(self, texts: list[str]) -> Sequence[PredictionLike]: ...
 
 
-def classify_batch(events: list[TicketReceived], *, model: Model, review_below: float) -> list[Effects]:
-    predictions = model.predict([_text_of(e) for e in events])
-    return [_effects(e, p, model.version, review_below) for e, p in zip(events, predictions, strict=True)]
+class Locator(Protocol):
+    def locate(self, text: str | None, lat: float | None, lon: float | None) -> Located: ...
+
+
+@dataclass(frozen=True)
+class Analysis:
+    event: TicketReceived
+    prediction: PredictionLike
+    urgency: Urgency
+    place: Located
+    signature: Signature | None  # only for tickets with a known district: the others are never compared
+
+    @property
+    def bucket(self) -> Bucket | None:
+        if self.place.district is None or self.signature is None:
+            return None
+        return (self.place.district, self.prediction.category)
+
+
+def analyse(events: list[TicketReceived], *, model: Model, gazetteer: Locator) -> list[Analysis]:
+    texts = [_text_of(e) for e in events]
+    predictions = model.predict(texts)
+    out = []
+    for event, text, p in zip(events, texts, predictions, strict=True):
+        location = event.location
+        address = location.address if location else None
+        place = gazetteer.locate(
+            f"{text}\n{address}" if address else text,
+            location.lat if location else None,
+            location.lon if location else None,
+        )
+        sig = duplicates.signature(text) if place.district is not None else None
+        out.append(Analysis(event, p, urgency_of(text, p.category), place, sig))
+    return out
+
+
+def wanted_buckets(analyses: Sequence[Analysis], policy: duplicates.Policy) -> dict[Bucket, float]:
+    """What the wiring must read: per bucket, the earliest received_at the batch's tickets could repeat."""
+    return duplicates.earliest_needed(
+        [(a.bucket, a.event.received_at.timestamp()) for a in analyses if a.bucket is not None],
+        policy.window_seconds,
+    )
+
+
+def decide(
+    analyses: Sequence[Analysis],
+    *,
+    candidates: Mapping[Bucket, Sequence[Candidate]],
+    policy: duplicates.Policy,
+    review_below: float,
+    version: str,
+) -> list[Effects]:
+    """The effects of each ticket; it may repeat an indexed ticket or an earlier one of the batch."""
+    pool = {bucket: list(found) for bucket, found in candidates.items()}
+    matches: dict[int, Match | None] = {}
+    # Oldest first, so a later ticket of the batch can repeat an earlier one whatever the batch order.
+    for i in sorted(range(len(analyses)), key=lambda i: _order(analyses[i])):
+        a = analyses[i]
+        bucket, sig = a.bucket, a.signature
+        if bucket is None or sig is None:
+            matches[i] = None
+            continue
+        at = a.event.received_at.timestamp()
+        match = duplicates.find_original(
+            a.event.ticket_id, at, a.place.street, sig, pool.get(bucket, ()), policy
+        )
+        matches[i] = match
+        if match is None:
+            pool.setdefault(bucket, []).append(Candidate(a.event.ticket_id, at, a.place.street, sig))
+    return [_effects(a, matches[i], policy, review_below, version) for i, a in enumerate(analyses)]
+
+
+def _order(a: Analysis) -> tuple[float, str]:
+    return (a.event.received_at.timestamp(), a.event.ticket_id)
 
 
 def _text_of(event: TicketReceived) -> str:
     return f"{event.title}\n{event.text}" if event.title else event.text
 
 
-def _effects(event: TicketReceived, p: PredictionLike, version: str, review_below: float) -> Effects:
+def _effects(
+    a: Analysis, match: Match | None, policy: duplicates.Policy, review_below: float, version: str
+) -> Effects:
+    event, p = a.event, a.prediction
     alternatives = [Alternative(category=c, confidence=round(s, 4)) for c, s in p.alternatives]
     classified = TicketClassified(
         event_id=derive_id(event.event_id, "classified"),
@@ -45,8 +130,11 @@ def _effects(event: TicketReceived, p: PredictionLike, version: str, review_belo
         category=p.category,
         confidence=round(p.confidence, 4),
         alternatives=alternatives,
-        place=Place(),
-        language=event.language,
+        urgency=a.urgency.level,
+        urgency_cue=a.urgency.cue,
+        place=Place(district=a.place.district, street=a.place.street, source=a.place.source),
+        language=event.language or language_of(_text_of(event)),
+        duplicate_of=match.ticket_id if match else None,
         model_version=version,
         received_at=event.received_at,
     )
@@ -67,21 +155,33 @@ def _effects(event: TicketReceived, p: PredictionLike, version: str, review_belo
                 ),
             )
         )
+    fields: dict[str, str | None] = {
+        "category": classified.category,
+        "confidence": str(classified.confidence),
+        "urgency": classified.urgency,
+        "urgency_cue": classified.urgency_cue,
+        "district": a.place.district,
+        "street": a.place.street,
+        "place_source": a.place.source,
+        "model_version": version,
+        "needs_review": "1" if needs_review else "0",
+        "classified_at": iso(classified.occurred_at),
+    }
+    ops: list[list[str | int | float]] = []
+    if a.bucket is not None and a.signature is not None and match is None:
+        fields[duplicates.SIGNATURE_FIELD] = duplicates.encode_signature(a.signature)
+        ops.extend(duplicates.index_ops(a.bucket, event.ticket_id, event.received_at, policy))
+    summary = f"{classified.category} ({classified.confidence:.2f}, {version}), urgency {classified.urgency}"
+    if classified.urgency_cue:
+        summary += f" ({classified.urgency_cue})"
+    summary += f", {a.place.district or 'place unknown'}"
+    if match is not None:
+        summary += f", repeats {match.ticket_id} (similarity {match.similarity:.2f})"
     write = StoreWrite(
         ticket_id=event.ticket_id,
         event_id=classified.event_id,
-        fields={
-            "category": classified.category,
-            "confidence": str(classified.confidence),
-            "urgency": classified.urgency,
-            "model_version": version,
-            "needs_review": "1" if needs_review else "0",
-            "classified_at": iso(classified.occurred_at),
-        },
-        history={
-            "at": iso(classified.occurred_at),
-            "event": "classified",
-            "summary": f"{classified.category} ({classified.confidence:.2f}, {version})",
-        },
+        fields=fields,
+        history={"at": iso(classified.occurred_at), "event": "classified", "summary": summary},
+        ops=ops,
     )
     return Effects(publish=out, writes=[write])

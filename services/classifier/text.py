@@ -14,6 +14,8 @@ import unicodedata
 
 import jieba
 
+from shared.events import Language
+
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _NON_WORD = re.compile(r"[\W_]+")
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
@@ -29,6 +31,11 @@ def normalize(text: str) -> str:
     text = _NON_WORD.sub(" ", text)
     text = _CJK_GAP.sub("", text)
     return _SPACES.sub(" ", text).strip()
+
+
+def language_of(text: str) -> Language:
+    """zh when the text holds any CJK character, else en: the two languages the taxonomy and cues cover."""
+    return "zh" if _HAS_CJK.search(text) else "en"
 
 
 def _ensure_jieba() -> None:

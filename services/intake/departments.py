@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.intake.credentials import Credentials, token_hash
-from services.intake.deps import CLOSED_STATUSES, Deps, published
+from services.intake.deps import Deps, published
 from services.intake.http import (
     HttpError,
     available,
@@ -32,7 +32,7 @@ from services.intake.settings import dev_department_token
 from shared import streams
 from shared.events import DepartmentAction, TicketUpdated, utcnow
 from shared.ids import derive_id
-from shared.store import Ticket, keys
+from shared.store import CLOSED_STATUSES, Ticket, keys
 
 QUEUE = "/v1/departments/{dept}/tickets"
 ACTION = "/v1/departments/{dept}/tickets/{ticket_id}/{action}"

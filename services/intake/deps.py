@@ -42,9 +42,6 @@ from shared.taxonomy import ConfigError, Taxonomy
 
 M = TypeVar("M", bound=BaseModel)
 
-# A ticket in one of these is done (Open311 "closed"); departments can no longer accept or resolve it.
-CLOSED_STATUSES = ("resolved", "closed", "duplicate")
-
 
 class _Department(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)

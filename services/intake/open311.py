@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.intake.deps import CLOSED_STATUSES, Deps
+from services.intake.deps import Deps
 from services.intake.http import (
     HttpError,
     available,
@@ -32,7 +32,7 @@ from services.intake.http import (
 )
 from services.intake.openapi import Operation, Param
 from shared.events import Location, utcnow
-from shared.store import Ticket
+from shared.store import CLOSED_STATUSES, Ticket
 from shared.taxonomy import Attribute, Category
 
 BASE = "/open311/v2"

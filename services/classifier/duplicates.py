@@ -1,0 +1,198 @@
+"""Repeats of open tickets: same place, same category, similar text, within a window.
+
+Text similarity is the Jaccard similarity of character-bigram sets, estimated from MinHash signatures
+(64 multiply-shift hashes; the estimate's standard error is at most 0.0625), so a ticket keeps a 256-byte
+signature instead of its shingles.
+
+State in Redis, written with the classification (the same idempotent store script, atomic with the XACK):
+a sorted set per (district, category) of the tickets that could be repeated (member: ticket id, score:
+received_at), and the signature on the ticket's hash (`dup_sig`). Duplicates themselves are not indexed, so
+a chain of repeats links to the first ticket. The wiring reads candidates per batch (`DuplicateIndex`); the
+decision (`find_original`) is a pure function.
+
+A ticket can only repeat one received before it (ties broken by ticket id): a redelivered ticket never
+becomes a duplicate of itself, and two tickets never point at each other.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+from redis.asyncio import Redis
+
+from services.classifier.text import normalize
+from shared.store import CLOSED_STATUSES, PREFIX, keys
+
+PERMUTATIONS = 64
+SIGNATURE_FIELD = "dup_sig"
+_rng = np.random.default_rng(20261128)
+# Multiply-shift hashing: h(x) = ((a*x + b) mod 2^64) >> 32 with odd a; numpy's uint64 arithmetic wraps.
+_A = _rng.integers(1, 2**63, size=PERMUTATIONS, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_B = _rng.integers(0, 2**63, size=PERMUTATIONS, dtype=np.uint64)
+_SHIFT = np.uint64(32)
+
+Signature = npt.NDArray[np.uint32]
+Bucket = tuple[str, str]  # (district, category)
+
+
+@dataclass(frozen=True)
+class Policy:
+    window_seconds: float
+    threshold: float
+    max_candidates: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A ticket a new one may repeat, as read from the index (or an earlier ticket of the same batch)."""
+
+    ticket_id: str
+    received_at: float  # epoch seconds
+    street: str | None
+    signature: Signature
+    open: bool = True
+
+
+@dataclass(frozen=True)
+class Match:
+    ticket_id: str
+    similarity: float
+
+
+def signature(text: str) -> Signature:
+    clean = normalize(text)
+    shingles = {clean[i : i + 2] for i in range(max(1, len(clean) - 1))}
+    hashed = np.fromiter((zlib.crc32(s.encode()) for s in shingles), dtype=np.uint64, count=len(shingles))
+    mixed = (hashed[:, None] * _A[None, :] + _B[None, :]) >> _SHIFT
+    result: Signature = mixed.min(axis=0).astype(np.uint32)
+    return result
+
+
+def similarity(a: Signature, b: Signature) -> float:
+    return float(np.mean(a == b))
+
+
+def encode_signature(sig: Signature) -> str:
+    return base64.b64encode(sig.astype("<u4").tobytes()).decode()
+
+
+def decode_signature(value: str | bytes) -> Signature | None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    if len(raw) != 4 * PERMUTATIONS:
+        return None
+    return np.frombuffer(raw, dtype="<u4").astype(np.uint32)
+
+
+def bucket_key(bucket: Bucket) -> str:
+    district, category = bucket
+    return f"{PREFIX}:dupes:{district}:{category}"
+
+
+def find_original(
+    ticket_id: str,
+    received_at: float,
+    street: str | None,
+    sig: Signature,
+    candidates: Iterable[Candidate],
+    policy: Policy,
+) -> Match | None:
+    """The open ticket this one repeats (the most similar, then the earliest), or None."""
+    best: Match | None = None
+    best_at = 0.0
+    for c in candidates:
+        if not c.open or (c.received_at, c.ticket_id) >= (received_at, ticket_id):
+            continue
+        if received_at - c.received_at > policy.window_seconds:
+            continue
+        if street is not None and c.street is not None and street != c.street:
+            continue
+        score = similarity(sig, c.signature)
+        if score < policy.threshold:
+            continue
+        if best is None or score > best.similarity or (score == best.similarity and c.received_at < best_at):
+            best, best_at = Match(c.ticket_id, round(score, 4)), c.received_at
+    return best
+
+
+def index_ops(
+    bucket: Bucket, ticket_id: str, received_at: datetime, policy: Policy
+) -> list[list[str | int | float]]:
+    """Store ops that make a ticket a candidate, and drop what has left the window."""
+    key = bucket_key(bucket)
+    at = received_at.timestamp()
+    return [
+        ["ZADD", key, repr(at), ticket_id],
+        ["ZREMRANGEBYSCORE", key, "-inf", f"({at - policy.window_seconds!r}"],
+        ["EXPIRE", key, int(policy.window_seconds) + 3600],
+    ]
+
+
+class DuplicateIndex:
+    """Reads the candidates of a batch's buckets: two pipelined round trips, whatever the batch size."""
+
+    def __init__(self, redis: Redis, policy: Policy) -> None:
+        self.redis = redis
+        self.policy = policy
+
+    async def candidates(self, wanted: dict[Bucket, float]) -> dict[Bucket, list[Candidate]]:
+        """For each bucket, its most recent `max_candidates` tickets received since `wanted[bucket]`."""
+        if not wanted:
+            return {}
+        buckets = list(wanted)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for b in buckets:
+                pipe.zrevrangebyscore(
+                    bucket_key(b),
+                    "+inf",
+                    wanted[b],
+                    start=0,
+                    num=self.policy.max_candidates,
+                    withscores=True,
+                )
+            listed: list[list[tuple[bytes, float]]] = await pipe.execute()
+        ids = sorted({_s(member) for rows in listed for member, _ in rows})
+        if not ids:
+            return {b: [] for b in buckets}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ticket_id in ids:
+                pipe.hmget(keys.ticket(ticket_id), "status", "street", SIGNATURE_FIELD)
+            found = dict(zip(ids, await pipe.execute(), strict=True))
+        out: dict[Bucket, list[Candidate]] = {}
+        for b, rows in zip(buckets, listed, strict=True):
+            out[b] = []
+            for member, score in rows:
+                status, street, raw_sig = found[_s(member)]
+                sig = decode_signature(raw_sig) if raw_sig else None
+                if sig is None:
+                    continue  # the ticket is gone (or its signature unreadable): nothing to compare with
+                out[b].append(
+                    Candidate(
+                        ticket_id=_s(member),
+                        received_at=float(score),
+                        street=_s(street) if street else None,
+                        signature=sig,
+                        open=(_s(status) if status else "") not in CLOSED_STATUSES,
+                    )
+                )
+        return out
+
+
+def earliest_needed(entries: Sequence[tuple[Bucket, float]], window_seconds: float) -> dict[Bucket, float]:
+    """Per bucket, the oldest received_at any of the batch's tickets could still repeat."""
+    wanted: dict[Bucket, float] = {}
+    for bucket, at in entries:
+        wanted[bucket] = min(wanted.get(bucket, float("inf")), at - window_seconds)
+    return wanted
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
