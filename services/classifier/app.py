@@ -64,6 +64,7 @@ def load_model(settings: ClassifierSettings) -> TextClassifier:
         raise ModelLoadError(
             f"{directory}: categories not in the taxonomy {settings.taxonomy_path}: {', '.join(unknown)}"
         )
+    model.predict(["预热 warm-up"])  # loads the word dictionary now, not on the first ticket
     log.info("classifier model %s from %s", model.version, directory)
     return model
 

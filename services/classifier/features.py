@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize as l2_normalize
 
 from services.classifier.text import normalize, words
@@ -23,36 +24,101 @@ WORD_NGRAMS = (1, 2)
 MIN_DF = 2
 
 
+# A character n-gram as one integer: its code points, 21 bits each (every code point fits), so n <= 3 fits
+# in 64 bits. Normalised text has no NUL, so the codes of different n never collide.
+_BITS = 21
+assert CHAR_NGRAMS[1] * _BITS <= 64
+
+
+def _gram_code(term: str) -> int:
+    code = 0
+    for ch in term:
+        code = (code << _BITS) | ord(ch)
+    return code
+
+
+def _word_grams(doc: str) -> list[str]:
+    # sklearn's word n-grams with token_pattern \S+: tokens, then space-joined runs of them.
+    tokens = doc.split()
+    lo, hi = WORD_NGRAMS
+    grams = tokens[:] if lo == 1 else []
+    for n in range(max(lo, 2), hi + 1):
+        grams.extend(map(" ".join, zip(*(tokens[k:] for k in range(n)), strict=False)))
+    return grams
+
+
+Ints = npt.NDArray[np.int64]
+
+
 @dataclass(frozen=True)
 class Block:
-    """One TF-IDF block with sublinear tf, frozen after training."""
+    """One TF-IDF block with sublinear tf, frozen after training.
+
+    `transform` gives the same matrix as sklearn's TfidfVectorizer with this vocabulary and idf, counted
+    without sklearn's per-n-gram Python loop: character n-grams as integer codes looked up with numpy
+    (`searchsorted` over the sorted vocabulary codes, a whole batch at once), word n-grams through `map`.
+    """
 
     kind: str  # "char" or "word"
     vocabulary: list[str]
     idf: FloatArray
+    _lookup: Any = field(init=False, repr=False, compare=False)
 
-    def _counter(self) -> CountVectorizer:
+    def __post_init__(self) -> None:
         if self.kind == "char":
-            return CountVectorizer(
-                analyzer="char",
-                ngram_range=CHAR_NGRAMS,
-                lowercase=False,
-                vocabulary={t: i for i, t in enumerate(self.vocabulary)},
-                dtype=np.float32,
-            )
-        return CountVectorizer(
-            token_pattern=r"\S+",
-            ngram_range=WORD_NGRAMS,
-            lowercase=False,
-            vocabulary={t: i for i, t in enumerate(self.vocabulary)},
-            dtype=np.float32,
-        )
+            codes = np.fromiter(map(_gram_code, self.vocabulary), dtype=np.uint64, count=len(self.vocabulary))
+            order = np.argsort(codes, kind="stable")
+            object.__setattr__(self, "_lookup", (codes[order], order))
+        else:
+            object.__setattr__(self, "_lookup", {t: i for i, t in enumerate(self.vocabulary)})
 
-    def transform(self, docs: list[str], counter: CountVectorizer) -> Matrix:
-        tf = counter.transform(docs).tocsr()
-        tf.data = 1.0 + np.log(tf.data)
-        weighted = tf @ sparse.diags(self.idf)
-        matrix: Matrix = sparse.csr_matrix(l2_normalize(weighted, copy=False))
+    def _char_counts(self, docs: list[str]) -> tuple[Ints, Ints]:
+        sorted_codes, order = self._lookup
+        # All documents as one array of code points, NUL between them; an n-gram spanning a NUL is dropped.
+        points = np.frombuffer("\x00".join(docs).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        doc_of = np.cumsum(points == 0)
+        rows: list[Ints] = []
+        cols: list[Ints] = []
+        lo, hi = CHAR_NGRAMS
+        for n in range(lo, hi + 1):
+            m = len(points) - n + 1
+            if m <= 0:
+                continue
+            code = points[:m].copy()
+            ok = points[:m] != 0
+            for k in range(1, n):
+                code = (code << np.uint64(_BITS)) | points[k : k + m]
+                ok &= points[k : k + m] != 0
+            code = code[ok]
+            pos = np.minimum(np.searchsorted(sorted_codes, code), len(sorted_codes) - 1)
+            hit = sorted_codes[pos] == code
+            cols.append(order[pos[hit]])
+            rows.append(doc_of[:m][ok][hit])
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(rows), np.concatenate(cols)
+
+    def _word_counts(self, docs: list[str]) -> tuple[Ints, Ints]:
+        lookup = self._lookup.get
+        ids: list[int] = []
+        lengths = []
+        for doc in docs:
+            before = len(ids)
+            ids.extend(map(lookup, _word_grams(doc), repeat(-1)))
+            lengths.append(len(ids) - before)
+        cols = np.fromiter(ids, dtype=np.int64, count=len(ids))
+        rows = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+        known = cols >= 0
+        return rows[known], cols[known]
+
+    def transform(self, docs: list[str]) -> Matrix:
+        rows, cols = self._char_counts(docs) if self.kind == "char" else self._word_counts(docs)
+        # COO -> CSR sums the repeated (row, column) pairs: the term counts.
+        tf = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(docs), len(self.vocabulary))
+        )
+        tf.data = (1.0 + np.log(tf.data)) * self.idf[tf.indices]
+        matrix: Matrix = l2_normalize(tf, copy=False)
         return matrix
 
 
@@ -91,8 +157,6 @@ class Featurizer:
     def __init__(self, char: Block, word: Block) -> None:
         self.char = char
         self.word = word
-        self._char_counter = char._counter()
-        self._word_counter = word._counter()
 
     @classmethod
     def fit(cls, texts: list[str]) -> tuple[Featurizer, Matrix]:
@@ -104,8 +168,8 @@ class Featurizer:
 
     def transform(self, texts: list[str]) -> Matrix:
         normalized = [normalize(t) for t in texts]
-        char_x = self.char.transform(normalized, self._char_counter)
-        word_x = self.word.transform([words(t) for t in normalized], self._word_counter)
+        char_x = self.char.transform(normalized)
+        word_x = self.word.transform([words(t) for t in normalized])
         matrix: Matrix = sparse.hstack([char_x, word_x], format="csr")
         return matrix
 
