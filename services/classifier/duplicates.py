@@ -17,7 +17,6 @@ becomes a duplicate of itself, and two tickets never point at each other.
 from __future__ import annotations
 
 import base64
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,10 +65,13 @@ class Match:
 
 
 def signature(text: str) -> Signature:
-    clean = normalize(text)
-    shingles = {clean[i : i + 2] for i in range(max(1, len(clean) - 1))}
-    hashed = np.fromiter((zlib.crc32(s.encode()) for s in shingles), dtype=np.uint64, count=len(shingles))
-    mixed = (hashed[:, None] * _A[None, :] + _B[None, :]) >> _SHIFT
+    # A bigram as one integer (two 21-bit code points), hashed by every permutation at once.
+    points = np.frombuffer(normalize(text).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    if len(points) >= 2:
+        shingles = np.unique((points[:-1] << np.uint64(21)) | points[1:])
+    else:  # a one-character (or empty) text is its own single shingle
+        shingles = points if len(points) else np.zeros(1, dtype=np.uint64)
+    mixed = (shingles[:, None] * _A[None, :] + _B[None, :]) >> _SHIFT
     result: Signature = mixed.min(axis=0).astype(np.uint32)
     return result
 

@@ -24,95 +24,104 @@ WORD_NGRAMS = (1, 2)
 MIN_DF = 2
 
 
-# A character n-gram as one integer: its code points, 21 bits each (every code point fits), so n <= 3 fits
-# in 64 bits. Normalised text has no NUL, so the codes of different n never collide.
-_BITS = 21
-assert CHAR_NGRAMS[1] * _BITS <= 64
-
-
-def _gram_code(term: str) -> int:
-    code = 0
-    for ch in term:
-        code = (code << _BITS) | ord(ch)
-    return code
-
-
-def _word_grams(doc: str) -> list[str]:
-    # sklearn's word n-grams with token_pattern \S+: tokens, then space-joined runs of them.
-    tokens = doc.split()
-    lo, hi = WORD_NGRAMS
-    grams = tokens[:] if lo == 1 else []
-    for n in range(max(lo, 2), hi + 1):
-        grams.extend(map(" ".join, zip(*(tokens[k:] for k in range(n)), strict=False)))
-    return grams
-
+# An n-gram as one integer: its symbols' codes side by side, `bits` each. A character's symbol is its code
+# point (21 bits fit them all); a word's is its number in the block's token list (0: not a token of any
+# vocabulary term). 0 also separates documents, so an n-gram containing 0 is never counted, and the codes of
+# different n never collide because every symbol of a counted n-gram is non-zero.
+_CHAR_BITS = 21
+assert CHAR_NGRAMS[1] * _CHAR_BITS <= 64 and WORD_NGRAMS[1] <= 2
 
 Ints = npt.NDArray[np.int64]
+Codes = npt.NDArray[np.uint64]
+
+
+def _code(symbols: list[int], bits: int) -> int:
+    code = 0
+    for s in symbols:
+        code = (code << bits) | s
+    return code
 
 
 @dataclass(frozen=True)
 class Block:
     """One TF-IDF block with sublinear tf, frozen after training.
 
-    `transform` gives the same matrix as sklearn's TfidfVectorizer with this vocabulary and idf, counted
-    without sklearn's per-n-gram Python loop: character n-grams as integer codes looked up with numpy
-    (`searchsorted` over the sorted vocabulary codes, a whole batch at once), word n-grams through `map`.
+    `transform` gives the same matrix as sklearn's TfidfVectorizer with this vocabulary and idf, without
+    sklearn's Python loop over every n-gram: a whole batch becomes one array of symbol codes, its n-grams
+    integer codes, looked up with `searchsorted` in the sorted codes of the vocabulary.
     """
 
     kind: str  # "char" or "word"
     vocabulary: list[str]
     idf: FloatArray
-    _lookup: Any = field(init=False, repr=False, compare=False)
+    _tokens: dict[str, int] = field(init=False, repr=False, compare=False)
+    _bits: int = field(init=False, repr=False, compare=False)
+    _sorted: Codes = field(init=False, repr=False, compare=False)
+    _order: Ints = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind == "char":
-            codes = np.fromiter(map(_gram_code, self.vocabulary), dtype=np.uint64, count=len(self.vocabulary))
-            order = np.argsort(codes, kind="stable")
-            object.__setattr__(self, "_lookup", (codes[order], order))
+            tokens: dict[str, int] = {}
+            bits = _CHAR_BITS
+            symbols = [[ord(ch) for ch in term] for term in self.vocabulary]
         else:
-            object.__setattr__(self, "_lookup", {t: i for i, t in enumerate(self.vocabulary)})
+            parts = [term.split(" ") for term in self.vocabulary]
+            tokens = {t: i for i, t in enumerate(sorted({t for p in parts for t in p}), 1)}
+            bits = max(1, len(tokens).bit_length())
+            symbols = [[tokens[t] for t in p] for p in parts]
+        codes = np.fromiter((_code(s, bits) for s in symbols), dtype=np.uint64, count=len(symbols))
+        order = np.argsort(codes, kind="stable")
+        for name, value in (
+            ("_tokens", tokens),
+            ("_bits", bits),
+            ("_sorted", codes[order]),
+            ("_order", order),
+        ):
+            object.__setattr__(self, name, value)
 
-    def _char_counts(self, docs: list[str]) -> tuple[Ints, Ints]:
-        sorted_codes, order = self._lookup
-        # All documents as one array of code points, NUL between them; an n-gram spanning a NUL is dropped.
-        points = np.frombuffer("\x00".join(docs).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-        doc_of = np.cumsum(points == 0)
-        rows: list[Ints] = []
-        cols: list[Ints] = []
-        lo, hi = CHAR_NGRAMS
-        for n in range(lo, hi + 1):
-            m = len(points) - n + 1
-            if m <= 0:
-                continue
-            code = points[:m].copy()
-            ok = points[:m] != 0
-            for k in range(1, n):
-                code = (code << np.uint64(_BITS)) | points[k : k + m]
-                ok &= points[k : k + m] != 0
-            code = code[ok]
-            pos = np.minimum(np.searchsorted(sorted_codes, code), len(sorted_codes) - 1)
-            hit = sorted_codes[pos] == code
-            cols.append(order[pos[hit]])
-            rows.append(doc_of[:m][ok][hit])
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        return np.concatenate(rows), np.concatenate(cols)
-
-    def _word_counts(self, docs: list[str]) -> tuple[Ints, Ints]:
-        lookup = self._lookup.get
+    def _symbols(self, docs: list[str]) -> tuple[Codes, list[int]]:
+        """The batch as one array of symbol codes, each document followed by a 0; and each one's length."""
+        if self.kind == "char":
+            points = np.frombuffer("\x00".join([*docs, ""]).encode("utf-32-le"), dtype=np.uint32)
+            return points.astype(np.uint64), [len(d) for d in docs]
+        lookup = self._tokens.get
         ids: list[int] = []
         lengths = []
         for doc in docs:
             before = len(ids)
-            ids.extend(map(lookup, _word_grams(doc), repeat(-1)))
+            ids.extend(map(lookup, doc.split(), repeat(0)))
             lengths.append(len(ids) - before)
-        cols = np.fromiter(ids, dtype=np.int64, count=len(ids))
-        rows = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
-        known = cols >= 0
-        return rows[known], cols[known]
+            ids.append(0)
+        return np.fromiter(ids, dtype=np.uint64, count=len(ids)), lengths
+
+    def _counts(self, docs: list[str]) -> tuple[Ints, Ints]:
+        """(row, column) of every vocabulary n-gram occurrence in the batch."""
+        symbols, lengths = self._symbols(docs)
+        doc_of = np.repeat(np.arange(len(docs), dtype=np.int64), np.asarray(lengths, dtype=np.int64) + 1)
+        bits = np.uint64(self._bits)
+        rows: list[Ints] = [np.zeros(0, dtype=np.int64)]
+        cols: list[Ints] = [np.zeros(0, dtype=np.int64)]
+        lo, hi = CHAR_NGRAMS if self.kind == "char" else WORD_NGRAMS
+        for n in range(lo, hi + 1):
+            m = len(symbols) - n + 1
+            if m <= 0:
+                continue
+            code = symbols[:m].copy()
+            ok = symbols[:m] != 0
+            for k in range(1, n):
+                code = (code << bits) | symbols[k : k + m]
+                ok &= symbols[k : k + m] != 0
+            # Each distinct n-gram looked up once, in sorted order (memory read in order): 3x faster.
+            distinct, inverse = np.unique(code[ok], return_inverse=True)
+            pos = np.minimum(np.searchsorted(self._sorted, distinct), len(self._sorted) - 1)
+            col = np.where(self._sorted[pos] == distinct, self._order[pos], -1)[inverse]
+            hit = col >= 0
+            cols.append(col[hit])
+            rows.append(doc_of[:m][ok][hit])
+        return np.concatenate(rows), np.concatenate(cols)
 
     def transform(self, docs: list[str]) -> Matrix:
-        rows, cols = self._char_counts(docs) if self.kind == "char" else self._word_counts(docs)
+        rows, cols = self._counts(docs)
         # COO -> CSR sums the repeated (row, column) pairs: the term counts.
         tf = sparse.csr_matrix(
             (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(docs), len(self.vocabulary))

