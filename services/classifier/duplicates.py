@@ -108,21 +108,22 @@ def find_original(
     policy: Policy,
 ) -> Match | None:
     """The open ticket this one repeats (the most similar, then the earliest), or None."""
-    best: Match | None = None
-    best_at = 0.0
-    for c in candidates:
-        if not c.open or (c.received_at, c.ticket_id) >= (received_at, ticket_id):
-            continue
-        if received_at - c.received_at > policy.window_seconds:
-            continue
-        if street is not None and c.street is not None and street != c.street:
-            continue
-        score = similarity(sig, c.signature)
-        if score < policy.threshold:
-            continue
-        if best is None or score > best.similarity or (score == best.similarity and c.received_at < best_at):
-            best, best_at = Match(c.ticket_id, round(score, 4)), c.received_at
-    return best
+    eligible = [
+        c
+        for c in candidates
+        if c.open
+        and (c.received_at, c.ticket_id) < (received_at, ticket_id)
+        and received_at - c.received_at <= policy.window_seconds
+        and (street is None or c.street is None or street == c.street)
+    ]
+    if not eligible:
+        return None
+    # Every candidate's similarity in one array operation: a batch can hold hundreds of candidates.
+    scores = (np.stack([c.signature for c in eligible]) == sig).mean(axis=1)
+    best = max(range(len(eligible)), key=lambda i: (scores[i], -eligible[i].received_at))
+    if scores[best] < policy.threshold:
+        return None
+    return Match(eligible[best].ticket_id, round(float(scores[best]), 4))
 
 
 def index_ops(

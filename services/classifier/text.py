@@ -45,6 +45,7 @@ def fold(text: str) -> str:
     return text.lower()
 
 
+@lru_cache(maxsize=1024)
 def normalize(text: str) -> str:
     text = fold(text)
     text = _NON_WORD.sub(" ", text)
