@@ -1,8 +1,9 @@
-"""`model train` / `model evaluate`: the classifier's command line, registered into the `hotline` CLI."""
+"""`model train` / `evaluate` / `export-labels`: the classifier's command line, part of the `hotline` CLI."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,8 +25,11 @@ from services.classifier.datafiles import (
     read_labelled_csv,
     taxonomy_label_map,
 )
+from services.classifier.labels import Label, read_labels, write_jsonl
 from services.classifier.metrics import expected_calibration_error, summarize
 from services.classifier.model import TRAIN_STEPS, ModelLoadError, TextClassifier
+from shared.bus import redis_client
+from shared.settings import CommonSettings
 
 BAD_INPUT = 2
 PREDICT_BATCH = 512
@@ -67,6 +72,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluate.add_argument("--label-col", required=True)
     evaluate.add_argument("--json", action="store_true", help="end the output with one JSON line")
     evaluate.set_defaults(func=evaluate_command)
+
+    export = commands.add_parser(
+        "export-labels", help="write operators' corrections (the hotline:labels stream) as training JSONL"
+    )
+    export.add_argument("--out", type=Path, required=True, help="JSONL file for `model train --corrections`")
+    export.add_argument(
+        "--redis-url", default=None, help="the system's Redis (default: $REDIS_URL or the settings' default)"
+    )
+    export.set_defaults(func=export_labels_command)
 
 
 def _fail(message: str) -> int:
@@ -162,6 +176,28 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.flush()
         print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def export_labels_command(args: argparse.Namespace) -> int:
+    url = args.redis_url or CommonSettings().redis_url
+
+    async def export() -> list[Label]:
+        redis = redis_client(url)
+        try:
+            return await read_labels(redis)
+        finally:
+            await redis.aclose()
+
+    try:
+        labels = asyncio.run(export())
+    except RedisError as exc:
+        return _fail(f"cannot read the labels from Redis: {exc}")
+    try:
+        write_jsonl(labels, args.out)
+    except OSError as exc:
+        return _fail(f"{args.out}: cannot write: {exc}")
+    print(f"{len(labels)} corrections → {args.out}", file=sys.stderr)
     return 0
 
 
