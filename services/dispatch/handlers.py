@@ -47,7 +47,7 @@ class Assigned(BaseModel):
 
     @classmethod
     def of(cls, ticket: Ticket) -> Assigned:
-        return cls.model_validate(ticket.model_dump())
+        return cls.model_validate({k: v for k, v in ticket.model_dump().items() if v is not None})
 
     def rejected(self) -> list[str]:
         return [d for d in self.rejected_by.split(",") if d]
@@ -109,7 +109,12 @@ def on_classified(
         attempt=1,
         previous=previous,
         status="dispatched",
-        extra={"category": event.category, "district": event.place.district},
+        extra={
+            "category": event.category,
+            "district": event.place.district,
+            "urgency": event.urgency,
+            "received_at": iso(event.received_at),
+        },
         table=table,
         supply=supply,
         now=now,
@@ -166,8 +171,10 @@ def _on_rejected(
     now: datetime,
 ) -> Effects:
     demand = ticket.demand()
-    if event.department == table.coordinator or demand is None or ticket.received_at is None:
+    if event.department == table.coordinator:
         return _history_only(event, {**history, "summary": "rejection refused: the coordinator owns it"})
+    if demand is None or ticket.received_at is None:
+        raise LookupError(f"ticket {ticket.ticket_id} has no category or deadlines to re-dispatch it by")
     rejected = [*ticket.rejected(), event.department]
     count = ticket.rejections + 1
     learned = state.acceptance_field(event.department, demand.category, demand.district, "r")
@@ -294,9 +301,10 @@ def _dispatch(
         ["ZADD", keys.department_open(department), received_at.timestamp(), ticket_id],
         ["ZADD", state.queue(department), demand.feedback_due.timestamp(), ticket_id],
     ]
-    # A deadline already passed was escalated (or is being): re-adding it would escalate it twice.
+    # On a re-dispatch, a deadline already passed was escalated (or is being): re-adding it would
+    # escalate it twice. A first dispatch that is already late is escalated by the next scan.
     for timer, due in ((state.SLA_DISPATCH, demand.dispatch_due), (state.SLA_FEEDBACK, demand.feedback_due)):
-        if due > now:
+        if attempt == 1 or due > now:
             all_ops.append(["ZADD", timer, due.timestamp(), ticket_id])
     if status == "coordinator":
         all_ops.append(["ZADD", state.COORDINATOR_QUEUE, now.timestamp(), ticket_id])
