@@ -179,9 +179,7 @@ def _on_rejected(
     count = ticket.rejections + 1
     learned = state.acceptance_field(event.department, demand.category, demand.district, "r")
     chosen = None if count >= table.max_rejections else assign(table, demand, supply, now, exclude=rejected)
-    status = "dispatched"
     if chosen is None:
-        status = "coordinator"
         chosen = Assignment(
             table.coordinator, f"to the coordinator after {count} rejections ({', '.join(rejected)})", ()
         )
@@ -194,7 +192,7 @@ def _on_rejected(
         received_at=ticket.received_at,
         attempt=ticket.attempt + 1,
         previous=event.department,
-        status=status,
+        status="coordinator" if chosen.department == table.coordinator else "dispatched",
         extra={
             "rejections": str(count),
             "rejected_by": ",".join(rejected),

@@ -69,6 +69,15 @@ class WorkingHours(BaseModel):
         first = next(self._intervals(at), None)
         return first is not None and first[0] <= at
 
+    def open_hours(self, start: datetime, end: datetime) -> float:
+        """Working hours between `start` and `end` (aware local datetimes)."""
+        total = 0.0
+        for opens, closes in self._intervals(start):
+            if opens >= end:
+                break
+            total += (min(closes, end) - opens).total_seconds() / 3600
+        return total
+
     def finish(self, start: datetime, work_hours: float) -> datetime:
         """When `work_hours` of working time, begun at `start`, are done (working hours only)."""
         left = timedelta(hours=work_hours)
@@ -121,6 +130,12 @@ class Policy(BaseModel):
 
     priority_hours: float = Field(default=2.0, ge=0, description="Preference for one priority step")
     rejection_hours: float = Field(default=6.0, ge=0, description="Time a rejection costs the citizen")
+    breach_hours: float = Field(
+        default=48.0, ge=0, description="How many hours of waiting a missed deadline weighs"
+    )
+    coordinator_priority: int = Field(
+        default=-10, description="The coordinator's priority when it competes for a rejected ticket"
+    )
     prior_accepts: float = Field(default=4.0, gt=0, description="Beta prior of the acceptance rate")
     prior_rejects: float = Field(default=1.0, gt=0)
 
