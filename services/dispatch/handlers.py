@@ -183,16 +183,12 @@ def _on_rejected(
         chosen = Assignment(
             table.coordinator, f"to the coordinator after {count} rejections ({', '.join(rejected)})", ()
         )
-    effects = _dispatch(
-        ticket_id=ticket.ticket_id,
-        event_id=derive_id(event.event_id, "redispatched"),
-        chosen=chosen,
-        demand=demand,
-        urgency=ticket.urgency,
-        received_at=ticket.received_at,
-        attempt=ticket.attempt + 1,
+    return _redispatch(
+        event,
+        ticket,
+        chosen,
+        demand,
         previous=event.department,
-        status="coordinator" if chosen.department == table.coordinator else "dispatched",
         extra={
             "rejections": str(count),
             "rejected_by": ",".join(rejected),
@@ -206,7 +202,6 @@ def _on_rejected(
         history_note=f"by {event.department}: {event.note or 'no reason given'}",
         ops=[["HINCRBY", state.ACCEPTANCE, learned, 1]],
     )
-    return effects
 
 
 def on_reopened(
@@ -227,16 +222,12 @@ def on_reopened(
         chosen = assign(table, demand, supply, now, exclude=ticket.rejected())
     if chosen is None:
         chosen = Assignment(table.coordinator, f"reopened ({event.reason}): everyone else rejected it", ())
-    return _dispatch(
-        ticket_id=ticket.ticket_id,
-        event_id=derive_id(event.event_id, "redispatched"),
-        chosen=chosen,
-        demand=demand,
-        urgency=ticket.urgency,
-        received_at=ticket.received_at,
-        attempt=ticket.attempt + 1,
+    return _redispatch(
+        event,
+        ticket,
+        chosen,
+        demand,
         previous=previous,
-        status="dispatched" if chosen.department != table.coordinator else "coordinator",
         extra={
             "reopen_count": str(event.reopen_count),
             "reopened_at": iso(now),
@@ -248,6 +239,43 @@ def on_reopened(
         now=now,
         history_event="reopened",
         history_note=event.reason,
+    )
+
+
+def _redispatch(
+    event: TicketUpdated | TicketReopened,
+    ticket: Assigned,
+    chosen: Assignment,
+    demand: Demand,
+    *,
+    previous: str | None,
+    extra: dict[str, str | None],
+    table: RoutingTable,
+    supply: Supply,
+    now: datetime,
+    history_event: str,
+    history_note: str,
+    ops: list[list[str | int | float]] | None = None,
+) -> Effects:
+    """A ticket already dispatched once goes out again: the next attempt, with an id derived from `event`."""
+    assert ticket.received_at is not None  # checked by the callers
+    return _dispatch(
+        ticket_id=ticket.ticket_id,
+        event_id=derive_id(event.event_id, "redispatched"),
+        chosen=chosen,
+        demand=demand,
+        urgency=ticket.urgency,
+        received_at=ticket.received_at,
+        attempt=ticket.attempt + 1,
+        previous=previous,
+        status="coordinator" if chosen.department == table.coordinator else "dispatched",
+        extra=extra,
+        table=table,
+        supply=supply,
+        now=now,
+        history_event=history_event,
+        history_note=history_note,
+        ops=ops,
     )
 
 
