@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
@@ -44,3 +45,13 @@ async def init_streams(redis: Redis) -> list[tuple[str, str]]:
             # Streams nobody in the loop reads (review, escalations) still exist for operators' tools.
             await redis.xgroup_create(stream, "operators", id="0", mkstream=True)
     return created
+
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+async def read_range(
+    redis: Redis, stream: str, start: str = "-", end: str = "+", count: int | None = None
+) -> Entries:
+    """XRANGE with the types redis-py leaves open (a client without decode_responses returns bytes)."""
+    return cast(Entries, await redis.xrange(stream, start, end, count=count))

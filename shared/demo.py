@@ -54,24 +54,37 @@ async def post_calls(
     calls: list[dict[str, Any]],
     concurrency: int = 16,
     console: Console | None = None,
+    rate: float | None = None,
+    attempts: int = 10,
 ) -> dict[str, str]:
-    """Post each call, signed; return call id -> ticket id. Retries 429/503 as a provider would."""
+    """Post each call, signed; return call id -> ticket id (only those answered 2xx).
+
+    Retries 429/503 and connection failures with backoff, as a provider would. `rate` paces the
+    posts (calls per second over all senders); by default they go as fast as the senders can.
+    """
     tickets: dict[str, str] = {}
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    for call in calls:
-        queue.put_nowait(call)
+    queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
+    for i, call in enumerate(calls):
+        queue.put_nowait((i, call))
+    started = time.monotonic()
     with Progress(console=console, transient=False, disable=console is None) as progress:
         task = progress.add_task("posting calls", total=len(calls))
         async with httpx.AsyncClient(base_url=intake_url, timeout=10.0) as client:
 
             async def sender() -> None:
                 while not queue.empty():
-                    call = queue.get_nowait()
+                    i, call = queue.get_nowait()
+                    if rate:
+                        await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
                     body = json.dumps(call, ensure_ascii=False).encode()
-                    for attempt in range(10):
+                    for attempt in range(attempts):
                         headers = signed_headers(secret, f"msg_{call['call_id']}", body)
                         headers["content-type"] = "application/json"
-                        resp = await client.post("/v1/webhooks/telephony", content=body, headers=headers)
+                        try:
+                            resp = await client.post("/v1/webhooks/telephony", content=body, headers=headers)
+                        except httpx.TransportError:
+                            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+                            continue
                         if resp.status_code in (429, 503):
                             await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
                             continue
@@ -96,13 +109,17 @@ async def wait_dispatched(redis_url: str, ticket_ids: list[str], wait_seconds: f
     redis = redis_client(redis_url)
     store = TicketStore(redis)
     started = time.monotonic()
+    done: dict[str, Ticket] = {}
+    missing = list(ticket_ids)
     try:
         while True:
-            found = await store.get_many(ticket_ids)
-            done = [t for t in found if t is not None and _complete(t)]
-            missing = [tid for tid, t in zip(ticket_ids, found, strict=True) if t is None or not _complete(t)]
+            # Only the tickets still missing are read again, so waiting does not load the system it measures.
+            found = await store.get_many(missing)
+            done |= {t.ticket_id: t for t in found if t is not None and _complete(t)}
+            missing = [tid for tid in missing if tid not in done]
             if not missing or time.monotonic() - started > wait_seconds:
-                return Outcome(done, missing, time.monotonic() - started)
+                finished = [done[t] for t in ticket_ids if t in done]
+                return Outcome(finished, missing, time.monotonic() - started)
             await asyncio.sleep(0.25)
     finally:
         await redis.aclose()

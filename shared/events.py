@@ -134,11 +134,33 @@ class SurveyAnswered(Event):
     resolved: bool
     satisfaction: int | None = Field(default=None, ge=1, le=5)
     comment: str | None = Field(default=None, max_length=4000)
+    survey_round: int | None = Field(
+        default=None, ge=1, description="Which resolution was surveyed: 1, then n+1 after the n-th reopening"
+    )
+
+
+class SurveyRound(BaseModel):
+    """One resolution of a ticket and what the citizen said about it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    survey_round: int
+    department: str | None = None
+    resolved_at: UtcDatetime | None = None
+    answered_at: UtcDatetime
+    resolved: bool
+    satisfaction: int | None = None
+    comment: str | None = None
 
 
 class TicketReopened(Event):
     reason: str
     reopen_count: int = 1
+    department: str | None = Field(default=None, description="The department whose resolution was refused")
+    supervision: bool = Field(default=False, description="Reopened often enough to be flagged for 督办")
+    history: list[SurveyRound] = Field(
+        default=[], description="Every surveyed resolution so far, oldest first"
+    )
 
 
 class TicketEscalated(Event):
@@ -156,6 +178,8 @@ class HotspotAlert(Event):
     expected: float
     probability: float
     example_tickets: list[str] = []
+    window_hours: int | None = Field(default=None, description="The window (hours) whose count broke out")
+    episode_start: UtcDatetime | None = Field(default=None, description="The hour the episode began")
 
 
 STREAM_EVENTS: dict[str, type[Event]] = {

@@ -76,6 +76,12 @@ class WorkerMetrics:
             ["service", "stream"],
             registry=registry,
         )
+        self.maxlen = Gauge(
+            "hotline_stream_maxlen_entries",
+            "The hard cap the stream is trimmed to on append; a group lagging this far loses entries",
+            ["service", "stream"],
+            registry=registry,
+        )
         self.dlq_length = Gauge(
             "hotline_dlq_length_entries",
             "Entries waiting in the stream's dead-letter stream",

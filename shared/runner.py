@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -43,7 +44,9 @@ class Stack:
         if self.redis_url is None:
             self.embedded = EmbeddedRedis(self.data_dir).start()
             self.redis_url = self.embedded.url
-        asyncio.run(_init(self.redis_url))
+        # In a thread of its own, so a Stack can also be started from code with a running event loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _init(self.redis_url)).result()
         for service in self.services:
             self.start_service(service)
         self.wait_ready(ready_timeout)

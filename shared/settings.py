@@ -27,7 +27,11 @@ class CommonSettings(BaseSettings):
     # Above the slowest whole batch, or a claimer steals entries still being worked on.
     claim_idle_ms: int = Field(default=30_000, ge=100)
     max_deliveries: int = Field(default=5, ge=1)
+    # A hard cap on memory only: entries are trimmed by `trim_stream` once every group is past them, so
+    # a lagging group loses nothing until its backlog reaches this many entries (alert on lag/maxlen).
     stream_maxlen: int = Field(default=1_000_000, ge=1000)
+    # Entries every group is done with are still kept this long, for inspection and replays.
+    stream_retention_seconds: int = Field(default=24 * 3600, ge=0)
     graceful_timeout: float = 15.0
     log_level: str = "INFO"
     taxonomy_path: Path = DATA_DIR / "taxonomy.yaml"

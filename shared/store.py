@@ -49,6 +49,20 @@ class keys:
     def dedupe(scope: str, key: str) -> str:
         return f"{PREFIX}:dedupe:{scope}:{key}"
 
+    # Evaluation: surveys waiting to be sent, surveys waiting for an answer, each survey's outcome
+    # (answered or expired, whichever comes first), the 三率 counters and tickets under supervision.
+    surveys_due = f"{PREFIX}:surveys:due"
+    surveys_open = f"{PREFIX}:surveys:open"
+    supervision = f"{PREFIX}:supervision"
+
+    @staticmethod
+    def survey_outcome(ticket_id: str, survey_round: int) -> str:
+        return f"{PREFIX}:survey:{ticket_id}:{survey_round}:outcome"
+
+    @staticmethod
+    def rates(window: str, bucket: str) -> str:
+        return f"{PREFIX}:rates:{window}:{bucket}"
+
 
 _APPLY = """
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end

@@ -274,6 +274,7 @@ class Worker:
             groups = await self.redis.xinfo_groups(c.stream)
             length = await self.redis.xlen(c.stream)
             m.length.labels(self.service, c.stream).set(length)
+            m.maxlen.labels(self.service, c.stream).set(self.settings.stream_maxlen)
             m.dlq_length.labels(self.service, c.stream).set(await self.redis.xlen(streams.dlq(c.stream)))
             for g in groups:
                 name = _s(g["name"])
@@ -291,6 +292,51 @@ class Worker:
                     oldest = _s(summary["min"])
                     age = max(0.0, time.time() - int(oldest.split("-")[0]) / 1000)
                 m.oldest_pending.labels(self.service, c.stream, name).set(age)
+
+    async def trim_stream(self, stream: str) -> str | None:
+        """Trim what every group of `stream` is done with and is past the retention; returns the MINID.
+
+        Unlike MAXLEN, this never drops an entry a group has not read, or read and not yet acknowledged.
+        """
+        groups = await self.redis.xinfo_groups(stream)
+        if not groups:
+            return None
+        needed: list[tuple[int, int]] = []
+        for g in groups:
+            needed.append(_id(g["last-delivered-id"]))
+            if g["pending"]:
+                needed.append(_id((await self.redis.xpending(stream, g["name"]))["min"]))
+        retention_floor = (int(time.time() * 1000) - self.settings.stream_retention_seconds * 1000, 0)
+        floor = min(*needed, retention_floor)
+        if floor <= (0, 0):
+            return None
+        minid = f"{floor[0]}-{floor[1]}"
+        await self.redis.xtrim(stream, minid=minid, approximate=True)
+        return minid
+
+    async def reap_consumers(self, consumer: Consumer[Any], idle_ms: int = 3_600_000) -> list[str]:
+        """Delete consumers of the group gone idle with nothing pending (each pod restart adds one).
+
+        Only with 0 pending: deleting a consumer that holds entries would make them unclaimable.
+        """
+        reaped = []
+        for info in await self.redis.xinfo_consumers(consumer.stream, consumer.group):
+            name = _s(info["name"])
+            mine = name.startswith(self.settings.consumer_name)
+            if info["pending"] == 0 and info["idle"] > idle_ms and not mine:
+                await self.redis.xgroup_delconsumer(consumer.stream, consumer.group, name)
+                reaped.append(name)
+        return reaped
+
+    async def _trim_loop(self) -> None:
+        while not self._stop.is_set():
+            for c in self.consumers:
+                try:
+                    await self.trim_stream(c.stream)
+                    await self.reap_consumers(c)
+                except Exception as exc:
+                    log.warning("%s: trimming %s failed: %r", self.service, c.stream, exc)
+            await _sleep_unless(self._stop, 30.0)
 
     async def _observe_loop(self) -> None:
         while not self._stop.is_set():
@@ -332,6 +378,7 @@ class Worker:
         for c in self.consumers:
             self._tasks.append(asyncio.create_task(self._claim_loop(c)))
         self._tasks.append(asyncio.create_task(self._observe_loop()))
+        self._tasks.append(asyncio.create_task(self._trim_loop()))
         for task in self.background:
             self._tasks.append(asyncio.create_task(task(self._stop)))
 
@@ -375,6 +422,11 @@ class Worker:
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def _id(value: bytes | str) -> tuple[int, int]:
+    ms, _, seq = _s(value).partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _s(value: bytes | str) -> str:

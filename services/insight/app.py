@@ -1,32 +1,223 @@
-"""Wiring of insight: the consumer of tickets.classified."""
+"""Wiring of insight: the consumer of tickets.classified (counts, surges) and the background refresh
+(open hotspots, emerging issues, forecasts, 每月一题 candidates)."""
 
 from __future__ import annotations
 
-from faststream.asgi import AsgiFastStream
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from datetime import UTC, date, datetime, timedelta
 
-from services.insight.handlers import count_classified
+from faststream.asgi import AsgiFastStream
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.asyncio import Redis
+
+from services.insight import state
+from services.insight.chronic import from_clusters, rank
+from services.insight.clusters import ClusterConfig, Clusterer, Message
+from services.insight.forecast import dense_daily, forecast
+from services.insight.handlers import Prepared, on_classified, series_of
+from services.insight.surge import SurgeConfig, SurgeDetector
 from shared import streams
 from shared.bus import make_broker, redis_client
-from shared.effects import Effects, each
-from shared.events import TicketClassified
+from shared.effects import Effects
+from shared.events import HotspotAlert, TicketClassified
 from shared.settings import CommonSettings
+from shared.store import TicketStore, keys
 from shared.worker import Consumer, Worker
+
+log = logging.getLogger("hotline.insight")
 
 
 class InsightSettings(CommonSettings):
     port: int = 8084
+    false_alarms_per_day: float = 1.0
+    surge_cooldown_hours: int = 24
+    surge_min_history_days: int = 7
+    refresh_seconds: float = 30.0
+    forecast_refresh_seconds: float = 3600.0
+    emerging_days: int = 90
+    emerging_top: int = 20
+
+    def surge_config(self) -> SurgeConfig:
+        return SurgeConfig(
+            false_alarms_per_day=self.false_alarms_per_day,
+            cooldown_hours=self.surge_cooldown_hours,
+            min_history_days=self.surge_min_history_days,
+        )
+
+
+class InsightMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.open = Gauge(
+            "hotline_hotspots_open",
+            "Surge episodes still open (a breach within the cooldown)",
+            registry=registry,
+        )
+        self.alerts = Counter(
+            "hotline_hotspot_alerts",
+            "Hotspot alerts raised (one per episode)",
+            ["category"],
+            registry=registry,
+        )
+        self.emerging = Gauge(
+            "hotline_emerging_issues",
+            "Clusters of similar recent complaints (two or more)",
+            registry=registry,
+        )
+        self.wape = Gauge(
+            "hotline_forecast_backtest_wape",
+            "Weighted absolute percentage error of the last 7-day forecast backtest (all tickets)",
+            ["model"],
+            registry=registry,
+        )
+
+
+class Insight:
+    """The service's moving parts, kept together so tests can drive them directly."""
+
+    def __init__(self, settings: InsightSettings, redis: Redis, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.config = settings.surge_config()
+        self.baselines = state.BaselineCache(redis, self.config)
+        self.metrics = InsightMetrics(registry)
+        self.store = TicketStore(redis)
+        self.clusterer = Clusterer(ClusterConfig())
+        self._cursor = 0.0
+        self._forecast_at: float | None = None
+
+    async def handle(self, events: list[TicketClassified]) -> list[Effects]:
+        series = {series_of(e) for e in events}
+        hours = {state.hour_index(e.received_at) for e in events}
+        days = {e.received_at.date() for e in events}
+        baselines = {d: await self.baselines.for_day(d) for d in days}
+        any_baseline = next(iter(baselines.values()))
+        detector = SurgeDetector(
+            any_baseline,
+            counts=await state.load_counts(self.redis, series, hours, max(self.config.windows)),
+            episodes=await state.load_episodes(self.redis, series),
+        )
+        prepared = Prepared(detector, baselines, await state.load_recent(self.redis, series))
+        out = on_classified(events, prepared)
+        for effects in out:
+            for p in effects.publish:
+                if isinstance(p.event, HotspotAlert):
+                    self.metrics.alerts.labels(p.event.category).inc()
+                    log.info(
+                        "hotspot: %s/%s %d tickets in %sh (expected %.1f, p=%.2g)",
+                        p.event.category,
+                        p.event.district or "-",
+                        p.event.count,
+                        p.event.window_hours,
+                        p.event.expected,
+                        p.event.probability,
+                    )
+        return out
+
+    # -- background ------------------------------------------------------------------------------
+
+    async def refresh(self, now: datetime | None = None) -> None:
+        """One pass of the background work: open hotspots, emerging issues, and (hourly) forecasts."""
+        now = now or datetime.now(UTC)
+        hour = state.hour_index(now)
+        episodes = await state.load_all_episodes(self.redis)
+        self.metrics.open.set(sum(e.is_open(hour, self.config.cooldown_hours) for e in episodes))
+        await self.update_emerging(now)
+        due = (
+            self._forecast_at is None
+            or time.monotonic() - self._forecast_at >= self.settings.forecast_refresh_seconds
+        )
+        if due:
+            await self.update_forecasts(now.date())
+            await self.update_chronic(now)
+            self._forecast_at = time.monotonic()
+
+    async def update_emerging(self, now: datetime) -> None:
+        """Feed tickets received since the last pass to the clusterer; publish the hottest clusters."""
+        since = max(self._cursor, (now - timedelta(days=self.settings.emerging_days)).timestamp())
+        ids = await self.redis.zrangebyscore(keys.by_created, since, now.timestamp())
+        names = [_s(i) for i in ids if isinstance(i, bytes | str)]
+        tickets = [t for t in await self.store.get_many(names) if t is not None and t.text]
+        messages = sorted(
+            (
+                Message(
+                    id=t.ticket_id,
+                    text=t.text or "",
+                    title=t.title or "",
+                    created_at=t.received_at or now,
+                    location=t.district or t.address,
+                )
+                for t in tickets
+            ),
+            key=lambda m: m.created_at,
+        )
+        for i in range(0, len(messages), 256):
+            await asyncio.to_thread(self.clusterer.add, messages[i : i + 256])
+        # Overlap by a minute: a ticket stored a moment late is still seen (add() ignores repeats).
+        self._cursor = max(self._cursor, now.timestamp() - 60)
+        self.clusterer.prune(now - timedelta(days=self.settings.emerging_days))
+        issues = self.clusterer.issues(now=now, top=self.settings.emerging_top)
+        self.metrics.emerging.set(sum(len(c.members) >= 2 for c in self.clusterer.clusters.values()))
+        await self.redis.set(state.EMERGING, json.dumps([i.as_json() for i in issues], ensure_ascii=False))
+
+    async def update_forecasts(self, today: date) -> None:
+        last = today - timedelta(days=1)
+        first = last - timedelta(days=7 * 16 - 1)
+        per_series = await state.load_daily(self.redis, first, last)
+        totals: dict[str, dict[date, int]] = {"all": {}}
+        for series, counts in per_series.items():
+            category, _ = state.split_series(series)
+            for d, n in counts.items():
+                totals["all"][d] = totals["all"].get(d, 0) + n
+                totals.setdefault(category, {})[d] = totals.setdefault(category, {}).get(d, 0) + n
+        result = {}
+        for name, counts in totals.items():
+            if not counts:
+                continue
+            start = max(first, min(counts))
+            result[name] = forecast(dense_daily(counts, start, last), last).as_json()
+        bt = result.get("all", {}).get("backtest")
+        if isinstance(bt, dict):
+            self.metrics.wape.labels("holt_winters").set(bt["model_wape"])
+            self.metrics.wape.labels("seasonal_naive").set(bt["naive_wape"])
+        await self.redis.set(state.FORECAST, json.dumps(result, ensure_ascii=False))
+
+    async def update_chronic(self, now: datetime) -> None:
+        """This month's 每月一题 candidates, from the clusters of the last `emerging_days`."""
+        problems = from_clusters(self.clusterer)
+        candidates = rank(problems, now.year, now.month)[:20]
+        await self.redis.set(
+            f"{state.CHRONIC}:{now:%Y-%m}", json.dumps([c.as_json() for c in candidates], ensure_ascii=False)
+        )
+
+    async def loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("insight: background refresh failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.refresh_seconds)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def build(settings: InsightSettings | None = None) -> tuple[Worker, AsgiFastStream]:
     settings = settings or InsightSettings()
-
-    async def handle(event: TicketClassified) -> Effects:
-        return count_classified(event)
-
+    redis = redis_client(settings.redis_url)
+    registry = CollectorRegistry()
+    insight = Insight(settings, redis, registry)
     worker = Worker(
         service="insight",
         settings=settings,
-        redis=redis_client(settings.redis_url),
-        consumers=[Consumer(streams.CLASSIFIED, streams.INSIGHT, TicketClassified, each(handle))],
+        redis=redis,
+        consumers=[Consumer(streams.CLASSIFIED, streams.INSIGHT, TicketClassified, insight.handle)],
+        background=[insight.loop],
+        registry=registry,
     )
     return worker, worker.asgi(make_broker(settings))

@@ -27,6 +27,7 @@ from services.intake.http import (
 )
 from services.intake.models import TelephonyCall
 from services.intake.privacy import caller_ref
+from services.intake.surveys import survey_routes
 from shared.bus import redis_client
 from shared.events import TicketReceived, utcnow
 from shared.ids import derive_id, ticket_id_for
@@ -103,6 +104,7 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/webhooks/telephony", instrumented("telephony", metrics, telephony), methods=["POST"]),
+            *survey_routes(settings, redis, metrics),
             Route("/livez", livez),
             Route("/readyz", readyz),
             Mount("/metrics", make_asgi_app(registry)),

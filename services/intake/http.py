@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from services.intake import signatures
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class HttpError(Exception):
@@ -122,3 +126,19 @@ def instrumented(route: str, metrics: IntakeMetrics, endpoint: Endpoint) -> Endp
         return response
 
     return wrapper
+
+
+async def signed_json(request: Request, secrets: Sequence[str], limit: int, model: type[M]) -> tuple[str, M]:
+    """(webhook id, payload) of a Standard Webhooks signed JSON post, or HttpError 415/413/401/400/422."""
+    require_content_type(request, "application/json")
+    body = await read_body(request, limit)
+    try:
+        webhook_id = signatures.verify(secrets, request.headers, body)
+    except signatures.SignatureError as exc:
+        raise HttpError(401, "bad_signature", str(exc)) from None
+    try:
+        return webhook_id, model.model_validate_json(body)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise HttpError(400, "invalid_json", "the body is not valid JSON") from None
+        raise validation_error(exc) from None

@@ -194,3 +194,51 @@ async def test_stream_gauges(redis: Redis) -> None:
     assert m.lag.labels("test", streams.RECEIVED, GROUP)._value.get() == 3
     assert m.pending.labels("test", streams.RECEIVED, GROUP)._value.get() == 1
     assert m.length.labels("test", streams.RECEIVED)._value.get() == 4
+
+
+async def test_trimming_never_drops_what_a_group_has_not_finished(redis: Redis) -> None:
+    worker, consumer = make_worker(redis, stream_retention_seconds=0)
+    await add(redis, *(received(i) for i in range(10)))
+    entries = await read(redis)
+    await worker.process(consumer, entries[:4])  # 4 done, 6 delivered and still pending
+    await add(redis, *(received(i) for i in range(10, 15)))  # 5 not yet read
+    minid = await worker.trim_stream(streams.RECEIVED)
+    assert minid == entries[4][0].decode()
+    remaining = [i for i, _ in await redis.xrange(streams.RECEIVED)]
+    assert entries[4][0] in remaining and len(remaining) >= 11
+    # Another group that has read nothing holds everything.
+    await redis.xgroup_create(streams.RECEIVED, "laggard", id="0")
+    await worker.trim_stream(streams.RECEIVED)
+    assert await redis.xlen(streams.RECEIVED) == len(remaining)
+
+
+async def test_dead_letters_can_be_listed_and_replayed(redis: Redis) -> None:
+    from shared import dlq
+
+    worker, consumer = make_worker(redis, max_deliveries=1)
+    boom = received(2).model_copy(update={"text": "boom"})
+    await add(redis, boom)
+    await worker.process(consumer, await read(redis))
+    [dead] = await dlq.list_dead(redis)
+    assert (dead.stream, dead.reason, dead.ticket_id, dead.service) == (
+        streams.RECEIVED,
+        "handler_error",
+        "T2",
+        "test",
+    )
+    assert await dlq.replay(redis, streams.RECEIVED) == 1
+    assert await dlq.list_dead(redis) == []
+    [(_, fields)] = await read(redis)
+    assert decode(fields, TicketReceived).text == "boom"  # the original payload, byte for byte
+
+
+async def test_idle_consumers_with_nothing_pending_are_reaped(redis: Redis) -> None:
+    worker, consumer = make_worker(redis, consumer_name="pod-b")
+    await add(redis, received(1), received(2))
+    await redis.xreadgroup(GROUP, "pod-old-idle", {streams.RECEIVED: ">"}, count=1)
+    await redis.xack(streams.RECEIVED, GROUP, *(i for i, _ in await redis.xrange(streams.RECEIVED, count=1)))
+    await redis.xreadgroup(GROUP, "pod-old-holding", {streams.RECEIVED: ">"}, count=1)
+    await asyncio.sleep(0.05)
+    assert await worker.reap_consumers(consumer, idle_ms=10) == ["pod-old-idle"]
+    names = {c["name"] for c in await redis.xinfo_consumers(streams.RECEIVED, GROUP)}
+    assert names == {b"pod-old-holding"}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from services.classifier.handlers import classify_batch
-from services.evaluation.handlers import DISPATCHED_BY_DEPARTMENT, on_dispatched
+from services.evaluation.handlers import DISPATCHED_BY_DEPARTMENT, Policy, on_dispatched
+from services.evaluation.state import TicketState
 from shared import streams
 from shared.events import TicketClassified, TicketDispatched, TicketReceived, TicketReview
 
@@ -87,5 +88,6 @@ def test_evaluation_counts_each_dispatch_by_department() -> None:
         reason="test",
         received_at=T0,
     )
-    write = on_dispatched(event).writes[0]
+    write = on_dispatched(event, TicketState(), Policy(tz=UTC, survey_delay=timedelta(hours=1))).writes[0]
     assert ["HINCRBY", DISPATCHED_BY_DEPARTMENT, "water", 1] in write.ops
+    assert ["HINCRBY", "hotline:rates:month:2026-11", "department|water|utilities|dispatched", 1] in write.ops

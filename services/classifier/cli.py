@@ -1,0 +1,172 @@
+"""`model train` / `model evaluate`: the classifier's command line, registered into the `hotline` CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from services.classifier.datafiles import DataError, read_corrections, read_labelled_csv, taxonomy_label_map
+from services.classifier.metrics import expected_calibration_error, summarize
+from services.classifier.model import TRAIN_STEPS, ModelLoadError, TextClassifier
+
+BAD_INPUT = 2
+TAXONOMY_FILE = "taxonomy.yaml"
+DEFAULT_TAXONOMY = Path(__file__).resolve().parents[2] / "shared" / "data" / "taxonomy.yaml"
+PREDICT_BATCH = 512
+
+
+def _default_taxonomy() -> Path:
+    return Path(os.environ.get("HOTLINE_TAXONOMY_PATH") or DEFAULT_TAXONOMY)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    model = subparsers.add_parser("model", help="train and evaluate the text classifier")
+    commands = model.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser("train", help="train a model directory from a labelled CSV")
+    train.add_argument("--data", type=Path, required=True, help="CSV with one text and one label column")
+    train.add_argument("--text-col", required=True)
+    train.add_argument("--label-col", required=True)
+    train.add_argument("--out", type=Path, required=True, help="model directory to write")
+    train.add_argument(
+        "--corrections", type=Path, help='JSONL of operator labels {"text":..., "category":...}'
+    )
+    train.add_argument(
+        "--taxonomy",
+        type=Path,
+        default=None,
+        help="taxonomy YAML; labels given as codes, names or aliases become category codes "
+        "(default: $HOTLINE_TAXONOMY_PATH or shared/data/taxonomy.yaml)",
+    )
+    train.add_argument(
+        "--raw-labels",
+        action="store_true",
+        help="keep the labels as they are (data that is not in the taxonomy)",
+    )
+    train.set_defaults(func=train_command)
+
+    evaluate = commands.add_parser("evaluate", help="score a model directory on a labelled CSV")
+    evaluate.add_argument("--model", type=Path, required=True)
+    evaluate.add_argument("--data", type=Path, required=True)
+    evaluate.add_argument("--text-col", required=True)
+    evaluate.add_argument("--label-col", required=True)
+    evaluate.add_argument("--json", action="store_true", help="end the output with one JSON line")
+    evaluate.set_defaults(func=evaluate_command)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return BAD_INPUT
+
+
+def train_command(args: argparse.Namespace) -> int:
+    try:
+        texts, labels = read_labelled_csv(args.data, args.text_col, args.label_col)
+        if args.corrections is not None:
+            extra_texts, extra_labels = read_corrections(args.corrections)
+            texts, labels = texts + extra_texts, labels + extra_labels
+        taxonomy: Path | None = None
+        if not args.raw_labels:
+            taxonomy = args.taxonomy or _default_taxonomy()
+            mapping = taxonomy_label_map(taxonomy)
+            unknown = sorted(set(labels) - set(mapping))
+            if unknown:
+                raise DataError(
+                    f"labels not in {taxonomy}: {', '.join(unknown[:10])}"
+                    f"{' ...' if len(unknown) > 10 else ''} (add them as aliases, or pass --raw-labels)"
+                )
+            labels = [mapping[lab] for lab in labels]
+    except DataError as exc:
+        return _fail(str(exc))
+
+    err = Console(stderr=True)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task(f"training on {len(texts)} texts", total=TRAIN_STEPS)
+
+        def step(message: str) -> None:
+            bar.update(task, description=message, advance=1)
+
+        try:
+            model = TextClassifier.train(texts, labels, progress=step)
+        except ValueError as exc:
+            return _fail(str(exc))
+        bar.update(task, description="saving", completed=TRAIN_STEPS)
+        model.save(args.out)
+        if taxonomy is not None:
+            shutil.copyfile(taxonomy, args.out / TAXONOMY_FILE)
+
+    report = model.report
+    err.print(f"model {model.version} → {args.out}")
+    err.print(
+        f"cross-validated macro-F1 {report['macro_f1']:.4f}, accuracy {report['accuracy']:.4f}, "
+        f"ECE {report['ece']:.4f} ({report['duration_s']} s)"
+    )
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    try:
+        model = TextClassifier.load(args.model)
+        texts, labels = read_labelled_csv(args.data, args.text_col, args.label_col)
+        taxonomy = args.model / TAXONOMY_FILE
+        if taxonomy.exists():
+            mapping = taxonomy_label_map(taxonomy)
+            labels = [mapping.get(lab, lab) for lab in labels]
+    except (ModelLoadError, DataError) as exc:
+        return _fail(str(exc))
+
+    started = time.perf_counter()
+    predictions = [
+        p for i in range(0, len(texts), PREDICT_BATCH) for p in model.predict(texts[i : i + PREDICT_BATCH])
+    ]
+    seconds = time.perf_counter() - started
+    predicted = [p.category for p in predictions]
+    result = summarize(labels, predicted, sorted(set(model.labels) | set(labels)))
+    result["ece"] = round(
+        expected_calibration_error(
+            [p.confidence for p in predictions], [p == t for p, t in zip(predicted, labels, strict=True)]
+        ),
+        4,
+    )
+    result["model_version"] = model.version
+    result["texts_per_s"] = round(len(texts) / seconds, 1) if seconds > 0 else None
+
+    out = Console(soft_wrap=True)
+    table = Table(title=f"model {model.version} on {args.data} ({result['n']} texts)")
+    for name in ("category", "precision", "recall", "F1", "support"):
+        table.add_column(name, justify="left" if name == "category" else "right")
+    for label, m in result["per_class"].items():
+        table.add_row(
+            label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
+        )
+    out.print(table)
+    out.print(
+        f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  ECE {result['ece']:.4f}"
+    )
+    if args.json:
+        sys.stdout.flush()
+        print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.classifier.cli")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""`hotline report --month YYYY-MM [--out DIR]`: the month's 三率 as HTML (with charts) and CSV."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from services.evaluation.app import EvaluationSettings
+from services.evaluation.report import MonthReport, load_month, render_csv, render_html
+from shared.bus import redis_client
+
+
+def register(subparsers: Any) -> None:
+    report = subparsers.add_parser(
+        "report", help="write the month's 三率 report (HTML with charts, and CSV) from Redis (REDIS_URL)"
+    )
+    report.add_argument("--month", required=True, help="YYYY-MM, in the city's time zone")
+    report.add_argument("--out", type=Path, default=Path("."), help="directory to write into (default: .)")
+    report.add_argument("--min-volume", type=int, default=None, help="cases before a unit is ranked")
+    report.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    settings = EvaluationSettings()
+    min_volume = args.min_volume if args.min_volume is not None else settings.min_volume
+    try:
+        report = asyncio.run(_load(settings.redis_url, args.month, min_volume))
+    except ValueError as exc:
+        print(f"hotline report: {exc}")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    html = args.out / f"sanlv-{report.month}.html"
+    table = args.out / f"sanlv-{report.month}.csv"
+    html.write_text(render_html(report), encoding="utf-8")
+    table.write_text(render_csv(report), encoding="utf-8")
+    print(f"wrote {html} and {table}")
+    return 0
+
+
+async def _load(url: str, month: str, min_volume: int) -> MonthReport:
+    redis = redis_client(url)
+    try:
+        return await load_month(redis, month, min_volume)
+    finally:
+        await redis.aclose()

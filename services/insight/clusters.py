@@ -1,0 +1,326 @@
+"""Emerging issues: incremental clustering of similar complaints by text, place and time.
+
+Each message becomes a character 2-3-gram vector (hashed, so the vocabulary never has to be known in
+advance; weighted by an IDF kept from the messages seen so far; the anonymised or generic place codes such
+as "A市" or "A3区" are removed, because they say where but not what). A message joins the most similar
+*active* cluster (last message within `window_days`) whose centroid it matches with cosine >= `threshold`
+and whose district does not contradict its own; otherwise it starts a new cluster. Batches are processed
+in time order, so the service and the offline tool run the same algorithm.
+
+A cluster reports:
+- `label`: the title (or opening words) of its most central message, i.e. drawn from its messages;
+- `heat`: volume x engagement x concentration. Volume counts distinct citizens (a repeat caller counts
+  half), engagement is `1 + log10(1 + likes)`, concentration `sqrt(peak week / messages)` favours issues
+  that flare up over ones that trickle; a decay on age ranks live issues first when `now` is given.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer
+
+# Anonymised administrative units ("A市", "A3区", "K9县", "西地省") and filler that every complaint shares.
+_GENERIC = re.compile(r"[A-Z]\d{0,2}[市区县省]|西地省|请问|您好|你好|领导|尊敬的|[\s\W_]+")
+_GENERIC_DISTRICT = re.compile(r"^([A-Z]市|)$")
+N_FEATURES = 2**18
+# A title says what the message is about; a body mostly adds shared complaint phrasing. Messages without a
+# title (phone tickets) are represented by their opening, which is where callers say what and where.
+SHORT_TITLE = 8
+OPENING_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    text: str
+    created_at: datetime
+    title: str = ""
+    location: str | None = None
+    likes: int = 0
+    author: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    threshold: float = 0.35
+    merge_threshold: float = 0.3
+    window_days: float = 45.0
+    min_messages: int = 2
+    half_life_days: float = 14.0
+
+
+@dataclass
+class Cluster:
+    id: int
+    district: str | None
+    members: list[Message] = field(default_factory=list)
+    centroid: sp.csr_matrix | None = None  # sum of member vectors
+
+    @property
+    def start(self) -> datetime:
+        return min(m.created_at for m in self.members)
+
+    @property
+    def end(self) -> datetime:
+        return max(m.created_at for m in self.members)
+
+
+@dataclass(frozen=True)
+class Issue:
+    label: str
+    heat: float
+    start: datetime
+    end: datetime
+    message_ids: list[str]
+    district: str | None
+    likes: int
+    authors: int
+    keywords: list[str]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "heat": round(self.heat, 3),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "size": len(self.message_ids),
+            "message_ids": self.message_ids,
+            "district": self.district,
+            "likes": self.likes,
+            "authors": self.authors,
+            "keywords": self.keywords,
+        }
+
+
+def features_text(message: Message) -> str:
+    title = _GENERIC.sub(" ", message.title).strip()
+    if len(title.replace(" ", "")) >= SHORT_TITLE:
+        return title
+    return f"{title} {_GENERIC.sub(' ', message.text[:OPENING_CHARS])}".strip()
+
+
+def specific_district(location: str | None) -> str | None:
+    """A district-level place, or None for a city-wide or unknown one (which matches any district)."""
+    if location is None or _GENERIC_DISTRICT.match(location.strip()):
+        return None
+    return location.strip()
+
+
+class Clusterer:
+    def __init__(self, config: ClusterConfig | None = None) -> None:
+        self.config = config or ClusterConfig()
+        self.vectorizer = HashingVectorizer(
+            analyzer="char", ngram_range=(2, 3), n_features=N_FEATURES, alternate_sign=False, norm=None
+        )
+        self.df = np.zeros(N_FEATURES)
+        self.n_docs = 0
+        self.clusters: dict[int, Cluster] = {}
+        self._next_id = 0
+        self._seen: set[str] = set()
+
+    def _vectors(self, messages: Sequence[Message]) -> sp.csr_matrix:
+        tf = self.vectorizer.transform([features_text(m) for m in messages]).tocsr()
+        tf.data = 1.0 + np.log(tf.data)
+        presence = tf.copy()
+        presence.data[:] = 1.0
+        self.df += np.asarray(presence.sum(axis=0)).ravel()
+        self.n_docs += len(messages)
+        idf = np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
+        x = tf.multiply(idf[None, :]).tocsr()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sp.csr_matrix(sp.diags(1.0 / norms) @ x)
+
+    def add(self, messages: Iterable[Message]) -> None:
+        """Add messages (in time order); a message already seen is ignored, so replays change nothing."""
+        fresh = [m for m in messages if m.id not in self._seen]
+        if not fresh:
+            return
+        self._seen.update(m.id for m in fresh)
+        x = self._vectors(fresh)
+        window = timedelta(days=self.config.window_days)
+        active = [c for c in self.clusters.values() if fresh[0].created_at - c.end <= window]
+        sims = np.zeros((len(fresh), 0))
+        if active:
+            cents = sp.vstack([c.centroid for c in active]).tocsr()
+            norms = np.sqrt(np.asarray(cents.multiply(cents).sum(axis=1)).ravel())
+            sims = (x @ cents.T).toarray() / np.maximum(norms, 1e-12)[None, :]
+        within = (x @ x.T).toarray()
+        new_of_batch: list[tuple[int, Cluster]] = []  # (row in batch, cluster) started in this batch
+        for i, message in enumerate(fresh):
+            district = specific_district(message.location)
+            best, best_sim = None, self.config.threshold
+            for j in np.flatnonzero(sims[i] >= best_sim) if sims.shape[1] else ():
+                cluster = active[j]
+                if sims[i, j] >= best_sim and _compatible(cluster.district, district):
+                    best, best_sim = cluster, sims[i, j]
+            for row, cluster in new_of_batch:
+                s = within[i, row]
+                if s >= best_sim and _compatible(cluster.district, district):
+                    best, best_sim = cluster, s
+            if best is None:
+                best = Cluster(id=self._next_id, district=district)
+                self._next_id += 1
+                self.clusters[best.id] = best
+                new_of_batch.append((i, best))
+            best.members.append(message)
+            best.district = best.district or district
+            best.centroid = x[i] if best.centroid is None else best.centroid + x[i]
+
+    def prune(self, before: datetime) -> int:
+        """Forget clusters whose last message is older than `before` (bounded memory in the service)."""
+        old = [c for c in self.clusters.values() if c.end < before]
+        for c in old:
+            del self.clusters[c.id]
+            self._seen.difference_update(m.id for m in c.members)
+        return len(old)
+
+    def consolidate(self) -> int:
+        """Merge clusters the one-pass assignment split (it never revisits a decision); returns merges.
+
+        Clusters of two or more messages whose centroids match at >= `merge_threshold`, whose districts
+        agree and whose spans lie within `window_days` of each other are merged, most similar pairs first.
+        """
+        multi = [c for c in self.clusters.values() if len(c.members) >= 2 and c.centroid is not None]
+        if len(multi) < 2:
+            return 0
+        cents = sp.vstack([c.centroid for c in multi]).tocsr()
+        norms = np.sqrt(np.asarray(cents.multiply(cents).sum(axis=1)).ravel())
+        cents = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ cents)
+        sims = sp.triu(cents @ cents.T, k=1).tocoo()
+        keep = sims.data >= self.config.merge_threshold
+        pairs = sorted(zip(sims.data[keep], sims.row[keep], sims.col[keep], strict=True), reverse=True)
+        window = timedelta(days=self.config.window_days)
+        merged = 0
+        alive = {c.id: c for c in multi}
+        owner = {c.id: c.id for c in multi}
+
+        def root(i: int) -> int:
+            while owner[i] != i:
+                i = owner[i]
+            return i
+
+        for _, a, b in pairs:
+            ra, rb = root(multi[a].id), root(multi[b].id)
+            if ra == rb:
+                continue
+            ca, cb = alive[ra], alive[rb]
+            if not _compatible(ca.district, cb.district):
+                continue
+            if ca.start - cb.end > window or cb.start - ca.end > window:
+                continue
+            ca.members.extend(cb.members)
+            ca.district = ca.district or cb.district
+            assert ca.centroid is not None and cb.centroid is not None
+            ca.centroid = ca.centroid + cb.centroid
+            owner[rb] = ra
+            del alive[rb]
+            del self.clusters[rb]
+            merged += 1
+        return merged
+
+    def issues(self, *, now: datetime | None = None, top: int | None = None) -> list[Issue]:
+        """Clusters of at least `min_messages`, hottest first."""
+        scored = [
+            (self._heat(c, now), c)
+            for c in self.clusters.values()
+            if len(c.members) >= self.config.min_messages
+        ]
+        scored.sort(key=lambda hc: (-hc[0], hc[1].start))
+        return [self._issue(c, heat) for heat, c in scored[:top]]
+
+    def labelled(self, min_messages: int) -> list[tuple[int, Cluster, Issue]]:
+        """Every cluster of at least `min_messages`, with its issue (label, heat...)."""
+        return [
+            (c.id, c, self._issue(c, self._heat(c, None)))
+            for c in self.clusters.values()
+            if len(c.members) >= min_messages
+        ]
+
+    def _heat(self, cluster: Cluster, now: datetime | None) -> float:
+        members = cluster.members
+        authors = {m.author or m.id for m in members}
+        likes = sum(max(0, m.likes) for m in members)
+        volume = len(authors) + 0.5 * (len(members) - len(authors))
+        weeks: dict[int, int] = {}
+        for m in members:
+            week = int(m.created_at.timestamp() // (7 * 86400))
+            weeks[week] = weeks.get(week, 0) + 1
+        concentration = math.sqrt(max(weeks.values()) / len(members))
+        heat = volume * (1.0 + math.log10(1.0 + likes)) * concentration
+        if now is not None:
+            age_days = max(0.0, (now - cluster.end).total_seconds() / 86400)
+            heat *= 0.5 ** (age_days / self.config.half_life_days)
+        return heat
+
+    def _issue(self, cluster: Cluster, heat: float) -> Issue:
+        members = sorted(cluster.members, key=lambda m: m.created_at)
+        authors = {m.author or m.id for m in members}
+        likes = sum(max(0, m.likes) for m in members)
+        central = self._central(cluster, members)
+        return Issue(
+            label=_label(central),
+            heat=heat,
+            start=members[0].created_at,
+            end=members[-1].created_at,
+            message_ids=[m.id for m in members],
+            district=cluster.district,
+            likes=likes,
+            authors=len(authors),
+            keywords=self._keywords(cluster),
+        )
+
+    def _central(self, cluster: Cluster, members: list[Message]) -> Message:
+        assert cluster.centroid is not None
+        x = self._vectors_readonly(members)
+        scores = (x @ cluster.centroid.T).toarray().ravel()
+        return members[int(np.argmax(scores))]
+
+    def _vectors_readonly(self, messages: Sequence[Message]) -> sp.csr_matrix:
+        tf = self.vectorizer.transform([features_text(m) for m in messages]).tocsr()
+        tf.data = 1.0 + np.log(tf.data)
+        return tf
+
+    def _keywords(self, cluster: Cluster, k: int = 5) -> list[str]:
+        """The character bigrams and trigrams that weigh most in the centroid, longest first when tied."""
+        assert cluster.centroid is not None
+        texts = [features_text(m) for m in cluster.members]
+        grams: dict[str, int] = {}
+        for text in texts:
+            for n in (3, 2):
+                for i in range(len(text) - n + 1):
+                    g = text[i : i + n]
+                    if " " not in g:
+                        grams[g] = grams.get(g, 0) + 1
+        idf = np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
+        names = list(grams)
+        hashed = self.vectorizer.transform(names).tocsr() if names else sp.csr_matrix((0, N_FEATURES))
+        scored = []
+        for row, g in enumerate(names):
+            cols = hashed.indices[hashed.indptr[row] : hashed.indptr[row + 1]]
+            weight = float(idf[cols].max()) if len(cols) else 0.0
+            scored.append((grams[g] * weight * len(g), g))
+        scored.sort(reverse=True)
+        chosen: list[str] = []
+        for _, g in scored:
+            if not any(g in c or c in g for c in chosen):
+                chosen.append(g)
+            if len(chosen) == k:
+                break
+        return chosen
+
+
+def _compatible(a: str | None, b: str | None) -> bool:
+    return a is None or b is None or a == b
+
+
+def _label(message: Message, limit: int = 40) -> str:
+    text = (message.title or message.text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,101 @@
+"""Outbound webhooks: a signed JSON POST with timeouts and retries (exponential backoff, full jitter).
+
+Used for calls out of the system (the survey SMS/IVR gateway, departments' own systems). Every try of one
+delivery carries the same `webhook-id`, so the receiver can de-duplicate; each try is signed afresh
+(Standard Webhooks: the timestamp is part of the signature). A delivery is retried on connection errors,
+timeouts, 408, 429 and 5xx; any other status is final. After the last try the caller gets the outcome
+and decides what to record: nothing here blocks forever or raises for a failed delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+from pydantic import BaseModel, Field
+
+from services.intake.signatures import signed_headers
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class RetryPolicy(BaseModel):
+    attempts: int = Field(default=5, ge=1, le=20)
+    base_delay: float = Field(default=0.5, ge=0, description="seconds before the second try")
+    max_delay: float = Field(default=30.0, ge=0, description="cap of one backoff wait")
+    timeout: float = Field(default=10.0, gt=0, description="seconds for one try, connect to last byte")
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter (uniform in [0, min(cap, base * 2^(attempt-1))]): replicas retrying together spread."""
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    ok: bool
+    attempts: int
+    status: int | None
+    error: str | None
+    seconds: float
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class OutboundSender:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        secret: str,
+        policy: RetryPolicy | None = None,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.secret = secret
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def send(self, url: str, webhook_id: str, body: bytes) -> Delivery:
+        """POST `body` (JSON) to `url` until it is accepted (2xx), refused for good, or tries run out."""
+        started = time.monotonic()
+        policy = self.policy
+        status: int | None = None
+        error: str | None = None
+        for attempt in range(1, policy.attempts + 1):
+            headers = {
+                **signed_headers(self.secret, webhook_id, body),
+                "content-type": "application/json",
+                "user-agent": "hotline-outbound/1",
+            }
+            wait = policy.backoff(attempt, self._rng)
+            try:
+                response = await self.client.post(url, content=body, headers=headers, timeout=policy.timeout)
+            except httpx.HTTPError as exc:
+                status, error = None, f"{type(exc).__name__}: {exc}"[:300]
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    return Delivery(True, attempt, status, None, time.monotonic() - started)
+                error = f"HTTP {status}"
+                if status not in RETRYABLE_STATUS:
+                    break
+                wait = max(wait, _retry_after(response, policy.max_delay))
+            if attempt < policy.attempts:
+                await self._sleep(wait)
+        return Delivery(False, attempt, status, error, time.monotonic() - started)
+
+
+def _retry_after(response: httpx.Response, cap: float) -> float:
+    """The receiver's Retry-After in seconds (capped), or 0; HTTP-date forms are ignored."""
+    value = response.headers.get("retry-after", "")
+    try:
+        return min(cap, max(0.0, float(value)))
+    except ValueError:
+        return 0.0

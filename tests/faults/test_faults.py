@@ -1,0 +1,155 @@
+"""Faults against real processes and a real Redis started here: nothing accepted is ever lost.
+
+Each scenario is bounded in time. Claim idle times are short so that recovery happens within the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.intake.app import IntakeSettings
+from shared import streams
+from shared.audit import audit
+from shared.bus import redis_client
+from shared.codec import DATA_FIELD, encode
+from shared.demo import make_calls, post_calls, wait_dispatched
+from shared.embedded import EmbeddedRedis, free_port
+from shared.events import TicketReceived, utcnow
+from shared.runner import Stack
+from shared.store import TicketStore
+
+pytestmark = [pytest.mark.redis, pytest.mark.e2e]
+SECRET = IntakeSettings().webhook_secrets[0]
+FAST_CLAIMS = {"HOTLINE_CLAIM_IDLE_MS": "2000", "HOTLINE_GRACEFUL_TIMEOUT": "10"}
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis this test may kill and restart (with AOF in tmp_path)."""
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def stack(own_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[Stack]:
+    with Stack(
+        redis_url=own_redis.url, base_port=free_port(), log_dir=tmp_path / "logs", extra_env=FAST_CLAIMS
+    ) as running:
+        yield running
+
+
+async def assert_all_done_exactly_once(
+    stack: Stack, tickets: dict[str, str], *, no_republish: bool = False
+) -> None:
+    assert stack.redis_url is not None
+    outcome = await wait_dispatched(stack.redis_url, list(tickets.values()), wait_seconds=120)
+    assert outcome.missing == [], f"{len(outcome.missing)} tickets never dispatched"
+    redis = redis_client(stack.redis_url)
+    try:
+        result = await audit(redis, list(tickets.values()))
+    finally:
+        await redis.aclose()
+    assert result.missing == [] and result.store_twice == []
+    assert result.evaluated == len(tickets)
+    if no_republish:
+        assert result.published_twice == {streams.CLASSIFIED: 0, streams.DISPATCHED: 0}
+
+
+async def test_kill_9_each_worker_in_turn_while_tickets_flow(stack: Stack) -> None:
+    calls = make_calls(1000, seed=11)
+    posting = asyncio.create_task(post_calls(stack.url_of("intake"), SECRET, calls, rate=250))
+    for service in ("classifier", "dispatch", "evaluation", "insight"):
+        await asyncio.sleep(0.7)
+        assert stack.stop_service(service, sig=signal.SIGKILL) == -signal.SIGKILL
+        await asyncio.sleep(0.3)
+        stack.start_service(service)
+    tickets = await posting
+    assert len(tickets) == 1000
+    await assert_all_done_exactly_once(stack, tickets)
+
+
+async def test_redis_restart_loses_nothing_acknowledged(stack: Stack, own_redis: EmbeddedRedis) -> None:
+    calls = make_calls(600, seed=12)
+    posting = asyncio.create_task(post_calls(stack.url_of("intake"), SECRET, calls, rate=200, attempts=30))
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(own_redis.stop, True)  # kill -9 Redis mid-run
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(own_redis.start)  # same port, same AOF directory
+    tickets = await posting
+    # Every call the provider saw acknowledged (202) must come out the other end.
+    assert len(tickets) == len(calls)
+    await assert_all_done_exactly_once(stack, tickets)
+
+
+async def test_poison_events_go_to_the_dlq_and_the_rest_flows(stack: Stack) -> None:
+    assert stack.redis_url is not None
+    redis = redis_client(stack.redis_url)
+    try:
+        future = TicketReceived(
+            event_id="p1",
+            ticket_id="TPOISON1",
+            occurred_at=utcnow(),
+            channel="telephony",
+            source_id="p1",
+            text="x",
+            received_at=utcnow(),
+            version=7,
+        )
+        poison = [
+            {DATA_FIELD: b"not json{"},
+            {DATA_FIELD: await encode(future)},
+            {b"flat": b"fields"},
+            {DATA_FIELD: b'{"event_id": "e", "ticket_id": "T"}'},
+        ]
+        for fields in poison:
+            await redis.xadd(streams.RECEIVED, fields)  # type: ignore[arg-type]
+        tickets = await post_calls(stack.url_of("intake"), SECRET, make_calls(50, seed=13))
+        await assert_all_done_exactly_once(stack, tickets)
+        dead = await redis.xrange(streams.dlq(streams.RECEIVED))
+        assert len(dead) == len(poison)
+        errors = " | ".join(f[b"error"].decode() for _, f in dead)
+        assert "unsupported schema version 7" in errors and "no __data__" in errors
+        assert "invalid TicketReceived" in errors
+        assert (await redis.xpending(streams.RECEIVED, streams.CLASSIFIER))["pending"] == 0
+    finally:
+        await redis.aclose()
+
+
+async def test_sigterm_during_load_finishes_in_flight_work_and_processes_nothing_twice(stack: Stack) -> None:
+    calls = make_calls(600, seed=14)
+    posting = asyncio.create_task(post_calls(stack.url_of("intake"), SECRET, calls, rate=200))
+    for service in ("classifier", "dispatch", "evaluation"):
+        await asyncio.sleep(0.6)
+        code = await asyncio.to_thread(stack.stop_service, service, signal.SIGTERM, 30)
+        assert code in (0, -signal.SIGTERM), f"{service} exited {code}"
+        stack.start_service(service)
+    tickets = await posting
+    assert len(tickets) == len(calls)
+    # Graceful stops finish and ack what they hold, so not even an output event is appended twice.
+    await assert_all_done_exactly_once(stack, tickets, no_republish=True)
+
+
+@pytest.mark.parametrize("appendfsync", ["everysec", "always"])
+async def test_every_acknowledged_call_survives_a_redis_crash(tmp_path: Path, appendfsync: str) -> None:
+    """Intake alone: what it answered 202 for is in Redis after kill -9 and a restart from the AOF."""
+    server = EmbeddedRedis(tmp_path / "redis", appendfsync=appendfsync).start()
+    try:
+        with Stack(redis_url=server.url, base_port=free_port(), services=("intake",)) as stack:
+            tickets = await post_calls(stack.url_of("intake"), SECRET, make_calls(300, seed=15))
+            server.stop(kill=True)  # no graceful shutdown, no final fsync
+            server.start()
+            redis = redis_client(server.url)
+            try:
+                stored = await TicketStore(redis).get_many(list(tickets.values()))
+                assert all(t is not None for t in stored)
+                assert await redis.xlen(streams.RECEIVED) == len(tickets)
+            finally:
+                await redis.aclose()
+    finally:
+        server.close()

@@ -1,0 +1,118 @@
+"""Insight through the real worker and a real Redis: counts, one alert per surge episode, refresh."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from services.insight import state
+from services.insight.app import Insight, InsightSettings
+from services.insight.handlers import episode_id
+from shared import streams
+from shared.codec import DATA_FIELD, decode, encode
+from shared.events import HotspotAlert, Place, TicketClassified
+from shared.worker import Consumer, Worker
+
+pytestmark = pytest.mark.redis
+T = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # a Friday
+
+
+def classified(
+    n: int, at: datetime, category: str = "environment", district: str = "A2区"
+) -> TicketClassified:
+    return TicketClassified(
+        event_id=f"c{n}",
+        ticket_id=f"T{n}",
+        occurred_at=at,
+        category=category,
+        confidence=0.9,
+        place=Place(district=district),
+        model_version="t",
+        received_at=at,
+    )
+
+
+def make(redis: Redis, redis_url: str) -> tuple[Insight, Worker, Consumer[TicketClassified]]:
+    registry = CollectorRegistry()
+    insight = Insight(InsightSettings(redis_url=redis_url), redis, registry)
+    consumer = Consumer(streams.CLASSIFIED, streams.INSIGHT, TicketClassified, insight.handle)
+    worker = Worker(
+        service="insight", settings=InsightSettings(), redis=redis, consumers=[consumer], registry=registry
+    )
+    return insight, worker, consumer
+
+
+async def publish_and_process(
+    redis: Redis, worker: Worker, consumer: Consumer[TicketClassified], events: list[TicketClassified]
+) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    for e in events:
+        await redis.xadd(streams.CLASSIFIED, {DATA_FIELD: await encode(e)})
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+    while reply := await redis.xreadgroup(streams.INSIGHT, "w1", {streams.CLASSIFIED: ">"}, count=50):
+        batch = list(reply[0][1])
+        result = await worker.process(consumer, batch)
+        assert len(result.done) == len(batch), result
+        entries += batch
+    return entries
+
+
+async def alerts(redis: Redis) -> list[HotspotAlert]:
+    return [decode(f, HotspotAlert) for _, f in await redis.xrange(streams.HOTSPOTS)]
+
+
+async def test_a_burst_raises_exactly_one_alert_per_episode(redis: Redis, redis_url: str) -> None:
+    insight, worker, consumer = make(redis, redis_url)
+    history, n = [], 0
+    for day in range(14, 0, -1):  # two weeks of ordinary traffic on two series
+        for hour in (9, 14, 16):
+            n += 1
+            history.append(classified(n, T - timedelta(days=day) + timedelta(hours=hour - 10)))
+        n += 1
+        history.append(classified(n, T - timedelta(days=day), category="transport", district="A1区"))
+    await publish_and_process(redis, worker, consumer, history)
+    assert await alerts(redis) == [], "ordinary traffic raises nothing"
+
+    burst = [classified(1000 + i, T + timedelta(minutes=4 * i)) for i in range(12)]
+    entries = await publish_and_process(redis, worker, consumer, burst)
+    [alert] = await alerts(redis)
+    assert (alert.category, alert.district) == ("environment", "A2区")
+    assert alert.count >= 4 and alert.expected < 1 and alert.probability < 1e-4
+    assert alert.event_id == episode_id("environment|A2区", state.hour_index(T))
+    assert alert.example_tickets and set(alert.example_tickets) <= {e.ticket_id for e in history + burst}
+
+    await worker.process(consumer, entries)  # the same entries delivered again (a lost ack)
+    later = [classified(2000 + i, T + timedelta(hours=2, minutes=i)) for i in range(8)]
+    await publish_and_process(redis, worker, consumer, later)  # the surge goes on: same episode
+    assert len(await alerts(redis)) == 1
+    hourly = await redis.hget(state.hourly_key(T.date()), "environment|A2区|10")
+    assert hourly == b"12", "each ticket counted once despite the redelivery"
+
+    other = [
+        classified(3000 + i, T + timedelta(minutes=i), category="transport", district="A1区")
+        for i in range(9)
+    ]
+    await publish_and_process(redis, worker, consumer, other)
+    assert [a.category for a in await alerts(redis)] == ["environment", "transport"]
+
+    await insight.refresh(now=T + timedelta(hours=3))
+    assert insight.metrics.open._value.get() == 2
+    assert insight.metrics.alerts.labels("environment")._value.get() == 1
+    after_cooldown = T + timedelta(hours=2 + insight.config.cooldown_hours + 1)
+    await insight.refresh(now=after_cooldown)
+    assert insight.metrics.open._value.get() == 0
+    forecast = json.loads(await redis.get(state.FORECAST) or "{}")
+    assert set(forecast) >= {"all", "environment", "transport"}
+    assert len(forecast["all"]["point"]) == 7
+
+
+async def test_no_alert_before_enough_history(redis: Redis, redis_url: str) -> None:
+    _, worker, consumer = make(redis, redis_url)
+    await publish_and_process(
+        redis, worker, consumer, [classified(i, T + timedelta(minutes=i)) for i in range(20)]
+    )
+    assert await alerts(redis) == []
+    assert await redis.hget(state.daily_key(T.year, T.month), "environment|A2区|20") == b"20"
