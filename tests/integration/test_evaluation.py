@@ -29,8 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.dispatch.handlers import dispatch
+from services.dispatch.handlers import on_classified
 from services.dispatch.routing import load_routing
+from services.dispatch.state import Snapshot
 from services.evaluation.app import EvaluationSettings, build
 from services.evaluation.handlers import Policy, on_answered, on_dispatched, on_updated
 from services.evaluation.rates import assess, load_table
@@ -179,7 +180,7 @@ async def dispatch_ticket(redis: Redis, ticket_id: str, attempt: str = "1") -> s
         model_version="test",
         received_at=now,
     )
-    effects = dispatch(classified, routing=ROUTING)
+    effects = on_classified(classified, table=ROUTING, supply=Snapshot({}, {}), now=now, previous=None)
     await commit(redis, effects, "dispatch")
     return str(effects.writes[0].fields["department"])
 
