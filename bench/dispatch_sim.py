@@ -50,7 +50,7 @@ from shared.events import Urgency
 from shared.settings import DATA_DIR
 from shared.taxonomy import load_taxonomy
 
-DISTRICTS = {"d_central": 0.35, "d_east": 0.25, "d_west": 0.25, "d_north": 0.15}
+DISTRICTS = {"nangang": 0.35, "donghu": 0.25, "xishan": 0.25, "beiyuan": 0.15}
 EXTRA_CATEGORIES = {"utilities": 0.06, "housing_property": 0.07, "public_safety": 0.02}
 URGENCY: dict[str, dict[Urgency, float]] = {
     "utilities": {"emergency": 0.1, "utilities": 0.6, "general": 0.3},

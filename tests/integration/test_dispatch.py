@@ -43,12 +43,12 @@ max_rejections: 3
 departments:
   - {id: coord, name: Coordinator}
   - {id: water, name: Water, categories: [utilities], capacity: 200}
-  - {id: east_water, name: East water, districts: [d_east], capacity: 200}
-  - {id: street_east, name: East street office, categories: [utilities], districts: [d_east]}
+  - {id: east_water, name: East water, districts: [donghu], capacity: 200}
+  - {id: street_donghu, name: East street office, categories: [utilities], districts: [donghu]}
 rules:
   - {category: utilities, department: water, priority: 10}
-  - {category: utilities, department: east_water, district: d_east, priority: 20}
-fallbacks: {d_east: street_east}
+  - {category: utilities, department: east_water, district: donghu, priority: 20}
+fallbacks: {donghu: street_donghu}
 """
 
 
@@ -110,7 +110,7 @@ def classified(n: int, *, received_at: datetime | None = None, urgency: str = "g
         category="utilities",
         confidence=0.9,
         urgency=urgency,  # type: ignore[arg-type]
-        place=Place(district="d_east"),
+        place=Place(district="donghu"),
         model_version="m",
         received_at=at,
     )
@@ -141,34 +141,34 @@ async def test_a_ticket_lives_through_rejections_acceptance_resolution_and_reope
     # Two rejections in one batch: the second is from the department the first one re-dispatched to.
     await h.feed(streams.UPDATED, action(1, "east_water", "reject"), action(2, "water", "reject"))
     ticket = await h.store.get_or_raise("T1")
-    assert (ticket.status, ticket.department) == ("dispatched", "street_east")
+    assert (ticket.status, ticket.department) == ("dispatched", "street_donghu")
     assert ticket.rejected_by == "east_water,water" and ticket.rejections == "2"  # type: ignore[attr-defined]
-    assert [d.department for d in await h.dispatched()] == ["east_water", "water", "street_east"]
+    assert [d.department for d in await h.dispatched()] == ["east_water", "water", "street_donghu"]
     assert [d.attempt for d in await h.dispatched()] == [1, 2, 3]
     assert await redis.zcard(keys.department_open("east_water")) == 0
     learned = await redis.hgetall(state.ACCEPTANCE)
-    assert learned == {b"east_water|utilities|d_east|r": b"1", b"water|utilities|d_east|r": b"1"}
+    assert learned == {b"east_water|utilities|donghu|r": b"1", b"water|utilities|donghu|r": b"1"}
 
-    await h.feed(streams.UPDATED, action(3, "street_east", "accept"), action(4, "street_east", "resolve"))
+    await h.feed(streams.UPDATED, action(3, "street_donghu", "accept"), action(4, "street_donghu", "resolve"))
     ticket = await h.store.get_or_raise("T1")
     assert ticket.status == "resolved" and ticket.accepted_at and ticket.resolved_at  # type: ignore[attr-defined]
     assert await redis.zscore(state.SLA_DISPATCH, "T1") is None
     assert await redis.zscore(state.SLA_FEEDBACK, "T1") is None
-    assert await redis.zcard(keys.department_open("street_east")) == 0
-    assert await redis.hget(state.ACCEPTANCE, "street_east|utilities|d_east|a") == b"1"
+    assert await redis.zcard(keys.department_open("street_donghu")) == 0
+    assert await redis.hget(state.ACCEPTANCE, "street_donghu|utilities|donghu|a") == b"1"
 
     reopen = TicketReopened(
         event_id="r1", ticket_id="T1", occurred_at=utcnow(), reason="not fixed", reopen_count=1
     )
     await h.feed(streams.REOPENED, reopen)
     ticket = await h.store.get_or_raise("T1")
-    assert (ticket.status, ticket.department) == ("dispatched", "street_east")
+    assert (ticket.status, ticket.department) == ("dispatched", "street_donghu")
     assert (await h.dispatched())[-1].attempt == 4
     # Redelivering what was already applied changes nothing and publishes nothing new.
     await h.feed(streams.REOPENED, reopen)
     assert len(await h.dispatched()) == 4 + 1  # the redelivered event republishes its same id
     assert (await h.dispatched())[-1].event_id == (await h.dispatched())[-2].event_id
-    assert await redis.hget(state.ACCEPTANCE, "street_east|utilities|d_east|a") == b"1"
+    assert await redis.hget(state.ACCEPTANCE, "street_donghu|utilities|donghu|a") == b"1"
 
 
 async def test_after_n_rejections_the_ticket_goes_to_the_coordinator(
@@ -176,7 +176,7 @@ async def test_after_n_rejections_the_ticket_goes_to_the_coordinator(
 ) -> None:
     h = Harness(redis, routing_file)
     await h.feed(streams.CLASSIFIED, classified(1))
-    for n, dept in enumerate(["east_water", "water", "street_east"], start=1):
+    for n, dept in enumerate(["east_water", "water", "street_donghu"], start=1):
         await h.feed(streams.UPDATED, action(n, dept, "reject"))
     ticket = await h.store.get_or_raise("T1")
     assert (ticket.status, ticket.department) == ("coordinator", "coord")

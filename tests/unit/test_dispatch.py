@@ -53,9 +53,11 @@ TABLE = RoutingTable(
     departments=[
         Department(id="water", name="Water", categories=["utilities"], capacity=24),
         Department(id="east_water", name="East water", districts=["east"], capacity=48),
-        Department(id="street_east", name="East street office", categories=["utilities"], districts=["east"]),
+        Department(
+            id="street_donghu", name="East street office", categories=["utilities"], districts=["east"]
+        ),
         Department(id="parks", name="Parks", categories=["environment"], capacity=9, hours=OFFICE),
-        Department(id="street_west", name="West street office", categories=["environment"], capacity=9),
+        Department(id="street_xishan", name="West street office", categories=["environment"], capacity=9),
         Department(id="hooked", name="Has a webhook", webhook_url="http://127.0.0.1:9/x", token_env="X"),
         Department(id="coord", name="Coordinator"),
     ],
@@ -65,7 +67,7 @@ TABLE = RoutingTable(
         Rule(category="environment", department="parks", priority=10),
         Rule(category="health", department="hooked", priority=10),
     ],
-    fallbacks={"east": "street_east"},
+    fallbacks={"east": "street_donghu"},
     fallback="coord",
     coordinator="coord",
     max_rejections=3,
@@ -133,7 +135,7 @@ def update(action: str, department: str, n: int = 1) -> TicketUpdated:
 def test_the_default_routing_file_is_valid_and_covers_every_category_and_district() -> None:
     table = load_routing(DATA_DIR / "routing.yaml")
     for code in load_taxonomy(DATA_DIR / "taxonomy.yaml").codes():
-        for district in ("d_central", "d_east", "d_west", "d_north"):
+        for district in ("nangang", "donghu", "xishan", "beiyuan"):
             assert candidates(table, code, district), (code, district)
             assert table.fallback_for(district).startswith("street_")
     assert {"urban_management", "water_utility", "city_coordination"} <= {d.id for d in table.departments}
@@ -246,14 +248,14 @@ def test_an_emergency_at_night_goes_to_whoever_is_open() -> None:
     saturday_night = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)  # 22:00 local, parks closed until Monday
     d, f = deadlines("emergency", saturday_night)
     chosen = assign(TABLE, Demand("environment", None, d, f), FakeSupply(), saturday_night)
-    assert chosen is not None and chosen.department == "street_west"
+    assert chosen is not None and chosen.department == "street_xishan"
     assert chosen.reason.endswith("next parks (eta 35.7h, risk 1.00)")
 
 
 def test_rejecters_are_excluded_then_the_fallback_then_no_one() -> None:
     east = demand(district="east")
     chosen = assign(TABLE, east, FakeSupply(), MONDAY_10H, exclude=["east_water", "water"])
-    assert chosen is not None and chosen.department == "street_east"
+    assert chosen is not None and chosen.department == "street_donghu"
     assert assign(TABLE, demand("health", "east"), FakeSupply(), MONDAY_10H, exclude=["hooked"]) is not None
     assert assign(TABLE, demand("health"), FakeSupply(), MONDAY_10H, exclude=["hooked", "coord"]) is None
 
@@ -366,7 +368,7 @@ def test_a_rejection_redispatches_to_someone_new_and_n_rejections_go_to_the_coor
     )
     out = effects.publish[0].event
     assert isinstance(out, TicketDispatched)
-    assert (out.department, out.attempt) == ("street_east", 3)
+    assert (out.department, out.attempt) == ("street_donghu", 3)
     write = effects.writes[0]
     assert write.fields["rejected_by"] == "water,east_water" and write.fields["rejections"] == "2"
     assert write.fields["status"] == "dispatched" and write.fields["accepted_at"] is None
@@ -382,8 +384,8 @@ def test_a_rejection_redispatches_to_someone_new_and_n_rejections_go_to_the_coor
     assert again.publish[0].event.event_id == out.event_id, "a retried batch republishes the same id"
 
     third = on_updated(
-        update("reject", "street_east", 3),
-        ticket=assigned("street_east", rejections=2, rejected_by="water,east_water", attempt=3),
+        update("reject", "street_donghu", 3),
+        ticket=assigned("street_donghu", rejections=2, rejected_by="water,east_water", attempt=3),
         table=TABLE,
         supply=FakeSupply(),
         now=MONDAY_10H,
