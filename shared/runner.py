@@ -99,9 +99,8 @@ class Stack:
             for service in list(waiting):
                 process = self.processes[service]
                 if process.poll() is not None:
-                    raise RuntimeError(
-                        f"{service} exited with code {process.returncode} while starting{self._log_hint(service)}"
-                    )
+                    code, hint = process.returncode, self._log_hint(service)
+                    raise RuntimeError(f"{service} exited with code {code} while starting{hint}")
                 try:
                     if httpx.get(f"{self.url_of(service)}/readyz", timeout=1.0).status_code == 200:
                         waiting.discard(service)
