@@ -32,10 +32,21 @@ class Recorder:
     url: str
     requests: list[Received] = field(default_factory=list)
     status: Callable[[int], int] = lambda n: 200
+    delay: Callable[[int], float] = lambda n: 0.0
+    # (webhook-id, status) of every answer given, in order: what the sender saw
+    answers: list[tuple[str, int]] = field(default_factory=list)
 
     async def handle(self, request: Request) -> Response:
         self.requests.append(Received(request.url.path, dict(request.headers), await request.body()))
-        return Response(status_code=self.status(len(self.requests)))
+        n = len(self.requests)
+        await asyncio.sleep(self.delay(n))
+        status = self.status(n)
+        self.answers.append((request.headers.get("webhook-id", ""), status))
+        return Response(status_code=status)
+
+    def delivered(self) -> list[str]:
+        """webhook-ids answered 2xx, in order (a repeat means the same event was delivered twice)."""
+        return [webhook_id for webhook_id, status in self.answers if 200 <= status < 300]
 
 
 @asynccontextmanager
