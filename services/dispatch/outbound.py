@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -30,11 +29,11 @@ from services.dispatch.routing import RoutingSource
 from services.dispatch.state import OutboundJob as Job
 from services.intake.signatures import signed_headers
 from shared import streams
+from shared.outbound import backoff, retryable
 
 log = logging.getLogger("hotline.dispatch.outbound")
 
 SENT_TTL_SECONDS = 7 * 24 * 3600
-RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -50,13 +49,6 @@ class OutboundSettings(BaseModel):
     backoff_cap: float = 600.0
     concurrency: int = 32
     poll_interval: float = 0.5
-
-
-def backoff(attempts: int, base: float, cap: float, rng: random.Random | None = None) -> float:
-    """Seconds before try `attempts + 1`: exponential, capped, with jitter over its upper half."""
-    ceiling = min(cap, base * float(2 ** max(0, attempts - 1)))
-    jitter: float = (rng or random).uniform(0, ceiling / 2)
-    return ceiling / 2 + jitter
 
 
 class Outbound:
@@ -119,7 +111,7 @@ class Outbound:
             self.metrics.deliveries.labels(job.department, "delivered").inc()
             return "delivered"
         error = f"HTTP {response.status_code}: {response.text[:200]}"
-        if 400 <= response.status_code < 500 and response.status_code not in RETRYABLE_4XX:
+        if not retryable(response.status_code):
             return await self._dead(event_id, job, "refused", error)
         return await self._failed(event_id, job, "http_error", error)
 

@@ -11,7 +11,7 @@ import asyncio
 import csv
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,6 +56,7 @@ from shared.events import (
 from shared.outbound import OutboundSender, RetryPolicy
 from shared.settings import CommonSettings
 from shared.store import TicketStore, keys
+from tests.support import wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -110,17 +111,6 @@ async def gateway() -> AsyncIterator[Gateway]:
 
     async with serving(Starlette(routes=[Route("/surveys", receive, methods=["POST"])]), port):
         yield gw
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], what: str, within: float = 30.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 # -- the rest of the system, as far as evaluation sees it ------------------------------------------------

@@ -12,7 +12,6 @@ import pytest
 from services.dispatch import state
 from services.dispatch.assign import Counts, Demand, assign, candidates
 from services.dispatch.handlers import Assigned, on_classified, on_reopened, on_updated
-from services.dispatch.outbound import backoff
 from services.dispatch.routing import (
     Department,
     RoutingSource,
@@ -24,6 +23,7 @@ from services.dispatch.routing import (
 from services.dispatch.sla import deadlines
 from shared import streams
 from shared.events import Place, TicketClassified, TicketDispatched, TicketReopened, TicketUpdated
+from shared.outbound import backoff
 from shared.settings import DATA_DIR
 from shared.store import keys
 from shared.taxonomy import ConfigError, load_taxonomy
