@@ -49,6 +49,11 @@ class keys:
         return f"{PREFIX}:counters:{name}"
 
     @staticmethod
+    def chronic(month: str) -> str:
+        """Insight's 每月一题 candidates of a month (YYYY-MM), which the monthly report exports."""
+        return f"{PREFIX}:insight:chronic:{month}"
+
+    @staticmethod
     def dedupe(scope: str, key: str) -> str:
         return f"{PREFIX}:dedupe:{scope}:{key}"
 
