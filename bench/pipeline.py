@@ -62,9 +62,7 @@ GROUP = "hop"
 
 def percentiles(values: list[float]) -> str:
     s = sorted(values)
-    return (
-        f"{loadgen.percentile(s, 0.5):7.1f} {loadgen.percentile(s, 0.99):7.1f} {s[-1] if s else 0:7.1f}"
-    )
+    return f"{loadgen.percentile(s, 0.5):7.1f} {loadgen.percentile(s, 0.99):7.1f} {s[-1] if s else 0:7.1f}"
 
 
 # -- resources: CPU and peak RSS of each process -------------------------------------------------------
@@ -156,9 +154,7 @@ def serve_worker_hop(url: str, i: int, port: int) -> None:
     from shared.settings import CommonSettings
     from shared.worker import Consumer, Worker
 
-    settings = CommonSettings(
-        redis_url=url, port=port, consumer_name=f"worker-{i}", log_level="WARNING"
-    )
+    settings = CommonSettings(redis_url=url, port=port, consumer_name=f"worker-{i}", log_level="WARNING")
     target = stream_name("worker", i + 1)
 
     async def forward(events: list[TicketReceived]) -> list[Effects]:
@@ -209,7 +205,7 @@ def run_chain(client: sync_redis.Redis, chain: str, fields: dict[bytes, bytes], 
     return rate
 
 
-def transport(url: str, n: int, rounds: int) -> dict[str, float]:
+def transport(url: str, n: int, rounds: int, py_spy: Path | None) -> dict[str, float]:
     client = sync_redis.Redis.from_url(url)
     fields = {DATA_FIELD: asyncio.run(encode(sample_event()))}
     for chain in ("raw", "worker"):
@@ -237,8 +233,11 @@ def transport(url: str, n: int, rounds: int) -> dict[str, float]:
         for r in range(rounds):
             for chain in ("raw", "worker") if r % 2 == 0 else ("worker", "raw"):
                 pids = {f"{chain}{i}": processes[f"{chain}{i}"].pid for i in range(HOPS)}
+                spies = _py_spy(py_spy / f"transport-{r}", pids, n / 2000) if py_spy else []
                 with Sampler(pids) as sampler:
                     rate = run_chain(client, chain, fields, n)
+                for spy in spies:
+                    spy.wait(60)
                 results[chain].append(rate)
                 cpu[chain].append(sum(sampler.cpu.values()) / n / HOPS * 1e6)
                 print(
@@ -378,8 +377,16 @@ def stage_latencies(client: sync_redis.Redis, ticket_ids: list[str]) -> list[dic
 
 
 def run_phase(
-    stack: Stack, client: sync_redis.Redis, name: str, mode: str, requests: list[bytes], rate: float,
-    connections: int, seconds: float, pids: dict[str, int], drain_timeout: float,
+    stack: Stack,
+    client: sync_redis.Redis,
+    name: str,
+    mode: str,
+    requests: list[bytes],
+    rate: float,
+    connections: int,
+    seconds: float,
+    pids: dict[str, int],
+    drain_timeout: float,
 ) -> Phase:
     queue: Any = multiprocessing.Queue()
     port = stack.port_of("intake")
@@ -453,15 +460,31 @@ def pipeline(url: str, args: argparse.Namespace, redis_pid: int | None) -> None:
         run_phase(stack, client, "warm-up", "open", requests(400), 200, 16, 0, pids, 60)
         for rate in args.rates:
             phase = run_phase(
-                stack, client, f"fixed rate {rate}/s", "open", requests(int(rate * args.seconds)),
-                rate, args.connections, 0, pids, 120,
+                stack,
+                client,
+                f"fixed rate {rate}/s",
+                "open",
+                requests(int(rate * args.seconds)),
+                rate,
+                args.connections,
+                0,
+                pids,
+                120,
             )
             report(phase)
         n = int(args.saturation_seconds * 5000)
         spies = _py_spy(args.py_spy, pids, args.saturation_seconds) if args.py_spy else []
         phase = run_phase(
-            stack, client, "saturation", "closed", requests(n), 0, args.connections,
-            args.saturation_seconds, pids, 300,
+            stack,
+            client,
+            "saturation",
+            "closed",
+            requests(n),
+            0,
+            args.connections,
+            args.saturation_seconds,
+            pids,
+            300,
         )
         for spy in spies:
             spy.wait(60)
@@ -474,8 +497,20 @@ def _py_spy(directory: Path, pids: dict[str, int], seconds: float) -> list[subpr
     directory.mkdir(parents=True, exist_ok=True)
     return [
         subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
-             "--format", "speedscope", "--output", str(directory / f"{name}.speedscope.json")],
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(max(1, int(seconds))),
+                "--rate",
+                "200",
+                "--format",
+                "speedscope",
+                "--output",
+                str(directory / f"{name}.speedscope.json"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -547,7 +582,7 @@ def main() -> None:
         info = sync_redis.Redis.from_url(url).info("server")
         print(f"Redis {info['redis_version']} at {url}")
         if args.only in (None, "transport"):
-            transport(url, args.transport_messages, args.transport_rounds)
+            transport(url, args.transport_messages, args.transport_rounds, args.py_spy)
         if args.only in (None, "pipeline"):
             pipeline(url, args, redis_pid)
     print(f"\ndone; {machine()}")

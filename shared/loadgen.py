@@ -31,13 +31,18 @@ def http_request(
 
 
 def signed_telephony_requests(
-    host: str, port: int, secret: str, calls: Iterable[Mapping[str, Any]], path: str = "/v1/webhooks/telephony"
+    host: str,
+    port: int,
+    secret: str,
+    calls: Iterable[Mapping[str, Any]],
+    path: str = "/v1/webhooks/telephony",
 ) -> list[bytes]:
     """One signed Standard Webhooks request per call (each call needs its own `call_id`)."""
     out = []
     for call in calls:
         body = json.dumps(call, ensure_ascii=False).encode()
-        headers = {"content-type": "application/json", **signed_headers(secret, f"msg_{call['call_id']}", body)}
+        signature = signed_headers(secret, f"msg_{call['call_id']}", body)
+        headers = {"content-type": "application/json", **signature}
         out.append(http_request(host, port, "POST", path, body, headers))
     return out
 

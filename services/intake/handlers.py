@@ -14,7 +14,7 @@ from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from shared import streams
-from shared.codec import encode
+from shared.codec import pack
 from shared.events import Event, TicketReceived
 from shared.store import PREFIX, iso, keys
 
@@ -194,7 +194,7 @@ class TicketIntake:
             args=[
                 event.ticket_id,
                 DEDUPE_TTL_SECONDS,
-                await encode(event),
+                pack(event),
                 self.maxlen,
                 to_json(fields),
                 event.received_at.timestamp(),
@@ -242,7 +242,7 @@ class EventPublisher:
                 rate.window,
                 event.event_id,
                 DEDUPE_TTL_SECONDS,
-                await encode(event),
+                pack(event),
                 self.maxlen,
                 json.dumps({"at": iso(event.occurred_at), **history}, ensure_ascii=False),
                 department or "",
