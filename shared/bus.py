@@ -3,18 +3,43 @@
 from __future__ import annotations
 
 import logging
-from typing import cast
+from typing import Any, cast
 
+import hiredis
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT
 
 from shared import streams
 from shared.settings import CommonSettings
 
 
+class PackedConnection(Connection):
+    """redis-py's asyncio connection packs commands in Python, a large part of a worker's CPU
+    (bench/pipeline.py, "Transport"); hiredis packs them in C to the same bytes (tests/unit/test_bus.py),
+    as redis-py's sync client does."""
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        head = args[0]
+        if isinstance(head, str):  # "CONFIG GET" and the like: the server wants the words apart
+            args = (*head.encode().split(), *args[1:])
+        elif isinstance(head, bytes) and b" " in head:
+            args = (*head.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(cast(Any, args))]
+        except TypeError:  # memoryview, bytearray, or what redis-py refuses: its own packer decides
+            return super().pack_command(*args)
+
+
 def redis_client(url: str) -> Redis:
-    return Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+    options: dict[str, Any] = {}
+    if url.startswith("redis://"):  # rediss:// and unix:// bring their own class
+        options["connection_class"] = PackedConnection
+    return Redis.from_url(
+        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30, **options
+    )
 
 
 def make_broker(settings: CommonSettings) -> RedisBroker:

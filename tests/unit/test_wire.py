@@ -1,0 +1,87 @@
+"""Our fast paths on the wire produce exactly what the libraries they replace produce."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from faststream.redis.parser.binary import BinaryMessageFormatV1
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
+
+from shared.bus import PackedConnection
+from shared.codec import DATA_FIELD, decode, pack
+from shared.events import Location, TicketReceived
+
+T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+
+EVENTS = [
+    TicketReceived(
+        event_id="e1",
+        ticket_id="T1",
+        occurred_at=T0,
+        channel="telephony",
+        source_id="c1",
+        text="停水",
+        received_at=T0,
+    ),
+    TicketReceived(
+        event_id="6f1d3c52-8f0e-4b7a-9a57-2d1e0c4b9a11",
+        ticket_id="T2",
+        occurred_at=T0,
+        channel="open311",
+        source_id="r" * 128,
+        text="路灯坏了 " * 2000,
+        received_at=T0,
+        location=Location(lat=39.9, lon=116.4, address="朝阳区"),
+        attributes={"a": ["1", "2"]},
+    ),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=["small", "large"])
+async def test_pack_writes_the_bytes_faststream_writes(event: TicketReceived) -> None:
+    reference = await BinaryMessageFormatV1.encode(
+        message=event.model_dump_json().encode(),
+        reply_to=None,
+        headers={"content-type": "application/json", "event-type": "TicketReceived"},
+        correlation_id=event.event_id,
+    )
+    assert pack(event) == reference
+    body, headers = BinaryMessageFormatV1.parse(pack(event))
+    assert body == event.model_dump_json().encode()
+    assert headers == {
+        "correlation_id": event.event_id,
+        "content-type": "application/json",
+        "event-type": "TicketReceived",
+    }
+    assert decode({DATA_FIELD: reference}, TicketReceived) == event
+
+
+def test_decode_still_reads_what_outside_producers_write() -> None:
+    plain = EVENTS[0].model_dump_json().encode()  # faststream's parser accepts bare JSON
+    assert decode({DATA_FIELD: plain}, TicketReceived) == EVENTS[0]
+
+
+COMMANDS = [
+    ("XADD", "s", "MAXLEN", "~", 1_000_000, "*", b"__data__", b"\x89BIN\r\n\x1a\n\x00\x01"),
+    ("ZADD", "hotline:dept:water:open", 1764316800.123456, "T1"),
+    ("ZADD", "k", 0.1 + 0.2, "x", -0.0, "y", 1e20, "z", 1.5e-7, "w"),
+    ("HSET", "k", "文本", "我们小区已经停水两天了", "n", -42),
+    ("CONFIG GET", "maxmemory"),
+    (b"SCRIPT LOAD", b"return 1"),
+    ("SET", "k", memoryview(b"view")),
+    ("SET", "k", bytearray(b"array")),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: str(c[0]))
+def test_packed_connection_sends_what_redis_py_sends(command: tuple[object, ...]) -> None:
+    ours = b"".join(bytes(x) for x in PackedConnection().pack_command(*command))  # type: ignore[arg-type]
+    theirs = b"".join(bytes(x) for x in Connection().pack_command(*command))  # type: ignore[arg-type]
+    assert ours == theirs
+
+
+def test_packed_connection_refuses_what_redis_py_refuses() -> None:
+    with pytest.raises(DataError):
+        PackedConnection().pack_command("SET", "k", None)  # type: ignore[arg-type]
