@@ -286,10 +286,12 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
 
 
 def load_texts(limit: int | None = None) -> list[str]:
-    roots = [os.environ.get("HOTLINE_DATASETS"), ROOT.parent / "shared" / "datasets"]
+    """Real citizen messages (title + text) from the team's datasets, else the demo's sample calls."""
+    roots = [Path(os.environ["HOTLINE_DATASETS"])] if os.environ.get("HOTLINE_DATASETS") else []
+    roots += [parent / "shared" / "datasets" for parent in ROOT.parents]
     for root in roots:
-        path = Path(root) / "teddycup2020c" / "hotspot_messages.csv" if root else None
-        if path and path.is_file():
+        path = root / "teddycup2020c" / "hotspot_messages.csv"
+        if path.is_file():
             with path.open(encoding="utf-8") as f:
                 texts = [f"{row['title']}\n{row['text']}"[:2000] for row in csv.DictReader(f)]
             return texts[:limit]
@@ -432,6 +434,11 @@ def report(phase: Phase) -> None:
     print(phase.sampler.table(len(tickets), "ticket"))
 
 
+def dump(path: Path, phase: Phase) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"http": phase.http, "tickets": phase.tickets}))
+
+
 def pipeline(url: str, args: argparse.Namespace, redis_pid: int | None) -> None:
     client = sync_redis.Redis.from_url(url)
     texts = load_texts()
@@ -472,6 +479,10 @@ def pipeline(url: str, args: argparse.Namespace, redis_pid: int | None) -> None:
                 120,
             )
             report(phase)
+            if args.dump:
+                dump(args.dump / f"rate-{rate:.0f}.json", phase)
+        if not args.saturation_seconds:
+            return
         n = int(args.saturation_seconds * 5000)
         spies = _py_spy(args.py_spy, pids, args.saturation_seconds) if args.py_spy else []
         phase = run_phase(
@@ -564,6 +575,7 @@ def main() -> None:
     parser.add_argument("--transport-rounds", type=int, default=3)
     parser.add_argument("--only", choices=("transport", "pipeline"))
     parser.add_argument("--redis-url", default=None, help="default: an embedded Redis (AOF everysec)")
+    parser.add_argument("--dump", type=Path, default=None, metavar="DIR", help="raw timings, as JSON")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR", help="profile under saturation")
     parser.add_argument("--raw-hop", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--worker-hop", nargs=3, help=argparse.SUPPRESS)

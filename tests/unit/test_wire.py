@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from redis.exceptions import DataError
 from shared.bus import PackedConnection
 from shared.codec import DATA_FIELD, decode, pack
 from shared.events import Location, TicketReceived
+from shared.ids import derive_id, ticket_id_for
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
@@ -85,3 +87,14 @@ def test_packed_connection_sends_what_redis_py_sends(command: tuple[object, ...]
 def test_packed_connection_refuses_what_redis_py_refuses() -> None:
     with pytest.raises(DataError):
         PackedConnection().pack_command("SET", "k", None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "parts", [("e1", "classified"), ("6f1d3c52-8f0e-4b7a-9a57-2d1e0c4b9a11", "dispatched"), ("停水", ""), ()]
+)
+def test_ids_are_the_uuid5_they_always_were(parts: tuple[str, ...]) -> None:
+    namespace = uuid.UUID("6f1d3c52-8f0e-4b7a-9a57-2d1e0c4b9a11")
+    assert derive_id(*parts) == str(uuid.uuid5(namespace, "\x1f".join(parts)))
+    source = "\x1f".join(parts)
+    expected = "T" + uuid.uuid5(namespace, f"ticket\x1ftelephony\x1f{source}").hex[:15].upper()
+    assert ticket_id_for("telephony", source) == expected
