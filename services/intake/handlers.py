@@ -14,6 +14,7 @@ from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from shared import streams
+from shared.bus import ScriptBatcher
 from shared.codec import pack
 from shared.events import Event, TicketReceived
 from shared.store import PREFIX, iso, keys
@@ -151,7 +152,7 @@ class TicketIntake:
     def __init__(self, redis: Redis, maxlen: int) -> None:
         self.redis = redis
         self.maxlen = maxlen
-        self._accept = redis.register_script(_ACCEPT)
+        self._accept = ScriptBatcher(redis, _ACCEPT)
 
     async def accept(
         self, event: TicketReceived, *, delivery_id: str | None = None, rate: Rate = NO_RATE
