@@ -469,7 +469,7 @@ def pipeline(url: str, args: argparse.Namespace, redis_pid: int | None) -> None:
             phase = run_phase(
                 stack,
                 client,
-                f"fixed rate {rate}/s",
+                f"fixed rate {rate:g}/s",
                 "open",
                 requests(int(rate * args.seconds)),
                 rate,
@@ -546,13 +546,32 @@ def _free_range(n: int) -> int:
 
 
 @contextmanager
-def redis_server(url: str | None) -> Iterator[tuple[str, int | None]]:
+def redis_server(url: str | None, appendfsync: str) -> Iterator[tuple[str, int | None]]:
     if url:
         yield url, None
         return
-    with EmbeddedRedis() as server:
+    with EmbeddedRedis(appendfsync=appendfsync) as server:
         assert server.process is not None
         yield server.url, server.process.pid
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def cores_available(seconds: float = 2.0) -> float:
+    """How many cores two busy processes actually get right now (other jobs share the machine)."""
+    spinners = [multiprocessing.Process(target=_spin, args=(seconds,)) for _ in range(os.cpu_count() or 2)]
+    for p in spinners:
+        p.start()
+    procs = [psutil.Process(p.pid) for p in spinners if p.pid is not None]
+    time.sleep(seconds * 0.95)
+    cpu = sum(sum(p.cpu_times()[:2]) for p in procs)
+    for p in spinners:
+        p.join()
+    return cpu / (seconds * 0.95)
 
 
 def machine() -> str:
@@ -575,6 +594,7 @@ def main() -> None:
     parser.add_argument("--transport-rounds", type=int, default=3)
     parser.add_argument("--only", choices=("transport", "pipeline"))
     parser.add_argument("--redis-url", default=None, help="default: an embedded Redis (AOF everysec)")
+    parser.add_argument("--appendfsync", default="everysec", choices=("always", "everysec", "no"))
     parser.add_argument("--dump", type=Path, default=None, metavar="DIR", help="raw timings, as JSON")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR", help="profile under saturation")
     parser.add_argument("--raw-hop", nargs=2, help=argparse.SUPPRESS)
@@ -590,14 +610,15 @@ def main() -> None:
         return
 
     print(f"# Pipeline benchmark\n{machine()}")
-    with redis_server(args.redis_url) as (url, redis_pid):
+    print(f"Busy processes get {cores_available():.2f} of {os.cpu_count()} cores right now")
+    with redis_server(args.redis_url, args.appendfsync) as (url, redis_pid):
         info = sync_redis.Redis.from_url(url).info("server")
         print(f"Redis {info['redis_version']} at {url}")
         if args.only in (None, "transport"):
             transport(url, args.transport_messages, args.transport_rounds, args.py_spy)
         if args.only in (None, "pipeline"):
             pipeline(url, args, redis_pid)
-    print(f"\ndone; {machine()}")
+    print(f"\ndone; {machine()}; busy processes get {cores_available():.2f} cores")
 
 
 if __name__ == "__main__":
