@@ -1,10 +1,11 @@
-"""Outbound webhooks: a signed JSON POST with timeouts and retries (exponential backoff, full jitter).
+"""Outbound webhooks: a signed JSON POST with timeouts and retries (exponential backoff with jitter).
 
 Used for calls out of the system (the survey SMS/IVR gateway, departments' own systems). Every try of one
 delivery carries the same `webhook-id`, so the receiver can de-duplicate; each try is signed afresh
 (Standard Webhooks: the timestamp is part of the signature). A delivery is retried on connection errors,
-timeouts, 408, 429 and 5xx; any other status is final. After the last try the caller gets the outcome
-and decides what to record: nothing here blocks forever or raises for a failed delivery.
+timeouts, 408, 409, 425, 429 and 5xx; any other status is final. Dispatch keeps its own durable retry
+queue (a department may be down for hours) but shares `backoff` and `retryable` from here. After the
+last try the caller gets the outcome and decides what to record: nothing here blocks forever or raises.
 """
 
 from __future__ import annotations
@@ -20,7 +21,19 @@ from pydantic import BaseModel, Field
 
 from services.intake.signatures import signed_headers
 
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+
+
+def retryable(status: int) -> bool:
+    """Whether a receiver's answer is worth another try (timeouts, conflicts, throttling, its own faults)."""
+    return status >= 500 or status in RETRYABLE_4XX
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait after try `attempt`: exponential up to `cap`, half of it fixed and half jittered,
+    so replicas retrying together spread out yet no retry comes right on the heels of a failure."""
+    ceiling = min(cap, base * float(2 ** max(0, attempt - 1)))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
 class RetryPolicy(BaseModel):
@@ -30,8 +43,7 @@ class RetryPolicy(BaseModel):
     timeout: float = Field(default=10.0, gt=0, description="seconds for one try, connect to last byte")
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter (uniform in [0, min(cap, base * 2^(attempt-1))]): replicas retrying together spread."""
-        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return backoff(attempt, self.base_delay, self.max_delay, rng)
 
 
 @dataclass(frozen=True)
@@ -84,7 +96,7 @@ class OutboundSender:
                 if 200 <= status < 300:
                     return Delivery(True, attempt, status, None, time.monotonic() - started)
                 error = f"HTTP {status}"
-                if status not in RETRYABLE_STATUS:
+                if not retryable(status):
                     break
                 wait = max(wait, _retry_after(response, policy.max_delay))
             if attempt < policy.attempts:

@@ -47,9 +47,13 @@ class Stack:
         # In a thread of its own, so a Stack can also be started from code with a running event loop.
         with ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, _init(self.redis_url)).result()
-        for service in self.services:
-            self.start_service(service)
-        self.wait_ready(ready_timeout)
+        try:
+            for service in self.services:
+                self.start_service(service)
+            self.wait_ready(ready_timeout)
+        except BaseException:
+            self.stop()  # never leave half a system running (and consuming) behind
+            raise
         return self
 
     def env_for(self, service: str) -> dict[str, str]:
@@ -81,6 +85,13 @@ class Stack:
         self.processes[service] = process
         return process
 
+    def _log_hint(self, service: str) -> str:
+        if self.log_dir is None:
+            return ""
+        log = self.log_dir / f"{service}.log"
+        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+        return f"; {log}:\n" + "\n".join(tail)
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         waiting = set(self.processes)
@@ -88,7 +99,8 @@ class Stack:
             for service in list(waiting):
                 process = self.processes[service]
                 if process.poll() is not None:
-                    raise RuntimeError(f"{service} exited with code {process.returncode} while starting")
+                    code, hint = process.returncode, self._log_hint(service)
+                    raise RuntimeError(f"{service} exited with code {code} while starting{hint}")
                 try:
                     if httpx.get(f"{self.url_of(service)}/readyz", timeout=1.0).status_code == 200:
                         waiting.discard(service)

@@ -14,6 +14,8 @@ REOPENED = "tickets.reopened"
 ESCALATED = "tickets.escalated"
 SURVEYS_ANSWERED = "surveys.answered"
 HOTSPOTS = "alerts.hotspot"
+OUTBOUND_DLQ = "dispatch.outbound.dlq"
+"""Webhook deliveries to departments that failed their last try (not an event stream: fields, no model)."""
 
 CLASSIFIER = "classifier"
 DISPATCH = "dispatch"

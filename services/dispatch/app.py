@@ -1,34 +1,176 @@
-"""Wiring of dispatch: routing table, the consumer of tickets.classified."""
+"""Wiring of dispatch: the routing table (reloaded on change), three consumers, two background loops.
+
+- tickets.classified -> assign a department (handlers.on_classified)
+- tickets.updated    -> accept / reject (re-dispatch) / resolve / note (handlers.on_updated)
+- tickets.reopened   -> back to a department (handlers.on_reopened)
+- the escalation scanner (deadlines) and the outbound webhook loop run beside them.
+Each batch reads what the handlers need (tickets, queue depths, acceptance counts) in a few round trips,
+then calls the handlers one event at a time, carrying each ticket's new fields to the next event.
+"""
 
 from __future__ import annotations
 
-from faststream.asgi import AsgiFastStream
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
-from services.dispatch.handlers import dispatch
-from services.dispatch.routing import load_routing
+from faststream.asgi import AsgiFastStream
+from pydantic import Field
+from redis.asyncio import Redis
+
+from services.dispatch import handlers
+from services.dispatch.escalation import Scanner
+from services.dispatch.handlers import Assigned
+from services.dispatch.metrics import DispatchMetrics
+from services.dispatch.outbound import Outbound, OutboundSettings
+from services.dispatch.routing import RoutingSource
+from services.dispatch.state import read_snapshot
 from shared import streams
 from shared.bus import make_broker, redis_client
-from shared.effects import Effects, each
-from shared.events import TicketClassified
+from shared.effects import Effects
+from shared.events import Event, TicketClassified, TicketDispatched, TicketReopened, TicketUpdated, utcnow
 from shared.settings import CommonSettings
+from shared.store import Ticket, TicketStore
 from shared.worker import Consumer, Worker
+
+E = TypeVar("E", bound=Event)
 
 
 class DispatchSettings(CommonSettings):
     port: int = 8082
+    escalation_interval: float = Field(default=5.0, gt=0, description="Seconds between deadline scans")
+    outbound_timeout: float = Field(default=5.0, gt=0)
+    outbound_max_attempts: int = Field(default=6, ge=1)
+    outbound_backoff_base: float = Field(default=2.0, gt=0)
+    outbound_backoff_cap: float = Field(default=600.0, gt=0)
+    outbound_concurrency: int = Field(default=32, ge=1)
+
+
+class Dispatcher:
+    """The batch handlers with the reads they need; one per process."""
+
+    def __init__(self, redis: Redis, routing: RoutingSource, metrics: DispatchMetrics) -> None:
+        self.redis = redis
+        self.store = TicketStore(redis)
+        self.routing = routing
+        self.metrics = metrics
+
+    async def classified(self, events: list[TicketClassified]) -> list[Effects]:
+        table, now = self.routing.refresh(), utcnow()
+        tickets = await self.store.get_many([e.ticket_id for e in events])
+        supply = await read_snapshot(
+            self.redis, table, [handlers.classified_demand(e) for e in events if not e.duplicate_of]
+        )
+        out = []
+        for event, ticket in zip(events, tickets, strict=True):
+            previous = ticket.department if ticket is not None else None
+            out.append(handlers.on_classified(event, table=table, supply=supply, now=now, previous=previous))
+        return self._counted(out)
+
+    async def updated(self, events: list[TicketUpdated]) -> list[Effects]:
+        table, now = self.routing.refresh(), utcnow()
+        batch = await _Tickets.read(self.store, events)
+        demands = [d for t in batch.all() if t is not None and (d := t.demand()) is not None]
+        supply = await read_snapshot(self.redis, table, demands)
+        return self._counted(
+            batch.each(
+                events,
+                lambda e, t: handlers.on_updated(e, ticket=t, table=table, supply=supply, now=now),
+            )
+        )
+
+    async def reopened(self, events: list[TicketReopened]) -> list[Effects]:
+        table, now = self.routing.refresh(), utcnow()
+        batch = await _Tickets.read(self.store, events)
+        demands = [d for t in batch.all() if t is not None and (d := handlers.reopened_demand(t, now))]
+        supply = await read_snapshot(self.redis, table, demands)
+        return self._counted(
+            batch.each(
+                events,
+                lambda e, t: handlers.on_reopened(e, ticket=t, table=table, supply=supply, now=now),
+            )
+        )
+
+    def _counted(self, results: list[Effects]) -> list[Effects]:
+        # Counted before the commit: a batch that fails to commit is counted again when retried.
+        for effects in results:
+            for p in effects.publish:
+                if isinstance(p.event, TicketDispatched):
+                    status = effects.writes[0].fields.get("status") if effects.writes else None
+                    how = (
+                        "coordinator"
+                        if status == "coordinator"
+                        else "first"
+                        if p.event.attempt == 1
+                        else "again"
+                    )
+                    self.metrics.assignments.labels(how).inc()
+        return results
+
+
+class _Tickets:
+    """The batch's tickets, updated by each event's writes so the next event of the same ticket sees them."""
+
+    def __init__(self, rows: dict[str, dict[str, object]]) -> None:
+        self.rows = rows
+
+    @classmethod
+    async def read(cls, store: TicketStore, events: Iterable[Event]) -> _Tickets:
+        ids = list(dict.fromkeys(e.ticket_id for e in events))
+        found = await store.get_many(ids)
+        return cls({t.ticket_id: t.model_dump() for t in found if t is not None})
+
+    def get(self, ticket_id: str) -> Assigned | None:
+        row = self.rows.get(ticket_id)
+        return None if row is None else Assigned.of(Ticket.model_validate(row))
+
+    def all(self) -> list[Assigned | None]:
+        return [self.get(i) for i in self.rows]
+
+    def each(self, events: list[E], handle: Callable[[E, Assigned | None], Effects]) -> list[Effects]:
+        out = []
+        for event in events:
+            effects = handle(event, self.get(event.ticket_id))
+            for write in effects.writes:
+                row = self.rows.get(write.ticket_id)
+                if row is not None:
+                    for k, v in write.fields.items():
+                        if v is None:
+                            row.pop(k, None)
+                        else:
+                            row[k] = v
+            out.append(effects)
+        return out
 
 
 def build(settings: DispatchSettings | None = None) -> tuple[Worker, AsgiFastStream]:
     settings = settings or DispatchSettings()
-    routing = load_routing(settings.routing_path)
-
-    async def on_classified(event: TicketClassified) -> Effects:
-        return dispatch(event, routing=routing)
-
-    worker = Worker(
-        service="dispatch",
-        settings=settings,
-        redis=redis_client(settings.redis_url),
-        consumers=[Consumer(streams.CLASSIFIED, streams.DISPATCH, TicketClassified, each(on_classified))],
+    redis = redis_client(settings.redis_url)
+    worker = Worker(service="dispatch", settings=settings, redis=redis, consumers=[])
+    metrics = DispatchMetrics(worker.registry)
+    routing = RoutingSource(
+        settings.routing_path, on_reload=lambda o: metrics.routing_reloads.labels(o).inc()
     )
+    dispatcher = Dispatcher(redis, routing, metrics)
+    scanner = Scanner(redis, metrics, maxlen=settings.stream_maxlen, interval=settings.escalation_interval)
+    outbound = Outbound(
+        redis,
+        routing,
+        metrics,
+        OutboundSettings(
+            timeout=settings.outbound_timeout,
+            max_attempts=settings.outbound_max_attempts,
+            backoff_base=settings.outbound_backoff_base,
+            backoff_cap=settings.outbound_backoff_cap,
+            concurrency=settings.outbound_concurrency,
+        ),
+        maxlen=settings.stream_maxlen,
+    )
+    worker.consumers.extend(
+        [
+            Consumer(streams.CLASSIFIED, streams.DISPATCH, TicketClassified, dispatcher.classified),
+            Consumer(streams.UPDATED, streams.DISPATCH, TicketUpdated, dispatcher.updated),
+            Consumer(streams.REOPENED, streams.DISPATCH, TicketReopened, dispatcher.reopened),
+        ]
+    )
+    worker.background.extend([scanner.run, outbound.run])
     return worker, worker.asgi(make_broker(settings))

@@ -1,66 +1,381 @@
-"""From a classified ticket to a department with deadlines."""
+"""What dispatch does with each event: plain functions from the event and a snapshot to Effects.
+
+Dispatch is the single writer of a ticket's `status` and `department`:
+`dispatched` -> `accepted` -> `resolved`; a rejection re-dispatches (`dispatched` again, to a department
+that has not rejected it) or, after `max_rejections`, hands it to the coordinator (`coordinator`);
+a reopened ticket goes back to `dispatched`. Duplicates become `duplicate`.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from services.dispatch import state
+from services.dispatch.assign import Assignment, Demand, Supply, assign
 from services.dispatch.routing import RoutingTable
 from services.dispatch.sla import deadlines
 from shared import streams
 from shared.effects import Effects, Publish, StoreWrite
-from shared.events import TicketClassified, TicketDispatched, utcnow
+from shared.events import TicketClassified, TicketDispatched, TicketReopened, TicketUpdated, Urgency
 from shared.ids import derive_id
-from shared.store import iso, keys
+from shared.store import Ticket, iso, keys
 
-SLA_FEEDBACK = "hotline:sla:feedback_due"
+ACTIVE = ("dispatched", "accepted", "coordinator")
 
 
-def dispatch(event: TicketClassified, *, routing: RoutingTable) -> Effects:
+class Assigned(BaseModel):
+    """The part of a ticket dispatch reads back to act on department actions and reopenings."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ticket_id: str
+    status: str = "received"
+    department: str | None = None
+    category: str | None = None
+    district: str | None = None
+    urgency: Urgency = "general"
+    received_at: datetime | None = None
+    dispatch_due_at: datetime | None = None
+    feedback_due_at: datetime | None = None
+    accepted_at: datetime | None = None
+    attempt: int = 0
+    rejections: int = 0
+    rejected_by: str = ""
+    reopen_count: int = 0
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> Assigned:
+        return cls.model_validate({k: v for k, v in ticket.model_dump().items() if v is not None})
+
+    def rejected(self) -> list[str]:
+        return [d for d in self.rejected_by.split(",") if d]
+
+    def demand(self) -> Demand | None:
+        if not (self.category and self.dispatch_due_at and self.feedback_due_at):
+            return None
+        return Demand(self.category, self.district, self.dispatch_due_at, self.feedback_due_at)
+
+
+# -- demands: what the wiring must read supply for ------------------------------------------------
+
+
+def classified_demand(event: TicketClassified) -> Demand:
+    dispatch_due, feedback_due = deadlines(event.urgency, event.received_at)
+    return Demand(event.category, event.place.district, dispatch_due, feedback_due)
+
+
+def reopened_demand(ticket: Assigned, now: datetime) -> Demand | None:
+    if not ticket.category:
+        return None
+    dispatch_due, feedback_due = deadlines(ticket.urgency, now)
+    return Demand(ticket.category, ticket.district, dispatch_due, feedback_due)
+
+
+# -- handlers --------------------------------------------------------------------------------------
+
+
+def on_classified(
+    event: TicketClassified, *, table: RoutingTable, supply: Supply, now: datetime, previous: str | None
+) -> Effects:
+    """A new ticket: a duplicate is linked, anything else goes to the best department."""
     if event.duplicate_of:
         return Effects(
             writes=[
                 StoreWrite(
                     ticket_id=event.ticket_id,
                     event_id=event.event_id,
-                    fields={"status": "duplicate", "duplicate_of": event.duplicate_of},
-                    history={
-                        "at": iso(utcnow()),
-                        "event": "duplicate",
-                        "summary": f"of {event.duplicate_of}",
+                    fields={
+                        "status": "duplicate",
+                        "duplicate_of": event.duplicate_of,
+                        "updated_at": iso(now),
                     },
+                    history={"at": iso(now), "event": "duplicate", "summary": f"of {event.duplicate_of}"},
                 )
             ]
         )
-    department, reason = routing.route(event.category, event.place.district)
-    dispatch_due, feedback_due = deadlines(event.urgency, event.received_at)
-    now = utcnow()
-    out = TicketDispatched(
-        event_id=derive_id(event.event_id, "dispatched"),
+    demand = classified_demand(event)
+    chosen = assign(table, demand, supply, now)
+    if chosen is None:  # only when the table names no one at all: the coordinator owns it
+        chosen = Assignment(table.coordinator, "no eligible department", ())
+    return _dispatch(
         ticket_id=event.ticket_id,
+        event_id=derive_id(event.event_id, "dispatched"),
+        chosen=chosen,
+        demand=demand,
+        urgency=event.urgency,
+        received_at=event.received_at,
+        attempt=1,
+        previous=previous,
+        status="dispatched",
+        extra={
+            "category": event.category,
+            "district": event.place.district,
+            "urgency": event.urgency,
+            "received_at": iso(event.received_at),
+        },
+        table=table,
+        supply=supply,
+        now=now,
+    )
+
+
+def on_updated(
+    event: TicketUpdated, *, ticket: Assigned | None, table: RoutingTable, supply: Supply, now: datetime
+) -> Effects:
+    """A department accepted, rejected, resolved or noted a ticket."""
+    history = {"at": iso(now), "event": event.action, "department": event.department, "note": event.note}
+    if ticket is None or ticket.department != event.department or ticket.status not in ACTIVE:
+        why = "not found" if ticket is None else f"{ticket.status} with {ticket.department}"
+        return _history_only(event, {**history, "summary": f"ignored: ticket is {why}"})
+    category, district = ticket.category or "", ticket.district
+    learned = state.acceptance_field(event.department, category, district, "a")
+    if event.action == "note":
+        return _history_only(event, history)
+    if event.action == "accept":
+        if ticket.accepted_at is not None:
+            return _history_only(event, {**history, "summary": "already accepted"})
+        return _write(
+            event,
+            {"status": "accepted", "accepted_at": iso(now), "updated_at": iso(now)},
+            history,
+            [["ZREM", state.SLA_DISPATCH, ticket.ticket_id], ["HINCRBY", state.ACCEPTANCE, learned, 1]],
+        )
+    if event.action == "resolve":
+        ops: list[list[str | int | float]] = [
+            ["ZREM", keys.department_open(event.department), ticket.ticket_id],
+            ["ZREM", state.queue(event.department), ticket.ticket_id],
+            ["ZREM", state.SLA_DISPATCH, ticket.ticket_id],
+            ["ZREM", state.SLA_FEEDBACK, ticket.ticket_id],
+        ]
+        fields: dict[str, str | None] = {
+            "status": "resolved",
+            "resolved_at": iso(now),
+            "updated_at": iso(now),
+        }
+        if ticket.accepted_at is None:  # resolving without signing first counts as accepting
+            fields["accepted_at"] = iso(now)
+            ops.append(["HINCRBY", state.ACCEPTANCE, learned, 1])
+        return _write(event, fields, history, ops)
+    return _on_rejected(event, ticket, history, table=table, supply=supply, now=now)
+
+
+def _on_rejected(
+    event: TicketUpdated,
+    ticket: Assigned,
+    history: dict[str, str | None],
+    *,
+    table: RoutingTable,
+    supply: Supply,
+    now: datetime,
+) -> Effects:
+    demand = ticket.demand()
+    if event.department == table.coordinator:
+        return _history_only(event, {**history, "summary": "rejection refused: the coordinator owns it"})
+    if demand is None or ticket.received_at is None:
+        raise LookupError(f"ticket {ticket.ticket_id} has no category or deadlines to re-dispatch it by")
+    rejected = [*ticket.rejected(), event.department]
+    count = ticket.rejections + 1
+    learned = state.acceptance_field(event.department, demand.category, demand.district, "r")
+    chosen = None if count >= table.max_rejections else assign(table, demand, supply, now, exclude=rejected)
+    if chosen is None:
+        chosen = Assignment(
+            table.coordinator, f"to the coordinator after {count} rejections ({', '.join(rejected)})", ()
+        )
+    return _redispatch(
+        event,
+        ticket,
+        chosen,
+        demand,
+        previous=event.department,
+        extra={
+            "rejections": str(count),
+            "rejected_by": ",".join(rejected),
+            "last_rejection": event.note,
+            "accepted_at": None,  # the next department signs for it anew
+        },
+        table=table,
+        supply=supply,
+        now=now,
+        history_event="rejected",
+        history_note=f"by {event.department}: {event.note or 'no reason given'}",
+        ops=[["HINCRBY", state.ACCEPTANCE, learned, 1]],
+    )
+
+
+def on_reopened(
+    event: TicketReopened, *, ticket: Assigned | None, table: RoutingTable, supply: Supply, now: datetime
+) -> Effects:
+    """Back to the department that handled it, unless it rejected the ticket (then the best other one)."""
+    if ticket is None or ticket.received_at is None:
+        raise LookupError(f"reopened ticket {event.ticket_id} was never dispatched")
+    demand = reopened_demand(ticket, now)
+    if demand is None:
+        raise LookupError(f"reopened ticket {event.ticket_id} has no category")
+    previous = ticket.department
+    same = previous if previous and table.department(previous) and previous not in ticket.rejected() else None
+    chosen: Assignment | None
+    if same is not None:
+        chosen = Assignment(same, f"reopened ({event.reason}): back to {same}, which handled it", ())
+    else:
+        chosen = assign(table, demand, supply, now, exclude=ticket.rejected())
+    if chosen is None:
+        chosen = Assignment(table.coordinator, f"reopened ({event.reason}): everyone else rejected it", ())
+    return _redispatch(
+        event,
+        ticket,
+        chosen,
+        demand,
+        previous=previous,
+        extra={
+            "reopen_count": str(event.reopen_count),
+            "reopened_at": iso(now),
+            "accepted_at": None,
+            "resolved_at": None,
+        },
+        table=table,
+        supply=supply,
+        now=now,
+        history_event="reopened",
+        history_note=event.reason,
+    )
+
+
+def _redispatch(
+    event: TicketUpdated | TicketReopened,
+    ticket: Assigned,
+    chosen: Assignment,
+    demand: Demand,
+    *,
+    previous: str | None,
+    extra: dict[str, str | None],
+    table: RoutingTable,
+    supply: Supply,
+    now: datetime,
+    history_event: str,
+    history_note: str,
+    ops: list[list[str | int | float]] | None = None,
+) -> Effects:
+    """A ticket already dispatched once goes out again: the next attempt, with an id derived from `event`."""
+    assert ticket.received_at is not None  # checked by the callers
+    return _dispatch(
+        ticket_id=ticket.ticket_id,
+        event_id=derive_id(event.event_id, "redispatched"),
+        chosen=chosen,
+        demand=demand,
+        urgency=ticket.urgency,
+        received_at=ticket.received_at,
+        attempt=ticket.attempt + 1,
+        previous=previous,
+        status="coordinator" if chosen.department == table.coordinator else "dispatched",
+        extra=extra,
+        table=table,
+        supply=supply,
+        now=now,
+        history_event=history_event,
+        history_note=history_note,
+        ops=ops,
+    )
+
+
+# -- effects ---------------------------------------------------------------------------------------
+
+
+def _dispatch(
+    *,
+    ticket_id: str,
+    event_id: str,
+    chosen: Assignment,
+    demand: Demand,
+    urgency: Urgency,
+    received_at: datetime,
+    attempt: int,
+    previous: str | None,
+    status: str,
+    extra: dict[str, str | None],
+    table: RoutingTable,
+    supply: Supply,
+    now: datetime,
+    history_event: str = "dispatched",
+    history_note: str | None = None,
+    ops: list[list[str | int | float]] | None = None,
+) -> Effects:
+    department = chosen.department
+    out = TicketDispatched(
+        event_id=event_id,
+        ticket_id=ticket_id,
         occurred_at=now,
         department=department,
-        category=event.category,
-        district=event.place.district,
-        urgency=event.urgency,
-        dispatch_due_at=dispatch_due,
-        feedback_due_at=feedback_due,
-        reason=reason,
-        received_at=event.received_at,
+        category=demand.category,
+        district=demand.district,
+        urgency=urgency,
+        dispatch_due_at=demand.dispatch_due,
+        feedback_due_at=demand.feedback_due,
+        reason=chosen.reason,
+        attempt=attempt,
+        received_at=received_at,
     )
+    supply.added(department, demand.feedback_due)
+    all_ops: list[list[str | int | float]] = list(ops or [])
+    if previous and previous != department:
+        all_ops += [
+            ["ZREM", keys.department_open(previous), ticket_id],
+            ["ZREM", state.queue(previous), ticket_id],
+        ]
+    all_ops += [
+        ["ZADD", keys.department_open(department), received_at.timestamp(), ticket_id],
+        ["ZADD", state.queue(department), demand.feedback_due.timestamp(), ticket_id],
+    ]
+    # On a re-dispatch, a deadline already passed was escalated (or is being): re-adding it would
+    # escalate it twice. A first dispatch that is already late is escalated by the next scan.
+    for timer, due in ((state.SLA_DISPATCH, demand.dispatch_due), (state.SLA_FEEDBACK, demand.feedback_due)):
+        if attempt == 1 or due > now:
+            all_ops.append(["ZADD", timer, due.timestamp(), ticket_id])
+    if status == "coordinator":
+        all_ops.append(["ZADD", state.COORDINATOR_QUEUE, now.timestamp(), ticket_id])
+    dept = table.department(department)
+    if dept is not None and dept.webhook_url:
+        job = state.OutboundJob(department=department, body=out.model_dump_json())
+        all_ops += [
+            ["HSET", state.OUTBOUND_JOBS, event_id, job.model_dump_json()],
+            ["ZADD", state.OUTBOUND_DUE, now.timestamp(), event_id],
+        ]
+    summary = f"to {department}: {chosen.reason}"
     write = StoreWrite(
-        ticket_id=event.ticket_id,
-        event_id=out.event_id,
+        ticket_id=ticket_id,
+        event_id=event_id,
         fields={
-            "status": "dispatched",
+            **extra,
+            "status": status,
             "department": department,
-            "dispatch_reason": reason,
+            "dispatch_reason": chosen.reason,
             "dispatched_at": iso(now),
-            "dispatch_due_at": iso(dispatch_due),
-            "feedback_due_at": iso(feedback_due),
+            "dispatch_due_at": iso(demand.dispatch_due),
+            "feedback_due_at": iso(demand.feedback_due),
+            "attempt": str(attempt),
             "updated_at": iso(now),
         },
-        history={"at": iso(now), "event": "dispatched", "summary": f"to {department}: {reason}"},
-        ops=[
-            ["ZADD", keys.department_open(department), event.received_at.timestamp(), event.ticket_id],
-            ["ZADD", SLA_FEEDBACK, feedback_due.timestamp(), event.ticket_id],
-        ],
+        history={
+            "at": iso(now),
+            "event": history_event,
+            "summary": f"{history_note}; {summary}" if history_note else summary,
+        },
+        ops=all_ops,
     )
     return Effects(publish=[Publish(streams.DISPATCHED, out)], writes=[write])
+
+
+def _write(
+    event: TicketUpdated,
+    fields: dict[str, str | None],
+    history: dict[str, str | None],
+    ops: list[list[str | int | float]],
+) -> Effects:
+    return Effects(
+        writes=[StoreWrite(event.ticket_id, event.event_id, fields=fields, history=history, ops=ops)]
+    )
+
+
+def _history_only(event: TicketUpdated | TicketReopened, history: dict[str, str | None]) -> Effects:
+    return Effects(writes=[StoreWrite(event.ticket_id, event.event_id, history=history)])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from services.dispatch.routing import load_routing
-from shared.settings import CommonSettings
+from shared.settings import DATA_DIR, CommonSettings
 from shared.taxonomy import load_taxonomy
 from tests.deploy.manifests import (
     BASE,
@@ -245,3 +245,11 @@ def test_the_city_configuration_loads_with_the_services_loaders() -> None:
     taxonomy = load_taxonomy(BASE / "city" / "taxonomy.yaml")
     routing = load_routing(BASE / "city" / "routing.yaml")
     assert taxonomy.codes() and routing
+
+
+def test_the_base_ships_the_same_city_files_as_the_package() -> None:
+    """kustomize cannot read files outside its folder, so the base keeps copies: they must not drift."""
+    for name in ("taxonomy.yaml", "routing.yaml", "gazetteer.yaml"):
+        assert (BASE / "city" / name).read_bytes() == (DATA_DIR / name).read_bytes(), (
+            f"re-copy shared/data/{name}"
+        )

@@ -6,8 +6,10 @@ Each scenario is bounded in time. Claim idle times are short so that recovery ha
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,8 @@ from shared.embedded import EmbeddedRedis, free_port
 from shared.events import TicketReceived, utcnow
 from shared.runner import Stack
 from shared.store import TicketStore
+from tests.faults.departments import routing_with_webhooks
+from tests.support import Recorder, recording_server, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 SECRET = IntakeSettings().webhook_secrets[0]
@@ -37,11 +41,46 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture
-def stack(own_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[Stack]:
-    with Stack(
-        redis_url=own_redis.url, base_port=free_port(), log_dir=tmp_path / "logs", extra_env=FAST_CLAIMS
-    ) as running:
+async def department() -> AsyncIterator[Recorder]:
+    """Every department's webhook endpoint: a real HTTP server recording each delivery."""
+    async with recording_server() as recorder:
+        yield recorder
+
+
+@pytest.fixture
+async def stack(own_redis: EmbeddedRedis, tmp_path: Path, department: Recorder) -> AsyncIterator[Stack]:
+    env = {**FAST_CLAIMS, **routing_with_webhooks(tmp_path, department.url)}
+    running = Stack(redis_url=own_redis.url, base_port=free_port(), log_dir=tmp_path / "logs", extra_env=env)
+    # Started off the event loop: the department's server must keep answering meanwhile.
+    await asyncio.to_thread(running.start)
+    try:
         yield running
+    finally:
+        await asyncio.to_thread(running.stop)
+
+
+async def assert_each_delivered_once(
+    department: Recorder, tickets: dict[str, str], *, killed: bool = False
+) -> None:
+    """Every dispatched ticket reached its department's webhook once.
+
+    After a kill -9 a delivery the department had answered but dispatch had not yet recorded is sent
+    again, and no sender can avoid that; it is the same `webhook-id` (the event id), which receivers
+    de-duplicate on (Standard Webhooks). So after kills: one id per ticket; otherwise: one delivery.
+    """
+
+    async def all_delivered() -> bool:
+        return len(set(department.delivered())) >= len(tickets)
+
+    await wait_for(all_delivered, "every ticket's department webhook", within=120)
+    ids_of: dict[str, set[str]] = {}
+    for request in department.requests:
+        ids_of.setdefault(json.loads(request.body)["ticket_id"], set()).add(request.headers["webhook-id"])
+    assert set(ids_of) == set(tickets.values())
+    assert all(len(ids) == 1 for ids in ids_of.values()), "a ticket was delivered under two event ids"
+    delivered = department.delivered()
+    if not killed:
+        assert len(delivered) == len(set(delivered)) == len(tickets)
 
 
 async def assert_all_done_exactly_once(
@@ -61,7 +100,7 @@ async def assert_all_done_exactly_once(
         assert result.published_twice == {streams.CLASSIFIED: 0, streams.DISPATCHED: 0}
 
 
-async def test_kill_9_each_worker_in_turn_while_tickets_flow(stack: Stack) -> None:
+async def test_kill_9_each_worker_in_turn_while_tickets_flow(stack: Stack, department: Recorder) -> None:
     calls = make_calls(1000, seed=11)
     posting = asyncio.create_task(post_calls(stack.url_of("intake"), SECRET, calls, rate=250))
     for service in ("classifier", "dispatch", "evaluation", "insight"):
@@ -72,6 +111,7 @@ async def test_kill_9_each_worker_in_turn_while_tickets_flow(stack: Stack) -> No
     tickets = await posting
     assert len(tickets) == 1000
     await assert_all_done_exactly_once(stack, tickets)
+    await assert_each_delivered_once(department, tickets, killed=True)
 
 
 async def test_redis_restart_loses_nothing_acknowledged(stack: Stack, own_redis: EmbeddedRedis) -> None:
@@ -121,7 +161,9 @@ async def test_poison_events_go_to_the_dlq_and_the_rest_flows(stack: Stack) -> N
         await redis.aclose()
 
 
-async def test_sigterm_during_load_finishes_in_flight_work_and_processes_nothing_twice(stack: Stack) -> None:
+async def test_sigterm_during_load_finishes_in_flight_work_and_processes_nothing_twice(
+    stack: Stack, department: Recorder
+) -> None:
     calls = make_calls(600, seed=14)
     posting = asyncio.create_task(post_calls(stack.url_of("intake"), SECRET, calls, rate=200))
     for service in ("classifier", "dispatch", "evaluation"):
@@ -133,6 +175,29 @@ async def test_sigterm_during_load_finishes_in_flight_work_and_processes_nothing
     assert len(tickets) == len(calls)
     # Graceful stops finish and ack what they hold, so not even an output event is appended twice.
     await assert_all_done_exactly_once(stack, tickets, no_republish=True)
+    await assert_each_delivered_once(department, tickets)
+
+
+async def test_a_department_down_slow_or_failing_delays_its_tickets_and_loses_none(
+    stack: Stack, department: Recorder
+) -> None:
+    started = time.monotonic()
+    outage = 8.0  # seconds of 500s and slow answers, then the department's system recovers
+
+    def status(n: int) -> int:
+        return 500 if time.monotonic() - started < outage else 200
+
+    def delay(n: int) -> float:
+        return 2.0 if time.monotonic() - started < outage and n % 3 == 0 else 0.0
+
+    department.status, department.delay = status, delay
+    tickets = await post_calls(stack.url_of("intake"), SECRET, make_calls(120, seed=16))
+    # Dispatch does not wait on the department: tickets are dispatched while deliveries are refused.
+    await assert_all_done_exactly_once(stack, tickets)
+    assert any(s == 500 for _, s in department.answers), "the outage was seen by the sender"
+    await assert_each_delivered_once(department, tickets)
+    failed_then_delivered = {i for i, s in department.answers if s == 500} & set(department.delivered())
+    assert failed_then_delivered, "deliveries refused during the outage were retried with the same webhook-id"
 
 
 @pytest.mark.parametrize("appendfsync", ["everysec", "always"])

@@ -11,7 +11,7 @@ import asyncio
 import csv
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,8 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.dispatch.handlers import dispatch
+from services.dispatch.handlers import on_classified
 from services.dispatch.routing import load_routing
+from services.dispatch.state import Snapshot
 from services.evaluation.app import EvaluationSettings, build
 from services.evaluation.handlers import Policy, on_answered, on_dispatched, on_updated
 from services.evaluation.rates import assess, load_table
@@ -55,6 +56,7 @@ from shared.events import (
 from shared.outbound import OutboundSender, RetryPolicy
 from shared.settings import CommonSettings
 from shared.store import TicketStore, keys
+from tests.support import wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -109,17 +111,6 @@ async def gateway() -> AsyncIterator[Gateway]:
 
     async with serving(Starlette(routes=[Route("/surveys", receive, methods=["POST"])]), port):
         yield gw
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], what: str, within: float = 30.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 # -- the rest of the system, as far as evaluation sees it ------------------------------------------------
@@ -179,7 +170,7 @@ async def dispatch_ticket(redis: Redis, ticket_id: str, attempt: str = "1") -> s
         model_version="test",
         received_at=now,
     )
-    effects = dispatch(classified, routing=ROUTING)
+    effects = on_classified(classified, table=ROUTING, supply=Snapshot({}, {}), now=now, previous=None)
     await commit(redis, effects, "dispatch")
     return str(effects.writes[0].fields["department"])
 

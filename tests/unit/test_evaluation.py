@@ -339,10 +339,11 @@ def test_other_satisfaction_values_are_refused(given: object) -> None:
         SurveyAnswer.model_validate({"ticket_id": "T1", "resolved": True, "satisfaction": given})
 
 
-def test_backoff_is_full_jitter_under_a_cap() -> None:
+def test_backoff_is_jittered_under_a_cap() -> None:
     policy = RetryPolicy(base_delay=1.0, max_delay=8.0)
     rng = random.Random(1)
     waits = [[policy.backoff(attempt, rng) for _ in range(200)] for attempt in (1, 2, 3, 6)]
-    assert [max(w) <= cap for w, cap in zip(waits, (1, 2, 4, 8), strict=True)] == [True] * 4
-    assert max(waits[3]) > 4  # the later tries really wait longer
-    assert min(waits[3]) < 1  # ... and are spread out, not synchronised
+    assert [cap / 2 <= min(w) and max(w) <= cap for w, cap in zip(waits, (1, 2, 4, 8), strict=True)] == [
+        True
+    ] * 4
+    assert max(waits[3]) - min(waits[3]) > 2  # spread out, not synchronised

@@ -1,0 +1,264 @@
+"""Dispatch against a real Redis: the ticket's life through the batch worker, escalation races, reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from services.dispatch import state
+from services.dispatch.app import Dispatcher
+from services.dispatch.escalation import Scanner
+from services.dispatch.metrics import DispatchMetrics
+from services.dispatch.routing import RoutingSource
+from shared import streams
+from shared.bus import redis_client
+from shared.codec import DATA_FIELD, decode, encode
+from shared.events import (
+    Event,
+    Place,
+    TicketClassified,
+    TicketDispatched,
+    TicketEscalated,
+    TicketReopened,
+    TicketUpdated,
+    utcnow,
+)
+from shared.settings import CommonSettings
+from shared.store import TicketStore, keys
+from shared.worker import Consumer, Worker
+
+pytestmark = pytest.mark.redis
+
+ROUTING = """\
+timezone: UTC
+coordinator: coord
+fallback: coord
+max_rejections: 3
+departments:
+  - {id: coord, name: Coordinator}
+  - {id: water, name: Water, categories: [utilities], capacity: 200}
+  - {id: east_water, name: East water, districts: [donghu], capacity: 200}
+  - {id: street_donghu, name: East street office, categories: [utilities], districts: [donghu]}
+rules:
+  - {category: utilities, department: water, priority: 10}
+  - {category: utilities, department: east_water, district: donghu, priority: 20}
+fallbacks: {donghu: street_donghu}
+"""
+
+
+class Harness:
+    def __init__(self, redis: Redis, path: Path) -> None:
+        self.redis = redis
+        self.metrics = DispatchMetrics(CollectorRegistry())
+        self.routing = RoutingSource(path)
+        self.dispatcher = Dispatcher(redis, self.routing, self.metrics)
+        self.consumers = {
+            streams.CLASSIFIED: Consumer(
+                streams.CLASSIFIED, streams.DISPATCH, TicketClassified, self.dispatcher.classified
+            ),
+            streams.UPDATED: Consumer(
+                streams.UPDATED, streams.DISPATCH, TicketUpdated, self.dispatcher.updated
+            ),
+            streams.REOPENED: Consumer(
+                streams.REOPENED, streams.DISPATCH, TicketReopened, self.dispatcher.reopened
+            ),
+        }
+        self.worker = Worker(
+            service="dispatch",
+            settings=CommonSettings(),
+            redis=redis,
+            consumers=list(self.consumers.values()),
+        )
+        self.store = TicketStore(redis)
+
+    async def feed(self, stream: str, *events: Event) -> None:
+        """Append events and run the dispatch group's batch over them, as the subscriber would."""
+        for e in events:
+            await self.redis.xadd(stream, {DATA_FIELD: await encode(e)})
+        reply = await self.redis.xreadgroup(streams.DISPATCH, "w1", {stream: ">"}, count=1000)
+        result = await self.worker.process(self.consumers[stream], list(reply[0][1]))
+        assert not result.dead and not result.retry
+
+    async def dispatched(self) -> list[TicketDispatched]:
+        return [decode(f, TicketDispatched) for _, f in await self.redis.xrange(streams.DISPATCHED)]
+
+
+@pytest.fixture
+def routing_file(tmp_path: Path) -> Path:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING, encoding="utf-8")
+    return path
+
+
+def rewrite(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(10**9, 10**9))  # a distinct mtime, however fast the test runs
+
+
+def classified(n: int, *, received_at: datetime | None = None, urgency: str = "general") -> TicketClassified:
+    at = received_at or utcnow()
+    return TicketClassified(
+        event_id=f"c{n}",
+        ticket_id=f"T{n}",
+        occurred_at=at,
+        category="utilities",
+        confidence=0.9,
+        urgency=urgency,  # type: ignore[arg-type]
+        place=Place(district="donghu"),
+        model_version="m",
+        received_at=at,
+    )
+
+
+def action(n: int, department: str, verb: str, ticket: int = 1) -> TicketUpdated:
+    return TicketUpdated(
+        event_id=f"u{n}",
+        ticket_id=f"T{ticket}",
+        occurred_at=utcnow(),
+        department=department,
+        action=verb,  # type: ignore[arg-type]
+        note="outside our area" if verb == "reject" else None,
+    )
+
+
+async def test_a_ticket_lives_through_rejections_acceptance_resolution_and_reopening(
+    redis: Redis, routing_file: Path
+) -> None:
+    h = Harness(redis, routing_file)
+    await h.feed(streams.CLASSIFIED, classified(1))
+    ticket = await h.store.get_or_raise("T1")
+    assert (ticket.status, ticket.department) == ("dispatched", "east_water")
+    assert "rule priority 20" in str(ticket.dispatch_reason)  # type: ignore[attr-defined]
+    assert await redis.zscore(keys.department_open("east_water"), "T1") is not None
+    assert await redis.zscore(state.SLA_DISPATCH, "T1") is not None
+
+    # Two rejections in one batch: the second is from the department the first one re-dispatched to.
+    await h.feed(streams.UPDATED, action(1, "east_water", "reject"), action(2, "water", "reject"))
+    ticket = await h.store.get_or_raise("T1")
+    assert (ticket.status, ticket.department) == ("dispatched", "street_donghu")
+    assert ticket.rejected_by == "east_water,water" and ticket.rejections == "2"  # type: ignore[attr-defined]
+    assert [d.department for d in await h.dispatched()] == ["east_water", "water", "street_donghu"]
+    assert [d.attempt for d in await h.dispatched()] == [1, 2, 3]
+    assert await redis.zcard(keys.department_open("east_water")) == 0
+    learned = await redis.hgetall(state.ACCEPTANCE)
+    assert learned == {b"east_water|utilities|donghu|r": b"1", b"water|utilities|donghu|r": b"1"}
+
+    await h.feed(streams.UPDATED, action(3, "street_donghu", "accept"), action(4, "street_donghu", "resolve"))
+    ticket = await h.store.get_or_raise("T1")
+    assert ticket.status == "resolved" and ticket.accepted_at and ticket.resolved_at  # type: ignore[attr-defined]
+    assert await redis.zscore(state.SLA_DISPATCH, "T1") is None
+    assert await redis.zscore(state.SLA_FEEDBACK, "T1") is None
+    assert await redis.zcard(keys.department_open("street_donghu")) == 0
+    assert await redis.hget(state.ACCEPTANCE, "street_donghu|utilities|donghu|a") == b"1"
+
+    reopen = TicketReopened(
+        event_id="r1", ticket_id="T1", occurred_at=utcnow(), reason="not fixed", reopen_count=1
+    )
+    await h.feed(streams.REOPENED, reopen)
+    ticket = await h.store.get_or_raise("T1")
+    assert (ticket.status, ticket.department) == ("dispatched", "street_donghu")
+    assert (await h.dispatched())[-1].attempt == 4
+    # Redelivering what was already applied changes nothing and publishes nothing new.
+    await h.feed(streams.REOPENED, reopen)
+    assert len(await h.dispatched()) == 4 + 1  # the redelivered event republishes its same id
+    assert (await h.dispatched())[-1].event_id == (await h.dispatched())[-2].event_id
+    assert await redis.hget(state.ACCEPTANCE, "street_donghu|utilities|donghu|a") == b"1"
+
+
+async def test_after_n_rejections_the_ticket_goes_to_the_coordinator(
+    redis: Redis, routing_file: Path
+) -> None:
+    h = Harness(redis, routing_file)
+    await h.feed(streams.CLASSIFIED, classified(1))
+    for n, dept in enumerate(["east_water", "water", "street_donghu"], start=1):
+        await h.feed(streams.UPDATED, action(n, dept, "reject"))
+    ticket = await h.store.get_or_raise("T1")
+    assert (ticket.status, ticket.department) == ("coordinator", "coord")
+    assert await redis.zscore(state.COORDINATOR_QUEUE, "T1") is not None
+    assert "after 3 rejections" in (await h.dispatched())[-1].reason
+
+
+async def test_a_routing_change_applies_to_the_next_batch_without_a_restart(
+    redis: Redis, routing_file: Path
+) -> None:
+    h = Harness(redis, routing_file)
+    await h.feed(streams.CLASSIFIED, classified(1))
+    rewrite(routing_file, ROUTING.replace("priority: 20", "priority: 0"))
+    await h.feed(streams.CLASSIFIED, classified(2))
+    assert [d.department for d in await h.dispatched()] == ["east_water", "water"]
+
+
+async def test_two_scanners_racing_publish_exactly_one_escalation_per_missed_deadline(
+    redis: Redis, redis_url: str, routing_file: Path
+) -> None:
+    h = Harness(redis, routing_file)
+    three_hours_ago = utcnow() - timedelta(hours=3)
+    tickets = 60
+    await h.feed(
+        streams.CLASSIFIED,
+        *(classified(n, received_at=three_hours_ago, urgency="emergency") for n in range(tickets)),
+    )
+    owners = [t.department for t in await h.store.get_many([f"T{n}" for n in range(tickets)]) if t]
+    await h.feed(
+        streams.UPDATED, *(action(n, str(owners[n]), "accept", ticket=n) for n in range(0, tickets, 2))
+    )
+    # Every emergency missed its 2 h feedback deadline; the odd ones also their 1 h dispatch deadline.
+    expected = {("feedback", f"T{n}") for n in range(tickets)} | {
+        ("dispatch", f"T{n}") for n in range(1, tickets, 2)
+    }
+
+    clients = [redis_client(redis_url) for _ in range(2)]
+    scanners = [Scanner(c, DispatchMetrics(CollectorRegistry()), maxlen=10_000, batch=7) for c in clients]
+    # Both read the same due entries before either publishes: a true race for every one of them.
+    first, second = await asyncio.gather(scanners[0].scan(), scanners[1].scan())
+    assert len(first) + len(second) == 14
+    assert not {e.event.event_id for e in first} & {e.event.event_id for e in second}
+
+    stop = asyncio.Event()
+    for s in scanners:
+        s.interval = 0.01
+    loops = [asyncio.create_task(s.run(stop)) for s in scanners]
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while await redis.xlen(streams.ESCALATED) < len(expected):
+            assert asyncio.get_running_loop().time() < deadline, "escalations did not all arrive"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # more scans: nothing further may be published
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+        for c in clients:
+            await c.aclose()
+
+    events = [decode(f, TicketEscalated) for _, f in await redis.xrange(streams.ESCALATED)]
+    seen = [(e.reason.split(" ")[0], e.ticket_id) for e in events]
+    assert sorted(seen) == sorted(expected), "exactly one escalation per missed deadline"
+    counted = sum(
+        s.metrics.escalations.labels(kind, "emergency")._value.get()
+        for s in scanners
+        for kind in ("dispatch", "feedback")
+    )
+    assert counted == len(expected)
+    t1 = await h.store.get_or_raise("T1")
+    assert t1.escalated_dispatch_at and t1.escalated_feedback_at  # type: ignore[attr-defined]
+    assert t1.status == "dispatched", "escalation flags the ticket; it does not take it away"
+    assert await redis.zcard(state.SLA_FEEDBACK) == 0
+
+
+async def test_a_ticket_accepted_in_time_is_not_escalated(redis: Redis, routing_file: Path) -> None:
+    h = Harness(redis, routing_file)
+    await h.feed(streams.CLASSIFIED, classified(1, urgency="emergency"))
+    await h.feed(streams.UPDATED, action(1, "east_water", "accept"), action(2, "east_water", "resolve"))
+    scanner = Scanner(redis, h.metrics, maxlen=10_000)
+    assert await scanner.scan(utcnow() + timedelta(days=30)) == []
+    assert await redis.xlen(streams.ESCALATED) == 0
+
+
+def test_timestamps_in_fixtures_are_utc() -> None:
+    assert utcnow().tzinfo == UTC

@@ -1,0 +1,199 @@
+"""Outbound webhooks against a real HTTP server (uvicorn on a free port) and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import uvicorn
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.dispatch import state
+from services.dispatch.metrics import DispatchMetrics
+from services.dispatch.outbound import Outbound, OutboundSettings
+from services.dispatch.routing import RoutingSource
+from services.intake.signatures import verify
+from shared import streams
+from shared.effects import StoreWrite
+from shared.embedded import free_port
+from shared.store import TicketStore
+
+pytestmark = pytest.mark.redis
+SECRETS = {"FAST_SECRET": "whsec_ZmFzdC1zZWNyZXQ=", "SLOW_SECRET": "slow-secret", "FLAKY_SECRET": "flaky"}
+
+
+@dataclass
+class Receiver:
+    """A department's system: records every request; can be slow or fail the first N requests."""
+
+    delay: dict[str, float] = field(default_factory=dict)
+    fail_first: dict[str, int] = field(default_factory=dict)
+    status: dict[str, int] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+
+    async def hook(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        body = await request.body()
+        self.requests.append((name, dict(request.headers), body))
+        await asyncio.sleep(self.delay.get(name, 0))
+        self.finished.append(name)
+        if self.fail_first.get(name, 0) > 0:
+            self.fail_first[name] -= 1
+            return Response("busy", status_code=503)
+        return Response(status_code=self.status.get(name, 204))
+
+    def of(self, name: str) -> list[tuple[str, dict[str, str], bytes]]:
+        return [r for r in self.requests if r[0] == name]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, int]]:
+    rec = Receiver()
+    port = free_port()
+    app = Starlette(routes=[Route("/hook/{name}", rec.hook, methods=["POST"])])
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none")
+    )
+    task = asyncio.create_task(server.serve())
+    await until(lambda: server.started)
+    yield rec, port
+    server.should_exit = True
+    await task
+
+
+def routing(tmp_path: Path, port: int, dead_port: int) -> RoutingSource:
+    def dept(name: str, url: str, env: str) -> str:
+        return f"  - {{id: {name}, name: {name}, webhook_url: '{url}', token_env: {env}}}\n"
+
+    base = f"http://127.0.0.1:{port}/hook"
+    text = (
+        "coordinator: coord\nfallback: coord\ndepartments:\n  - {id: coord, name: Coordinator}\n"
+        + dept("fast", f"{base}/fast", "FAST_SECRET")
+        + dept("slow", f"{base}/slow", "SLOW_SECRET")
+        + dept("flaky", f"{base}/flaky", "FLAKY_SECRET")
+        + dept("gone", f"{base}/gone", "FAST_SECRET")
+        + dept("down", f"http://127.0.0.1:{dead_port}/hook", "FAST_SECRET")
+    )
+    path = tmp_path / "routing.yaml"
+    path.write_text(text, encoding="utf-8")
+    return RoutingSource(path, env=SECRETS)
+
+
+async def enqueue(redis: Redis, department: str, event_id: str) -> None:
+    """What a dispatch write does for a department with a webhook (see handlers._dispatch)."""
+    job = state.OutboundJob(department=department, body=f'{{"event_id": "{event_id}"}}')
+    write = StoreWrite(
+        "T1",
+        event_id,
+        ops=[
+            ["HSET", state.OUTBOUND_JOBS, event_id, job.model_dump_json()],
+            ["ZADD", state.OUTBOUND_DUE, 0, event_id],
+        ],
+    )
+    await TicketStore(redis).apply(write, scope="dispatch")
+    await TicketStore(redis).apply(write, scope="dispatch")  # a redelivered batch: applied once
+
+
+@contextlib.asynccontextmanager
+async def running(outbound: Outbound) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(outbound.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def until(check: Callable[[], bool | Awaitable[bool]]) -> None:
+    """Poll until `check` holds; generous, so a loaded machine never fails a correct run."""
+    async with asyncio.timeout(30):
+        while True:
+            result = check()
+            if result if isinstance(result, bool) else await result:
+                return
+            await asyncio.sleep(0.02)
+
+
+def make(redis: Redis, source: RoutingSource, **settings: float) -> Outbound:
+    opts = OutboundSettings(
+        **{"timeout": 5.0, "max_attempts": 3, "backoff_base": 0.05, "backoff_cap": 0.2, "poll_interval": 0.02}
+        | settings
+    )
+    return Outbound(redis, source, DispatchMetrics(CollectorRegistry()), opts, maxlen=10_000, env=SECRETS)
+
+
+async def test_deliveries_are_signed_once_each_and_a_slow_department_blocks_no_one(
+    redis: Redis, receiver: tuple[Receiver, int], tmp_path: Path
+) -> None:
+    rec, port = receiver
+    rec.delay["slow"] = 1.5
+    outbound = make(redis, routing(tmp_path, port, free_port()))
+    await enqueue(redis, "slow", "e-slow")
+    async with running(outbound):
+        await until(lambda: bool(rec.of("slow")))  # the slow call is in flight...
+        await enqueue(redis, "fast", "e-fast")
+        await until(lambda: "fast" in rec.finished)
+        assert "slow" not in rec.finished, "...and the fast department was served meanwhile"
+        await until(lambda: "slow" in rec.finished)
+        await until(lambda: _zcard(redis))
+    [(_, headers, body)] = rec.of("fast")
+    assert headers["webhook-id"] == "e-fast"
+    assert verify([SECRETS["FAST_SECRET"]], headers, body) == "e-fast"
+    assert verify([SECRETS["SLOW_SECRET"]], rec.of("slow")[0][1], rec.of("slow")[0][2]) == "e-slow"
+    assert await redis.exists(state.outbound_sent("e-fast"))
+    assert await redis.hlen(state.OUTBOUND_JOBS) == 0
+    assert len(rec.requests) == 2
+
+
+async def test_a_failing_department_is_retried_with_the_same_id_until_it_answers(
+    redis: Redis, receiver: tuple[Receiver, int], tmp_path: Path
+) -> None:
+    rec, port = receiver
+    rec.fail_first["flaky"] = 2
+    outbound = make(redis, routing(tmp_path, port, free_port()))
+    await enqueue(redis, "flaky", "e-1")
+    async with running(outbound):
+        await until(lambda: len(rec.of("flaky")) == 3)
+        await until(lambda: _zcard(redis))
+    assert {r[1]["webhook-id"] for r in rec.of("flaky")} == {"e-1"}
+    assert await redis.exists(state.outbound_sent("e-1"))
+    assert await redis.xlen(streams.OUTBOUND_DLQ) == 0
+    m = outbound.metrics.deliveries
+    assert m.labels("flaky", "retry")._value.get() == 2 and m.labels("flaky", "delivered")._value.get() == 1
+
+
+async def test_after_the_last_try_or_a_refusal_the_delivery_is_dead_lettered_with_the_reason(
+    redis: Redis, receiver: tuple[Receiver, int], tmp_path: Path
+) -> None:
+    rec, port = receiver
+    rec.status["gone"] = 410
+    outbound = make(redis, routing(tmp_path, port, free_port()))
+    await enqueue(redis, "down", "e-down")
+    await enqueue(redis, "gone", "e-gone")
+    async with running(outbound):
+        await until(lambda: _dlq(redis, 2))
+    dead = {f[b"event_id"]: f for _, f in await redis.xrange(streams.OUTBOUND_DLQ)}
+    assert dead[b"e-down"][b"reason"] == b"unreachable" and dead[b"e-down"][b"attempts"] == b"3"
+    assert dead[b"e-gone"][b"reason"] == b"refused" and b"HTTP 410" in dead[b"e-gone"][b"error"]
+    assert dead[b"e-gone"][b"attempts"] == b"0" and len(rec.of("gone")) == 1, "a refusal is not retried"
+    assert dead[b"e-down"][b"body"] == b'{"event_id": "e-down"}'
+    assert await redis.zcard(state.OUTBOUND_DUE) == 0 and await redis.hlen(state.OUTBOUND_JOBS) == 0
+
+
+async def _zcard(redis: Redis) -> bool:
+    return int(await redis.zcard(state.OUTBOUND_DUE)) == 0
+
+
+async def _dlq(redis: Redis, n: int) -> bool:
+    return int(await redis.xlen(streams.OUTBOUND_DLQ)) >= n

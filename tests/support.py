@@ -1,0 +1,83 @@
+"""Test helpers: a real local HTTP server that records what it receives, and waiting on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared.embedded import free_port
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Recorder:
+    """A department's or gateway's system: records every request; answers `status(n)` for the n-th."""
+
+    url: str
+    requests: list[Received] = field(default_factory=list)
+    status: Callable[[int], int] = lambda n: 200
+    delay: Callable[[int], float] = lambda n: 0.0
+    # (webhook-id, status) of every answer given, in order: what the sender saw
+    answers: list[tuple[str, int]] = field(default_factory=list)
+
+    async def handle(self, request: Request) -> Response:
+        self.requests.append(Received(request.url.path, dict(request.headers), await request.body()))
+        n = len(self.requests)
+        await asyncio.sleep(self.delay(n))
+        status = self.status(n)
+        self.answers.append((request.headers.get("webhook-id", ""), status))
+        return Response(status_code=status)
+
+    def delivered(self) -> list[str]:
+        """webhook-ids answered 2xx, in order (a repeat means the same event was delivered twice)."""
+        return [webhook_id for webhook_id, status in self.answers if 200 <= status < 300]
+
+
+@asynccontextmanager
+async def recording_server() -> AsyncIterator[Recorder]:
+    """A real HTTP server on a free port, in this event loop; any POST path is recorded."""
+    port = free_port()
+    recorder = Recorder(url=f"http://127.0.0.1:{port}")
+    app = Starlette(routes=[Route("/{path:path}", recorder.handle, methods=["POST"])])
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for(lambda: _ready(server), "the recording server to start")
+        yield recorder
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _ready(server: uvicorn.Server) -> bool:
+    return server.started
+
+
+async def wait_for(check: Callable[[], Awaitable[Any]], what: str, within: float = 60.0) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(0.1)
