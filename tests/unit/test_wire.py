@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from faststream.redis.parser.binary import BinaryMessageFormatV1
@@ -14,27 +13,15 @@ from shared.bus import PackedConnection
 from shared.codec import DATA_FIELD, decode, pack
 from shared.events import Location, TicketReceived
 from shared.ids import derive_id, ticket_id_for
-
-T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+from tests.unit.test_contract import event
 
 EVENTS = [
-    TicketReceived(
-        event_id="e1",
-        ticket_id="T1",
-        occurred_at=T0,
-        channel="telephony",
-        source_id="c1",
-        text="停水",
-        received_at=T0,
-    ),
-    TicketReceived(
+    event(),
+    event(
         event_id="6f1d3c52-8f0e-4b7a-9a57-2d1e0c4b9a11",
-        ticket_id="T2",
-        occurred_at=T0,
         channel="open311",
         source_id="r" * 128,
         text="路灯坏了 " * 2000,
-        received_at=T0,
         location=Location(lat=39.9, lon=116.4, address="朝阳区"),
         attributes={"a": ["1", "2"]},
     ),
