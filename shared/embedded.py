@@ -6,6 +6,7 @@ installed. Append-only persistence is on, so a restart keeps streams and groups.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_block(n: int, low: int = 20_000, high: int = 32_000) -> int:
+    """The first of `n` consecutive free ports, for a whole Stack (intake, then each worker).
+
+    Taken below Linux's ephemeral range (32768+) so that ports the kernel hands out for outgoing
+    connections and `free_port()` never land inside the block between this check and the bind.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(low, high - n)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports between {low} and {high}")
 
 
 class EmbeddedRedis:
