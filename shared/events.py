@@ -166,6 +166,15 @@ class TicketReopened(Event):
     )
 
 
+class TicketRerouted(Event):
+    """An operator sends a ticket to another department (the router got it wrong): dispatch moves it
+    and learns that its previous department was the wrong one for this category and district."""
+
+    operator: str
+    department: str
+    reason: str | None = Field(default=None, max_length=1000)
+
+
 class TicketEscalated(Event):
     department: str | None
     reason: str
@@ -192,6 +201,7 @@ STREAM_EVENTS: dict[str, type[Event]] = {
     streams.DISPATCHED: TicketDispatched,
     streams.UPDATED: TicketUpdated,
     streams.REOPENED: TicketReopened,
+    streams.REROUTED: TicketRerouted,
     streams.ESCALATED: TicketEscalated,
     streams.SURVEYS_ANSWERED: SurveyAnswered,
     streams.HOTSPOTS: HotspotAlert,

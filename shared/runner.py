@@ -16,7 +16,7 @@ from types import TracebackType
 import httpx
 
 from shared.bus import init_streams, redis_client
-from shared.embedded import EmbeddedRedis
+from shared.embedded import EmbeddedRedis, free_port_block
 
 SERVICES: tuple[str, ...] = ("intake", "classifier", "dispatch", "evaluation", "insight")
 
@@ -26,7 +26,7 @@ class Stack:
     """The running system. Use as a context manager: everything it started stops on exit."""
 
     redis_url: str | None = None
-    base_port: int = 8080
+    base_port: int = 0  # 0: the first of a block of free ports, one per service
     data_dir: Path | None = None
     services: tuple[str, ...] = SERVICES
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -41,6 +41,8 @@ class Stack:
         return f"http://127.0.0.1:{self.port_of(service)}"
 
     def start(self, ready_timeout: float = 60.0) -> Stack:
+        if not self.base_port:
+            self.base_port = free_port_block(len(SERVICES))
         if self.redis_url is None:
             self.embedded = EmbeddedRedis(self.data_dir).start()
             self.redis_url = self.embedded.url

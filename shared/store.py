@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import to_json
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
@@ -51,6 +52,11 @@ class keys:
     @staticmethod
     def counters(name: str) -> str:
         return f"{PREFIX}:counters:{name}"
+
+    @staticmethod
+    def chronic(month: str) -> str:
+        """Insight's 每月一题 candidates of a month (YYYY-MM), which the monthly report exports."""
+        return f"{PREFIX}:insight:chronic:{month}"
 
     @staticmethod
     def dedupe(scope: str, key: str) -> str:
@@ -131,16 +137,24 @@ class TicketStore:
     async def apply(self, write: StoreWrite, *, scope: str, pipe: Pipeline | None = None) -> None:
         """Queue (with `pipe`) or run the idempotent write; `scope` names the writer (its consumer group)."""
         history = json.dumps(write.history, ensure_ascii=False, default=str) if write.history else ""
-        await self._apply(
-            keys=[keys.ticket(write.ticket_id), keys.applied(write.ticket_id), keys.history(write.ticket_id)],
-            args=[
-                f"{scope}:{write.event_id}",
-                json.dumps(write.fields, ensure_ascii=False),
-                history,
-                json.dumps(write.ops, ensure_ascii=False),
-            ],
-            client=pipe if pipe is not None else self.redis,
-        )
+        script_keys = [
+            keys.ticket(write.ticket_id),
+            keys.applied(write.ticket_id),
+            keys.history(write.ticket_id),
+        ]
+        args: list[str | bytes] = [
+            f"{scope}:{write.event_id}",
+            to_json(write.fields),  # strings and numbers only: what json.dumps gives, faster
+            history,
+            to_json(write.ops),
+        ]
+        if pipe is None:
+            await self._apply(keys=script_keys, args=args)
+        else:
+            # EVAL rather than the registered script's EVALSHA: for a script in a pipeline redis-py first
+            # sends SCRIPT EXISTS, one more round trip per batch. Redis caches the compiled script by its
+            # hash either way.
+            pipe.eval(_APPLY, len(script_keys), *script_keys, *args)
 
     async def get(self, ticket_id: str) -> Ticket | None:
         raw: dict[bytes | str, bytes | str] = await self.redis.hgetall(keys.ticket(ticket_id))

@@ -11,6 +11,7 @@ REVIEW = "tickets.review"
 DISPATCHED = "tickets.dispatched"
 UPDATED = "tickets.updated"
 REOPENED = "tickets.reopened"
+REROUTED = "tickets.rerouted"
 ESCALATED = "tickets.escalated"
 SURVEYS_ANSWERED = "surveys.answered"
 HOTSPOTS = "alerts.hotspot"
@@ -30,6 +31,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     DISPATCHED: (EVALUATION,),
     UPDATED: (DISPATCH, EVALUATION),
     REOPENED: (DISPATCH,),
+    REROUTED: (DISPATCH,),
     SURVEYS_ANSWERED: (EVALUATION,),
     REVIEW: (),
     ESCALATED: (),

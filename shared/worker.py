@@ -1,10 +1,11 @@
 """The batch-consuming worker runtime every service shares.
 
 A service declares `Consumer`s (stream, group, event model, batch handler). For each, the worker runs
-a faststream batch subscriber (new entries) and an XAUTOCLAIM loop (entries a dead or stuck consumer
-left pending: faststream never redelivers those by itself). Each batch is decoded entry by entry, handed
-to the handler, and its effects, dead letters and XACK are committed in one MULTI/EXEC, so outputs are
-never published without the ack or acked without being published.
+an XREADGROUP loop (new entries, in batches) and an XAUTOCLAIM loop (entries a dead or stuck consumer
+left pending). Entries are in faststream's binary format and the process is an `AsgiFastStream` app.
+Each batch is decoded entry by entry, handed to the handler, and its effects, dead letters and XACK
+are committed in one MULTI/EXEC, so outputs are never published without the ack or acked without
+being published.
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.redis import RedisBatchStreamMessage, RedisBroker, StreamSub
+from faststream.redis import RedisBroker
 from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
 
 from shared import streams
-from shared.codec import DATA_FIELD, PoisonError, decode, encode
+from shared.codec import DATA_FIELD, PoisonError, decode, pack
 from shared.effects import BatchHandler, Effects
 from shared.events import Event
 from shared.metrics import WorkerMetrics
@@ -157,9 +159,10 @@ class Worker:
                 d.error,
             )
         now = time.time()
+        latency = m.stage_latency.labels(self.service, stream)
         for entry_id, event in good:
             if entry_id in results and (received := getattr(event, "received_at", None)):
-                m.stage_latency.labels(self.service, stream).observe(max(0.0, now - received.timestamp()))
+                latency.observe(max(0.0, now - received.timestamp()))
         return BatchResult(done=list(results), retry=retry, dead=[d.entry_id for d in dead])
 
     async def _handle(
@@ -197,9 +200,7 @@ class Worker:
                 for write in effects.writes:
                     await self.store.apply(write, scope=consumer.group, pipe=pipe)
                 for out in effects.publish:
-                    pipe.xadd(
-                        out.stream, {DATA_FIELD: await encode(out.event)}, maxlen=maxlen, approximate=True
-                    )
+                    pipe.xadd(out.stream, {DATA_FIELD: pack(out.event)}, maxlen=maxlen, approximate=True)
             for d in dead:
                 dead_fields: dict[Any, Any] = {
                     **d.fields,
@@ -348,34 +349,51 @@ class Worker:
 
     # -- wiring ------------------------------------------------------------------------------------
 
-    def subscribe(self, broker: RedisBroker) -> None:
-        for c in self.consumers:
-            self._subscribe(broker, c)
+    async def _read_loop(self, consumer: Consumer[Any]) -> None:
+        """XREADGROUP `>` in batches, each processed before the next read.
 
-    def _subscribe(self, broker: RedisBroker, consumer: Consumer[Any]) -> None:
+        Our own loop rather than a faststream subscriber: faststream decodes every entry, re-encodes the
+        batch as JSON and resolves the handler's dependencies on each batch, which cost as much CPU as the
+        work itself (bench/pipeline.py, "Transport"). The entries and the wire format are the same.
+        """
         s = self.settings
-        sub = broker.subscriber(
-            stream=StreamSub(
-                consumer.stream,
-                group=consumer.group,
-                consumer=s.consumer_name,
-                batch=True,
-                max_records=s.batch_size,
-                polling_interval=s.poll_ms,
-            ),
-            ack_policy=AckPolicy.MANUAL,  # _commit acks inside the transaction
-        )
-
-        async def consume(msg: RedisBatchStreamMessage) -> None:
-            raw = msg.raw_message
-            await self.process(consumer, list(zip(raw["message_ids"], raw["data"], strict=True)))
-
-        consume.__name__ = f"consume_{consumer.stream.replace('.', '_')}"
-        sub(consume)
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                reply = await self.redis.xreadgroup(
+                    consumer.group,
+                    s.consumer_name,
+                    {consumer.stream: ">"},
+                    count=s.batch_size,
+                    block=s.poll_ms,
+                )
+            except (RedisError, OSError) as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    # The group is gone (a Redis restarted without its data): reading on would skip
+                    # or replay at random. Stop as faststream does; the init step recreates groups.
+                    log.critical(
+                        "%s: %s has no group %s; stopping", self.service, consumer.stream, consumer.group
+                    )
+                    signal.raise_signal(signal.SIGTERM)
+                    return
+                log.warning("%s: reading %s failed, retrying: %r", self.service, consumer.stream, exc)
+                await _sleep_unless(self._stop, backoff)
+                backoff = min(5.0, backoff * 2)
+                continue
+            backoff = 0.1
+            for _, entries in cast(list[tuple[bytes, list[Entry]]], reply or []):
+                if not entries:
+                    continue
+                try:
+                    await self.process(consumer, entries)
+                except Exception:
+                    # Nothing was acked: the claimer retries the batch after claim_idle_ms.
+                    log.exception("%s: batch of %s failed", self.service, consumer.stream)
 
     async def start_background(self) -> None:
         self._stop.clear()
         for c in self.consumers:
+            self._tasks.append(asyncio.create_task(self._read_loop(c)))
             self._tasks.append(asyncio.create_task(self._claim_loop(c)))
         self._tasks.append(asyncio.create_task(self._observe_loop()))
         self._tasks.append(asyncio.create_task(self._trim_loop()))
@@ -388,8 +406,7 @@ class Worker:
         self._tasks.clear()
 
     def asgi(self, broker: RedisBroker, extra_routes: Sequence[tuple[str, Any]] = ()) -> AsgiFastStream:
-        """The service's process: the broker's subscribers plus /metrics, /livez and /readyz."""
-        self.subscribe(broker)
+        """The service's process: the read and claim loops plus /metrics, /livez and /readyz."""
         redis = self.redis
 
         @get(include_in_schema=False)

@@ -27,7 +27,15 @@ from services.dispatch.state import read_snapshot
 from shared import streams
 from shared.bus import make_broker, redis_client
 from shared.effects import Effects
-from shared.events import Event, TicketClassified, TicketDispatched, TicketReopened, TicketUpdated, utcnow
+from shared.events import (
+    Event,
+    TicketClassified,
+    TicketDispatched,
+    TicketReopened,
+    TicketRerouted,
+    TicketUpdated,
+    utcnow,
+)
 from shared.settings import CommonSettings
 from shared.store import Ticket, TicketStore
 from shared.worker import Consumer, Worker
@@ -87,6 +95,18 @@ class Dispatcher:
             batch.each(
                 events,
                 lambda e, t: handlers.on_reopened(e, ticket=t, table=table, supply=supply, now=now),
+            )
+        )
+
+    async def rerouted(self, events: list[TicketRerouted]) -> list[Effects]:
+        table, now = self.routing.refresh(), utcnow()
+        batch = await _Tickets.read(self.store, events)
+        demands = [d for t in batch.all() if t is not None and (d := t.demand()) is not None]
+        supply = await read_snapshot(self.redis, table, demands)
+        return self._counted(
+            batch.each(
+                events,
+                lambda e, t: handlers.on_rerouted(e, ticket=t, table=table, supply=supply, now=now),
             )
         )
 
@@ -170,6 +190,7 @@ def build(settings: DispatchSettings | None = None) -> tuple[Worker, AsgiFastStr
             Consumer(streams.CLASSIFIED, streams.DISPATCH, TicketClassified, dispatcher.classified),
             Consumer(streams.UPDATED, streams.DISPATCH, TicketUpdated, dispatcher.updated),
             Consumer(streams.REOPENED, streams.DISPATCH, TicketReopened, dispatcher.reopened),
+            Consumer(streams.REROUTED, streams.DISPATCH, TicketRerouted, dispatcher.rerouted),
         ]
     )
     worker.background.extend([scanner.run, outbound.run])

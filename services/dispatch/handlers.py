@@ -18,7 +18,14 @@ from services.dispatch.routing import RoutingTable
 from services.dispatch.sla import deadlines
 from shared import streams
 from shared.effects import Effects, Publish, StoreWrite
-from shared.events import TicketClassified, TicketDispatched, TicketReopened, TicketUpdated, Urgency
+from shared.events import (
+    TicketClassified,
+    TicketDispatched,
+    TicketReopened,
+    TicketRerouted,
+    TicketUpdated,
+    Urgency,
+)
 from shared.ids import derive_id
 from shared.store import Ticket, iso, keys
 
@@ -242,8 +249,49 @@ def on_reopened(
     )
 
 
+def on_rerouted(
+    event: TicketRerouted, *, ticket: Assigned | None, table: RoutingTable, supply: Supply, now: datetime
+) -> Effects:
+    """An operator's re-routing: to the department they chose, counted against the one it leaves."""
+    history = {"at": iso(now), "event": "rerouted", "department": event.department, "note": event.reason}
+    if ticket is None or ticket.status not in ACTIVE or ticket.department == event.department:
+        why = "not found" if ticket is None else f"{ticket.status} with {ticket.department}"
+        return _history_only(event, {**history, "summary": f"ignored: ticket is {why}"})
+    demand = ticket.demand()
+    if demand is None or ticket.received_at is None or table.department(event.department) is None:
+        return _history_only(event, {**history, "summary": f"ignored: cannot send it to {event.department}"})
+    previous = ticket.department
+    ops: list[list[str | int | float]] = []
+    if previous:  # the router's choice was wrong: it learns as from a rejection
+        ops.append(
+            [
+                "HINCRBY",
+                state.ACCEPTANCE,
+                state.acceptance_field(previous, demand.category, demand.district, "r"),
+                1,
+            ]
+        )
+    chosen = Assignment(
+        event.department, f"re-routed by {event.operator}: {event.reason or 'no reason given'}", ()
+    )
+    return _redispatch(
+        event,
+        ticket,
+        chosen,
+        demand,
+        previous=previous,
+        extra={"accepted_at": None, "rerouted_by": event.operator},
+        table=table,
+        supply=supply,
+        now=now,
+        history_event="rerouted",
+        history_note=f"from {previous or '-'} by {event.operator}: {event.reason or 'no reason given'}",
+        ops=ops,
+    )
+
+
 def _redispatch(
-    event: TicketUpdated | TicketReopened,
+    event: TicketUpdated | TicketReopened | TicketRerouted,
     ticket: Assigned,
     chosen: Assignment,
     demand: Demand,
@@ -377,5 +425,7 @@ def _write(
     )
 
 
-def _history_only(event: TicketUpdated | TicketReopened, history: dict[str, str | None]) -> Effects:
+def _history_only(
+    event: TicketUpdated | TicketReopened | TicketRerouted, history: dict[str, str | None]
+) -> Effects:
     return Effects(writes=[StoreWrite(event.ticket_id, event.event_id, history=history)])

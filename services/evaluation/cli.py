@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from services.evaluation.app import EvaluationSettings
-from services.evaluation.report import MonthReport, load_month, render_csv, render_html
+from services.evaluation.report import MonthReport, load_month, render_chronic_csv, render_csv, render_html
 from shared.bus import redis_client
 
 
@@ -33,9 +33,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     html = args.out / f"sanlv-{report.month}.html"
     table = args.out / f"sanlv-{report.month}.csv"
+    chronic = args.out / f"meiyueyiti-{report.month}.csv"
     html.write_text(render_html(report), encoding="utf-8")
     table.write_text(render_csv(report), encoding="utf-8")
-    print(f"wrote {html} and {table}")
+    chronic.write_text(render_chronic_csv(report), encoding="utf-8")
+    print(f"wrote {html}, {table} and {chronic}")
     return 0
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import calendar
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from html import escape
 
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 from redis.asyncio import Redis
 
 from services.evaluation.rates import (
@@ -22,6 +23,7 @@ from services.evaluation.rates import (
     check_bucket,
     load_tables,
 )
+from shared.store import keys
 
 RATE_LABELS: dict[RateName, str] = {
     "response": "响应率 response",
@@ -31,6 +33,21 @@ RATE_LABELS: dict[RateName, str] = {
 COLOURS: dict[RateName, str] = {"response": "#1f77b4", "resolution": "#2ca02c", "satisfaction": "#d62728"}
 DIMENSION_LABELS = {"department": "Departments", "district": "Districts", "category": "Categories"}
 WORST = 5
+NO_CANDIDATES = '<tr><td colspan="5">No candidates this month.</td></tr>'
+
+
+class ChronicProblem(BaseModel):
+    """A 每月一题 candidate as insight stores it: a problem recurring across the month's weeks."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    label: str
+    score: float
+    active_weeks: int
+    weeks: int
+    tickets: int
+    first: str
+    last: str
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,7 @@ class MonthReport:
     month: str
     month_board: Board
     days: list[Board]
+    chronic: list[ChronicProblem] = field(default_factory=list)
 
 
 async def load_month(redis: Redis, month: str, min_volume: int) -> MonthReport:
@@ -46,10 +64,13 @@ async def load_month(redis: Redis, month: str, min_volume: int) -> MonthReport:
     days = [date(year, mon, d).isoformat() for d in range(1, calendar.monthrange(year, mon)[1] + 1)]
     month_table = (await load_tables(redis, "month", [month]))[month]
     day_tables = await load_tables(redis, "day", days)
+    raw = await redis.get(keys.chronic(month))
+    chronic = TypeAdapter(list[ChronicProblem]).validate_json(raw) if raw else []
     return MonthReport(
         month=month,
         month_board=board(month_table, "month", month, min_volume),
         days=[board(day_tables[d], "day", d, min_volume) for d in days],
+        chronic=chronic,
     )
 
 
@@ -83,6 +104,17 @@ def csv_rows(report: MonthReport) -> list[dict[str, str | int | float | None]]:
                 }
             rows.append(row)
     return rows
+
+
+def render_chronic_csv(report: MonthReport) -> str:
+    """The month's 每月一题 candidates, ranked, as insight found them."""
+    out = io.StringIO()
+    columns = ["rank", "label", "score", "tickets", "active_weeks", "weeks", "first", "last"]
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    for rank, problem in enumerate(report.chronic, 1):
+        writer.writerow({"rank": rank, **problem.model_dump(include=set(columns))})
+    return out.getvalue()
 
 
 def render_csv(report: MonthReport) -> str:
@@ -268,6 +300,18 @@ def render_html(report: MonthReport) -> str:
             + _table(mb.units[dimension], dimension)
         )
     sections.append(f"<h2>{DIMENSION_LABELS['category']}</h2>" + _table(mb.units["category"], "category"))
+    chronic_rows = "".join(
+        f"<tr><td>{i}</td><td>{escape(p.label)}</td><td>{p.tickets}</td>"
+        f"<td>{p.active_weeks} / {p.weeks}</td><td>{p.score:.2f}</td></tr>"
+        for i, p in enumerate(report.chronic, 1)
+    )
+    sections.append(
+        "<h2>每月一题 candidates</h2><p>Chronic problems from insight: recurring across the month's weeks "
+        "at the same place and category, rather than one-off bursts.</p>"
+        "<table><thead><tr><th>#</th><th>problem</th><th>tickets</th><th>weeks active</th><th>score</th></tr>"
+        f"</thead><tbody>{chronic_rows or NO_CANDIDATES}"
+        "</tbody></table>"
+    )
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>三率 report {escape(report.month)}</title>
 <style>{CSS}</style></head><body>

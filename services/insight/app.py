@@ -190,7 +190,7 @@ class Insight:
         problems = from_clusters(self.clusterer)
         candidates = rank(problems, now.year, now.month)[:20]
         await self.redis.set(
-            f"{state.CHRONIC}:{now:%Y-%m}", json.dumps([c.as_json() for c in candidates], ensure_ascii=False)
+            keys.chronic(f"{now:%Y-%m}"), json.dumps([c.as_json() for c in candidates], ensure_ascii=False)
         )
 
     async def loop(self, stop: asyncio.Event) -> None:

@@ -32,7 +32,6 @@ NO_DISTRICT = "-"
 EPISODES = f"{PREFIX}:insight:episodes"
 EMERGING = f"{PREFIX}:insight:emerging"
 FORECAST = f"{PREFIX}:insight:forecast"
-CHRONIC = f"{PREFIX}:insight:chronic"
 
 
 def series_key(category: str, district: str | None) -> str:

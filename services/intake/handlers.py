@@ -14,7 +14,8 @@ from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from shared import streams
-from shared.codec import encode
+from shared.bus import ScriptBatcher
+from shared.codec import pack
 from shared.events import Event, TicketReceived
 from shared.store import PREFIX, iso, keys
 
@@ -151,7 +152,7 @@ class TicketIntake:
     def __init__(self, redis: Redis, maxlen: int) -> None:
         self.redis = redis
         self.maxlen = maxlen
-        self._accept = redis.register_script(_ACCEPT)
+        self._accept = ScriptBatcher(redis, _ACCEPT)
 
     async def accept(
         self, event: TicketReceived, *, delivery_id: str | None = None, rate: Rate = NO_RATE
@@ -194,7 +195,7 @@ class TicketIntake:
             args=[
                 event.ticket_id,
                 DEDUPE_TTL_SECONDS,
-                await encode(event),
+                pack(event),
                 self.maxlen,
                 to_json(fields),
                 event.received_at.timestamp(),
@@ -242,7 +243,7 @@ class EventPublisher:
                 rate.window,
                 event.event_id,
                 DEDUPE_TTL_SECONDS,
-                await encode(event),
+                pack(event),
                 self.maxlen,
                 json.dumps({"at": iso(event.occurred_at), **history}, ensure_ascii=False),
                 department or "",

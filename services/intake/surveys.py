@@ -22,7 +22,7 @@ from services.intake.deps import Deps
 from services.intake.http import HttpError, available, client_ip, instrumented
 from services.intake.openapi import SIGNED, Operation
 from shared import streams, surveys
-from shared.codec import encode
+from shared.codec import pack
 from shared.events import SurveyAnswered, utcnow
 from shared.store import keys
 
@@ -119,7 +119,7 @@ def routes(deps: Deps) -> list[Route]:
                         event.event_id,
                         surveys.OUTCOME_TTL_SECONDS,
                         deps.settings.stream_maxlen,
-                        await encode(event),
+                        pack(event),
                         surveys.ROUND_FIELD,
                         surveys.EXPIRED,
                     ],

@@ -45,7 +45,7 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
     sync_redis.Redis.from_url(redis_url).flushdb()
     logs = tmp_path_factory.mktemp("logs")
-    with Stack(redis_url=redis_url, base_port=free_port(), log_dir=logs) as running:
+    with Stack(redis_url=redis_url, log_dir=logs) as running:
         calls = make_calls(TICKETS, seed=11)
         tickets = asyncio.run(
             post_calls(running.url_of("intake"), IntakeSettings().webhook_secrets[0], calls)

@@ -18,18 +18,12 @@ from shared import streams
 from shared.bus import read_range, redis_client
 from shared.codec import decode
 from shared.demo import post_calls
-from shared.embedded import free_port
 from shared.events import TicketDispatched
 from shared.runner import Stack
 from shared.store import Ticket, TicketStore
 from tests.support import Recorder, recording_server, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
-
-
-@pytest.fixture
-def base_port() -> int:
-    return free_port()
 
 
 @pytest.fixture
@@ -40,9 +34,7 @@ def redis_clean(redis_url: str) -> Iterator[str]:
     yield redis_url
 
 
-async def test_resolve_survey_dissatisfied_reopen_redispatch(
-    redis_clean: str, base_port: int, tmp_path: Path
-) -> None:
+async def test_resolve_survey_dissatisfied_reopen_redispatch(redis_clean: str, tmp_path: Path) -> None:
     async with recording_server() as gateway:
         env = {
             "HOTLINE_SURVEY_GATEWAY_URL": f"{gateway.url}/surveys",
@@ -50,9 +42,7 @@ async def test_resolve_survey_dissatisfied_reopen_redispatch(
             "HOTLINE_SURVEY_POLL_SECONDS": "0.2",
             "HOTLINE_MIN_VOLUME": "1",
         }
-        with Stack(
-            redis_url=redis_clean, base_port=base_port, log_dir=tmp_path / "logs", extra_env=env
-        ) as stack:
+        with Stack(redis_url=redis_clean, log_dir=tmp_path / "logs", extra_env=env) as stack:
             await run_the_loop(stack, gateway)
 
 

@@ -11,7 +11,6 @@ import pytest
 
 from services.intake.app import IntakeSettings
 from shared.demo import make_calls, post_calls, wait_dispatched
-from shared.embedded import free_port
 from shared.runner import SERVICES, Stack
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
@@ -22,8 +21,7 @@ def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
     import redis as sync_redis
 
     sync_redis.Redis.from_url(redis_url).flushdb()
-    base = free_port()
-    with Stack(redis_url=redis_url, base_port=base, log_dir=tmp_path / "logs") as running:
+    with Stack(redis_url=redis_url, log_dir=tmp_path / "logs") as running:
         yield running
 
 

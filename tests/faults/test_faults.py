@@ -20,7 +20,7 @@ from shared.audit import audit
 from shared.bus import redis_client
 from shared.codec import DATA_FIELD, encode
 from shared.demo import make_calls, post_calls, wait_dispatched
-from shared.embedded import EmbeddedRedis, free_port
+from shared.embedded import EmbeddedRedis
 from shared.events import TicketReceived, utcnow
 from shared.runner import Stack
 from shared.store import TicketStore
@@ -50,7 +50,7 @@ async def department() -> AsyncIterator[Recorder]:
 @pytest.fixture
 async def stack(own_redis: EmbeddedRedis, tmp_path: Path, department: Recorder) -> AsyncIterator[Stack]:
     env = {**FAST_CLAIMS, **routing_with_webhooks(tmp_path, department.url)}
-    running = Stack(redis_url=own_redis.url, base_port=free_port(), log_dir=tmp_path / "logs", extra_env=env)
+    running = Stack(redis_url=own_redis.url, log_dir=tmp_path / "logs", extra_env=env)
     # Started off the event loop: the department's server must keep answering meanwhile.
     await asyncio.to_thread(running.start)
     try:
@@ -205,7 +205,7 @@ async def test_every_acknowledged_call_survives_a_redis_crash(tmp_path: Path, ap
     """Intake alone: what it answered 202 for is in Redis after kill -9 and a restart from the AOF."""
     server = EmbeddedRedis(tmp_path / "redis", appendfsync=appendfsync).start()
     try:
-        with Stack(redis_url=server.url, base_port=free_port(), services=("intake",)) as stack:
+        with Stack(redis_url=server.url, services=("intake",)) as stack:
             tickets = await post_calls(stack.url_of("intake"), SECRET, make_calls(300, seed=15))
             server.stop(kill=True)  # no graceful shutdown, no final fsync
             server.start()

@@ -26,6 +26,7 @@ from shared.events import (
     TicketDispatched,
     TicketEscalated,
     TicketReopened,
+    TicketRerouted,
     TicketUpdated,
     utcnow,
 )
@@ -67,6 +68,9 @@ class Harness:
             ),
             streams.REOPENED: Consumer(
                 streams.REOPENED, streams.DISPATCH, TicketReopened, self.dispatcher.reopened
+            ),
+            streams.REROUTED: Consumer(
+                streams.REROUTED, streams.DISPATCH, TicketRerouted, self.dispatcher.rerouted
             ),
         }
         self.worker = Worker(
@@ -169,6 +173,24 @@ async def test_a_ticket_lives_through_rejections_acceptance_resolution_and_reope
     assert len(await h.dispatched()) == 4 + 1  # the redelivered event republishes its same id
     assert (await h.dispatched())[-1].event_id == (await h.dispatched())[-2].event_id
     assert await redis.hget(state.ACCEPTANCE, "street_donghu|utilities|donghu|a") == b"1"
+
+
+async def test_an_operators_rerouting_moves_the_ticket_and_counts_against_the_router(
+    redis: Redis, routing_file: Path
+) -> None:
+    h = Harness(redis, routing_file)
+    await h.feed(streams.CLASSIFIED, classified(1))
+    move = TicketRerouted(
+        event_id="m1", ticket_id="T1", occurred_at=utcnow(), operator="op-7", department="street_donghu"
+    )
+    await h.feed(streams.REROUTED, move)
+    ticket = await h.store.get_or_raise("T1")
+    assert (ticket.status, ticket.department) == ("dispatched", "street_donghu")
+    assert [d.department for d in await h.dispatched()] == ["east_water", "street_donghu"]
+    assert await redis.zcard(keys.department_open("east_water")) == 0
+    assert await redis.hgetall(state.ACCEPTANCE) == {b"east_water|utilities|donghu|r": b"1"}
+    await h.feed(streams.REROUTED, move)  # redelivered: the lesson is learned once
+    assert await redis.hgetall(state.ACCEPTANCE) == {b"east_water|utilities|donghu|r": b"1"}
 
 
 async def test_after_n_rejections_the_ticket_goes_to_the_coordinator(

@@ -577,6 +577,20 @@ async def test_the_report_writes_html_with_charts_and_a_csv_of_the_same_numbers(
         states = await load_states(redis, [ticket])
         await commit(redis, on_answered(a, states[ticket], POLICY), "evaluation")
 
+    # What insight stored as this month's 每月一题 candidates travels with the report.
+    chronic = [
+        {
+            "label": "丽发新城搅拌站噪音扬尘",
+            "score": 3.1,
+            "active_weeks": 3,
+            "weeks": 3,
+            "tickets": 9,
+            "first": "2026-11-02T08:00:00+00:00",
+            "last": "2026-11-20T08:00:00+00:00",
+            "ticket_ids": ["R001"],
+        },
+    ]
+    await redis.set(keys.chronic("2026-11"), json.dumps(chronic, ensure_ascii=False))
     monkeypatch.setenv("REDIS_URL", redis_url)
     # The command runs its own event loop, as it does from a shell.
     assert (
@@ -593,6 +607,9 @@ async def test_the_report_writes_html_with_charts_and_a_csv_of_the_same_numbers(
         and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     )
     assert "water_utility" in html and "urban_management" in html and "Worst categories" in html
+    assert "每月一题" in html and "丽发新城搅拌站噪音扬尘" in html
+    [problem] = csv.DictReader((tmp_path / "meiyueyiti-2026-11.csv").read_text(encoding="utf-8").splitlines())
+    assert (problem["rank"], problem["label"], problem["tickets"]) == ("1", "丽发新城搅拌站噪音扬尘", "9")
 
     rows = list(csv.DictReader((tmp_path / "sanlv-2026-11.csv").read_text(encoding="utf-8").splitlines()))
     month_units = {r["unit"]: r for r in rows if r["window"] == "month" and r["dimension"] == "department"}

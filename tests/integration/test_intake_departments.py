@@ -12,7 +12,7 @@ from services.intake.credentials import token_hash
 from services.intake.settings import DEV_OPERATOR_TOKEN, dev_department_token
 from shared import streams
 from shared.codec import decode
-from shared.events import TicketUpdated
+from shared.events import TicketRerouted, TicketUpdated
 from shared.store import TicketStore, keys
 from tests.integration.intake_support import dispatch_to, intake_client, new_ticket
 
@@ -173,3 +173,50 @@ async def test_bad_corrections_are_refused(
     resp = await client.post(f"/v1/operators/tickets/{ticket_id}/category", json=body, headers=auth(token))
     assert resp.status_code == status
     assert await redis.xlen(keys.labels) == 0
+
+
+async def test_an_operator_rerouting_publishes_one_event_for_dispatch(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    ticket_id = await new_ticket(client, "r1")
+    await dispatch_to(redis, ticket_id, WATER)
+    path = f"/v1/operators/tickets/{ticket_id}/route"
+    body = {"department": HOUSING, "reason": "the estate's own pipe: property management"}
+    first = await client.post(path, json=body, headers=auth(DEV_OPERATOR_TOKEN))
+    retry = await client.post(path, json=body, headers=auth(DEV_OPERATOR_TOKEN))
+    assert first.status_code == retry.status_code == 202, first.text
+    assert retry.json()["duplicate"] is True
+    [(_, fields)] = await redis.xrange(streams.REROUTED)
+    event = decode(fields, TicketRerouted)
+    assert (event.ticket_id, event.department, event.operator) == (ticket_id, HOUSING, "dev-operator")
+    assert (await TicketStore(redis).history(ticket_id))[-1]["event"] == "reroute_requested"
+
+
+@pytest.mark.parametrize(
+    ("department", "token", "status"),
+    [
+        ("astrology_bureau", DEV_OPERATOR_TOKEN, 422),
+        (WATER, DEV_OPERATOR_TOKEN, 409),
+        (HOUSING, "water-token", 401),
+    ],
+)
+async def test_bad_reroutings_are_refused(
+    client: httpx.AsyncClient, redis: Redis, department: str, token: str, status: int
+) -> None:
+    ticket_id = await new_ticket(client, "r2")
+    await dispatch_to(redis, ticket_id, WATER)
+    resp = await client.post(
+        f"/v1/operators/tickets/{ticket_id}/route", json={"department": department}, headers=auth(token)
+    )
+    assert resp.status_code == status, resp.text
+    assert await redis.xlen(streams.REROUTED) == 0
+
+
+async def test_an_undispatched_ticket_cannot_be_rerouted(client: httpx.AsyncClient, redis: Redis) -> None:
+    ticket_id = await new_ticket(client, "r3")
+    resp = await client.post(
+        f"/v1/operators/tickets/{ticket_id}/route",
+        json={"department": HOUSING},
+        headers=auth(DEV_OPERATOR_TOKEN),
+    )
+    assert (resp.status_code, resp.json()["error"]["code"]) == (409, "not_dispatched")

@@ -11,7 +11,7 @@ import pytest
 
 from services.dispatch import state
 from services.dispatch.assign import Counts, Demand, assign, candidates
-from services.dispatch.handlers import Assigned, on_classified, on_reopened, on_updated
+from services.dispatch.handlers import Assigned, on_classified, on_reopened, on_rerouted, on_updated
 from services.dispatch.routing import (
     Department,
     RoutingSource,
@@ -22,7 +22,14 @@ from services.dispatch.routing import (
 )
 from services.dispatch.sla import deadlines
 from shared import streams
-from shared.events import Place, TicketClassified, TicketDispatched, TicketReopened, TicketUpdated
+from shared.events import (
+    Place,
+    TicketClassified,
+    TicketDispatched,
+    TicketReopened,
+    TicketRerouted,
+    TicketUpdated,
+)
 from shared.outbound import backoff
 from shared.settings import DATA_DIR
 from shared.store import keys
@@ -419,6 +426,48 @@ def test_a_reopened_ticket_goes_back_to_its_department_unless_that_one_rejected_
     rejected_last = assigned("water", status="resolved", rejected_by="water")
     out2 = on_reopened(reopened(2), ticket=rejected_last, table=TABLE, supply=FakeSupply(), now=later)
     assert out2.publish[0].event.department == "east_water"  # type: ignore[attr-defined]
+
+
+def rerouted(department: str, n: int = 1) -> TicketRerouted:
+    return TicketRerouted(
+        event_id=f"m-{n}",
+        ticket_id="T1",
+        occurred_at=MONDAY_10H,
+        operator="op-1",
+        department=department,
+        reason="this is a housing estate's pipe",
+    )
+
+
+def test_an_operators_rerouting_moves_the_ticket_and_teaches_the_router() -> None:
+    ticket = assigned("water", accepted_at=MONDAY_10H)
+    effects = on_rerouted(
+        rerouted("east_water"), ticket=ticket, table=TABLE, supply=FakeSupply(), now=MONDAY_10H
+    )
+    out = effects.publish[0].event
+    assert isinstance(out, TicketDispatched)
+    assert (out.department, out.attempt) == ("east_water", 2)
+    assert "re-routed by op-1" in out.reason
+    write = effects.writes[0]
+    assert write.fields["accepted_at"] is None and write.fields["rerouted_by"] == "op-1"
+    # The department it left counts a rejection for this category and district: the router learns.
+    learned = state.acceptance_field("water", "utilities", "east", "r")
+    assert ["HINCRBY", state.ACCEPTANCE, learned, 1] in write.ops
+
+
+@pytest.mark.parametrize(
+    ("ticket", "target"),
+    [
+        (None, "east_water"),
+        (assigned("water", status="resolved"), "east_water"),
+        (assigned("water"), "water"),
+        (assigned("water"), "no_such_department"),
+    ],
+)
+def test_a_rerouting_that_cannot_apply_is_only_recorded(ticket: Assigned | None, target: str) -> None:
+    effects = on_rerouted(rerouted(target), ticket=ticket, table=TABLE, supply=FakeSupply(), now=MONDAY_10H)
+    assert effects.publish == ()
+    assert effects.writes[0].history is not None and "ignored" in str(effects.writes[0].history["summary"])
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:

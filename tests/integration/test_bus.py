@@ -1,0 +1,58 @@
+"""Script calls batched into shared round trips behave as separate calls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError, ResponseError
+
+from shared.bus import ScriptBatcher, redis_client
+from shared.embedded import free_port
+
+pytestmark = pytest.mark.redis
+
+SCRIPT = """
+if ARGV[1] == 'fail' then return redis.error_reply('refused ' .. KEYS[1]) end
+return {redis.call('INCR', KEYS[1]), ARGV[1]}
+"""
+
+
+async def test_concurrent_calls_each_get_their_own_reply(redis: Redis) -> None:
+    batcher = ScriptBatcher(redis, SCRIPT)
+    replies = await asyncio.gather(*(batcher([f"bus:n:{i % 3}"], [f"call {i}"]) for i in range(60)))
+    assert [r[1] for r in replies] == [f"call {i}".encode() for i in range(60)]
+    assert sorted(r[0] for r in replies) == sorted(n for _ in range(3) for n in range(1, 21))
+    assert await batcher(["bus:n:0"], ["again"]) == [21, b"again"]
+
+
+async def test_a_failing_call_fails_alone(redis: Redis) -> None:
+    batcher = ScriptBatcher(redis, SCRIPT)
+    results = await asyncio.gather(
+        batcher(["bus:a"], ["ok"]),
+        batcher(["bus:b"], ["fail"]),
+        batcher(["bus:c"], ["ok"]),
+        return_exceptions=True,
+    )
+    assert results[0] == [1, b"ok"] and results[2] == [1, b"ok"]
+    assert isinstance(results[1], ResponseError) and "refused bus:b" in str(results[1])
+
+
+async def test_calls_survive_redis_forgetting_its_scripts(redis: Redis) -> None:
+    batcher = ScriptBatcher(redis, SCRIPT)
+    assert await batcher(["bus:s"], ["x"]) == [1, b"x"]
+    await redis.script_flush()
+    replies = await asyncio.gather(*(batcher(["bus:s"], [str(i)]) for i in range(5)))
+    assert sorted(r[0] for r in replies) == [2, 3, 4, 5, 6]
+    assert int(await redis.get("bus:s")) == 6  # each call ran exactly once
+
+
+async def test_an_unreachable_redis_fails_every_call() -> None:
+    client = redis_client(f"redis://127.0.0.1:{free_port()}/0")
+    batcher = ScriptBatcher(client, SCRIPT)
+    try:
+        results = await asyncio.gather(*(batcher(["k"], ["x"]) for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(r, ConnectionError) for r in results)
+    finally:
+        await client.aclose()
