@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.intake.deps import CLOSED_STATUSES, Deps, published
+from services.intake.deps import Deps, published
 from services.intake.http import (
     HttpError,
     available,
@@ -29,7 +29,7 @@ from shared import streams
 from shared.effects import StoreWrite
 from shared.events import TicketRerouted, utcnow
 from shared.ids import derive_id
-from shared.store import iso, keys
+from shared.store import CLOSED_STATUSES, iso, keys
 
 PATH = "/v1/operators/tickets/{ticket_id}/category"
 ROUTE_PATH = "/v1/operators/tickets/{ticket_id}/route"
