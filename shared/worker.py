@@ -290,8 +290,9 @@ class Worker:
                 age = 0.0
                 if g["pending"]:
                     summary = await self.redis.xpending(c.stream, name)
-                    oldest = _s(summary["min"])
-                    age = max(0.0, time.time() - int(oldest.split("-")[0]) / 1000)
+                    # None when the entries were acknowledged since XINFO: nothing pending after all.
+                    if summary["min"] is not None:
+                        age = max(0.0, time.time() - _id(summary["min"])[0] / 1000)
                 m.oldest_pending.labels(self.service, c.stream, name).set(age)
 
     async def trim_stream(self, stream: str) -> str | None:
