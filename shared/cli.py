@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     init = sub.add_parser("init", help="create streams and consumer groups (the deploy init Job runs this)")
     init.set_defaults(func=cmd_init)
 
+    asyncapi = sub.add_parser("asyncapi", help="print the AsyncAPI 3.0 document of the events (the contract)")
+    asyncapi.set_defaults(func=cmd_asyncapi)
+
     for register in _plugins():
         register(sub)
 
@@ -159,6 +162,15 @@ def _run_demo(console: Console, stack: Stack, n: int, timeout: float) -> int:
         f"[green]All {n} tickets dispatched and tracked by evaluation "
         f"({outcome.seconds:.1f}s after the last post).[/green]"
     )
+    return 0
+
+
+def cmd_asyncapi(args: argparse.Namespace) -> int:
+    import json
+
+    from shared.asyncapi import document
+
+    print(json.dumps(document(), ensure_ascii=False, indent=2))
     return 0
 
 
