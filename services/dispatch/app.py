@@ -11,6 +11,7 @@ then calls the handlers one event at a time, carrying each ticket's new fields t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import TypeVar
 
 from faststream.asgi import AsgiFastStream
@@ -18,6 +19,7 @@ from pydantic import Field
 from redis.asyncio import Redis
 
 from services.dispatch import handlers
+from services.dispatch.assign import Demand
 from services.dispatch.escalation import Scanner
 from services.dispatch.handlers import Assigned
 from services.dispatch.metrics import DispatchMetrics
@@ -75,39 +77,27 @@ class Dispatcher:
         return self._counted(out)
 
     async def updated(self, events: list[TicketUpdated]) -> list[Effects]:
-        table, now = self.routing.refresh(), utcnow()
-        batch = await _Tickets.read(self.store, events)
-        demands = [d for t in batch.all() if t is not None and (d := t.demand()) is not None]
-        supply = await read_snapshot(self.redis, table, demands)
-        return self._counted(
-            batch.each(
-                events,
-                lambda e, t: handlers.on_updated(e, ticket=t, table=table, supply=supply, now=now),
-            )
-        )
+        return await self._on_tickets(events, handlers.on_updated, _current_demand)
 
     async def reopened(self, events: list[TicketReopened]) -> list[Effects]:
-        table, now = self.routing.refresh(), utcnow()
-        batch = await _Tickets.read(self.store, events)
-        demands = [d for t in batch.all() if t is not None and (d := handlers.reopened_demand(t, now))]
-        supply = await read_snapshot(self.redis, table, demands)
-        return self._counted(
-            batch.each(
-                events,
-                lambda e, t: handlers.on_reopened(e, ticket=t, table=table, supply=supply, now=now),
-            )
-        )
+        return await self._on_tickets(events, handlers.on_reopened, handlers.reopened_demand)
 
     async def rerouted(self, events: list[TicketRerouted]) -> list[Effects]:
+        return await self._on_tickets(events, handlers.on_rerouted, _current_demand)
+
+    async def _on_tickets(
+        self,
+        events: list[E],
+        handle: Callable[..., Effects],
+        demand_of: Callable[[Assigned, datetime], Demand | None],
+    ) -> list[Effects]:
+        """Events about dispatched tickets: read the tickets and the supply their demands need, then handle."""
         table, now = self.routing.refresh(), utcnow()
         batch = await _Tickets.read(self.store, events)
-        demands = [d for t in batch.all() if t is not None and (d := t.demand()) is not None]
+        demands = [d for t in batch.all() if t is not None and (d := demand_of(t, now)) is not None]
         supply = await read_snapshot(self.redis, table, demands)
         return self._counted(
-            batch.each(
-                events,
-                lambda e, t: handlers.on_rerouted(e, ticket=t, table=table, supply=supply, now=now),
-            )
+            batch.each(events, lambda e, t: handle(e, ticket=t, table=table, supply=supply, now=now))
         )
 
     def _counted(self, results: list[Effects]) -> list[Effects]:
@@ -195,3 +185,7 @@ def build(settings: DispatchSettings | None = None) -> tuple[Worker, AsgiFastStr
     )
     worker.background.extend([scanner.run, outbound.run])
     return worker, worker.asgi(make_broker(settings))
+
+
+def _current_demand(ticket: Assigned, now: datetime) -> Demand | None:
+    return ticket.demand()
