@@ -91,7 +91,7 @@ class Dispatcher:
         handle: Callable[..., Effects],
         demand_of: Callable[[Assigned, datetime], Demand | None],
     ) -> list[Effects]:
-        """Events about dispatched tickets: read the tickets and the supply their demands need, then handle."""
+        """Events about dispatched tickets: read the tickets and the supply their demands need; handle."""
         table, now = self.routing.refresh(), utcnow()
         batch = await _Tickets.read(self.store, events)
         demands = [d for t in batch.all() if t is not None and (d := demand_of(t, now)) is not None]
