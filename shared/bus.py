@@ -34,6 +34,11 @@ class PackedConnection(Connection):
             return super().pack_command(*args)
 
 
+def as_str(value: bytes | str | int) -> str:
+    """A Redis reply as text: the clients here don't decode responses, so replies are bytes."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def redis_client(url: str) -> Redis:
     options: dict[str, Any] = {}
     if url.startswith("redis://"):  # rediss:// and unix:// bring their own class

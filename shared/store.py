@@ -16,6 +16,7 @@ from pydantic_core import to_json
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from shared.bus import as_str
 from shared.effects import StoreWrite
 
 PREFIX = "hotline"
@@ -160,7 +161,7 @@ class TicketStore:
         raw: dict[bytes | str, bytes | str] = await self.redis.hgetall(keys.ticket(ticket_id))
         if not raw:
             return None
-        data = {_s(k): _s(v) for k, v in raw.items()}
+        data = {as_str(k): as_str(v) for k, v in raw.items()}
         data["ticket_id"] = ticket_id
         return Ticket.model_validate(data)
 
@@ -178,7 +179,7 @@ class TicketStore:
         out: list[Ticket | None] = []
         for ticket_id, raw in zip(ticket_ids, rows, strict=True):
             if raw:
-                data = {_s(k): _s(v) for k, v in raw.items()}
+                data = {as_str(k): as_str(v) for k, v in raw.items()}
                 data["ticket_id"] = ticket_id
                 out.append(Ticket.model_validate(data))
             else:
@@ -200,8 +201,4 @@ class TicketStore:
             ids = await self.redis.zrangebyscore(
                 keys.by_created, since.timestamp(), until.timestamp(), start=offset, num=limit
             )
-        return [_s(i) for i in ids if isinstance(i, bytes | str)]
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        return [as_str(i) for i in ids if isinstance(i, bytes | str)]

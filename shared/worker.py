@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from shared import streams
+from shared.bus import as_str
 from shared.codec import DATA_FIELD, PoisonError, decode, pack
 from shared.effects import BatchHandler, Effects
 from shared.events import Event
@@ -278,12 +279,12 @@ class Worker:
             m.maxlen.labels(self.service, c.stream).set(self.settings.stream_maxlen)
             m.dlq_length.labels(self.service, c.stream).set(await self.redis.xlen(streams.dlq(c.stream)))
             for g in groups:
-                name = _s(g["name"])
+                name = as_str(g["name"])
                 if name != c.group:
                     continue
                 lag = g.get("lag")
                 if lag is None:  # Redis < 7 has no lag field: count what lies past last-delivered-id
-                    last = _s(g["last-delivered-id"])
+                    last = as_str(g["last-delivered-id"])
                     lag = len(await self.redis.xrange(c.stream, f"({last}", "+", count=10_000) or [])
                 m.lag.labels(self.service, c.stream, name).set(lag)
                 m.pending.labels(self.service, c.stream, name).set(g["pending"])
@@ -323,7 +324,7 @@ class Worker:
         """
         reaped = []
         for info in await self.redis.xinfo_consumers(consumer.stream, consumer.group):
-            name = _s(info["name"])
+            name = as_str(info["name"])
             mine = name.startswith(self.settings.consumer_name)
             if info["pending"] == 0 and info["idle"] > idle_ms and not mine:
                 await self.redis.xgroup_delconsumer(consumer.stream, consumer.group, name)
@@ -443,9 +444,5 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
 
 
 def _id(value: bytes | str) -> tuple[int, int]:
-    ms, _, seq = _s(value).partition("-")
+    ms, _, seq = as_str(value).partition("-")
     return int(ms), int(seq or 0)
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from redis.asyncio import Redis
 
 from services.classifier.text import normalize
+from shared.bus import as_str
 from shared.store import CLOSED_STATUSES, PREFIX, keys
 
 PERMUTATIONS = 64
@@ -162,7 +163,7 @@ class DuplicateIndex:
                     withscores=True,
                 )
             listed: list[list[tuple[bytes, float]]] = await pipe.execute()
-        ids = sorted({_s(member) for rows in listed for member, _ in rows})
+        ids = sorted({as_str(member) for rows in listed for member, _ in rows})
         if not ids:
             return {b: [] for b in buckets}
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -173,17 +174,17 @@ class DuplicateIndex:
         for b, rows in zip(buckets, listed, strict=True):
             out[b] = []
             for member, score in rows:
-                status, street, raw_sig = found[_s(member)]
+                status, street, raw_sig = found[as_str(member)]
                 sig = decode_signature(raw_sig) if raw_sig else None
                 if sig is None:
                     continue  # the ticket is gone (or its signature unreadable): nothing to compare with
                 out[b].append(
                     Candidate(
-                        ticket_id=_s(member),
+                        ticket_id=as_str(member),
                         received_at=float(score),
-                        street=_s(street) if street else None,
+                        street=as_str(street) if street else None,
                         signature=sig,
-                        open=(_s(status) if status else "") not in CLOSED_STATUSES,
+                        open=(as_str(status) if status else "") not in CLOSED_STATUSES,
                     )
                 )
         return out
@@ -195,7 +196,3 @@ def earliest_needed(entries: Sequence[tuple[Bucket, float]], window_seconds: flo
     for bucket, at in entries:
         wanted[bucket] = min(wanted.get(bucket, float("inf")), at - window_seconds)
     return wanted
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

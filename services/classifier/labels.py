@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
+from shared.bus import as_str
 from shared.store import keys
 
 PAGE = 1000
@@ -31,8 +32,8 @@ async def read_labels(redis: Redis) -> list[Label]:
     while entries := await redis.xrange(keys.labels, min=start, count=PAGE):
         for entry_id, fields in entries:
             if entry_id is not None:
-                start = f"({_s(entry_id)}"
-            data = {_s(k): _s(v) for k, v in (fields or {}).items() if v is not None}
+                start = f"({as_str(entry_id)}"
+            data = {as_str(k): as_str(v) for k, v in (fields or {}).items() if v is not None}
             if data.get("text", "").strip() and data.get("category") and data.get("ticket_id"):
                 label = Label.model_validate(data)
                 latest.pop(label.ticket_id, None)  # re-inserted last, so the file keeps stream order
@@ -43,7 +44,3 @@ async def read_labels(redis: Redis) -> list[Label]:
 def write_jsonl(labels: list[Label], path: Path) -> None:
     lines = [json.dumps(label.model_dump(), ensure_ascii=False) for label in labels]
     path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -25,6 +25,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from shared.bus import as_str
 from shared.store import keys
 
 Window = Literal["day", "week", "month"]
@@ -136,10 +137,10 @@ class Table:
     def from_hash(cls, raw: Mapping[bytes | str, bytes | str]) -> Table:
         table = cls()
         for k, v in raw.items():
-            parts = _s(k).split("|")
+            parts = as_str(k).split("|")
             if len(parts) != 4 or parts[0] not in STORED or parts[3] not in MEASURES:
                 continue  # a field this build does not know: ignored, like unknown event fields
-            table.cells.setdefault((parts[0], parts[1], parts[2]), Counter())[parts[3]] += int(_s(v))
+            table.cells.setdefault((parts[0], parts[1], parts[2]), Counter())[parts[3]] += int(as_str(v))
         return table
 
     def by_category(self, dimension: Dimension) -> dict[Cell, Counter[str]]:
@@ -290,10 +291,6 @@ async def load_tables(redis: Redis, window: Window, buckets: Iterable[str]) -> d
             pipe.hgetall(keys.rates(window, bucket))
         rows = await pipe.execute()
     return {bucket: Table.from_hash(row) for bucket, row in zip(names, rows, strict=True)}
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class Board(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 from redis.asyncio import Redis
 
+from shared.bus import as_str
 from shared.events import SurveyRound
 from shared.store import keys
 
@@ -79,10 +80,6 @@ async def load_states(redis: Redis, ticket_ids: list[str]) -> dict[str, TicketSt
         rows = await pipe.execute()
     out: dict[str, TicketState] = {}
     for ticket_id, row in zip(ticket_ids, rows, strict=True):
-        data = {name: _s(v) for name, v in zip(FIELDS, row, strict=True) if v is not None}
+        data = {name: as_str(v) for name, v in zip(FIELDS, row, strict=True) if v is not None}
         out[ticket_id] = TicketState.model_validate({**data, "exists": bool(data)})
     return out
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

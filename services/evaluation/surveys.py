@@ -29,6 +29,7 @@ from services.evaluation.handlers import Policy, survey_member, survey_units
 from services.evaluation.rates import Measure, count
 from services.evaluation.state import TicketState, load_states
 from shared import surveys
+from shared.bus import as_str
 from shared.effects import StoreWrite
 from shared.outbound import Delivery, OutboundSender
 from shared.store import TicketStore, iso, keys
@@ -121,7 +122,7 @@ class SurveyDesk:
         )
         out = []
         for member in raw:
-            ticket_id, _, survey_round = _s(member).rpartition("|")
+            ticket_id, _, survey_round = as_str(member).rpartition("|")
             out.append((ticket_id, int(survey_round)))
         return out
 
@@ -253,7 +254,3 @@ class SurveyDesk:
 
     async def _pass(self) -> int:
         return max(await self.send_due(), await self.expire_due())
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

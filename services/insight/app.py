@@ -21,7 +21,7 @@ from services.insight.forecast import dense_daily, forecast
 from services.insight.handlers import Prepared, on_classified, series_of
 from services.insight.surge import SurgeConfig, SurgeDetector
 from shared import streams
-from shared.bus import make_broker, redis_client
+from shared.bus import as_str, make_broker, redis_client
 from shared.effects import Effects
 from shared.events import HotspotAlert, TicketClassified
 from shared.settings import CommonSettings
@@ -139,7 +139,7 @@ class Insight:
         """Feed tickets received since the last pass to the clusterer; publish the hottest clusters."""
         since = max(self._cursor, (now - timedelta(days=self.settings.emerging_days)).timestamp())
         ids = await self.redis.zrangebyscore(keys.by_created, since, now.timestamp())
-        names = [_s(i) for i in ids if isinstance(i, bytes | str)]
+        names = [as_str(i) for i in ids if isinstance(i, bytes | str)]
         tickets = [t for t in await self.store.get_many(names) if t is not None and t.text]
         messages = sorted(
             (
@@ -201,10 +201,6 @@ class Insight:
                 log.exception("insight: background refresh failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.refresh_seconds)
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def build(settings: InsightSettings | None = None) -> tuple[Worker, AsgiFastStream]:

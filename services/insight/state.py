@@ -21,6 +21,7 @@ import numpy as np
 from redis.asyncio import Redis
 
 from services.insight.surge import Baseline, Episode, SurgeConfig, fit
+from shared.bus import as_str
 from shared.store import PREFIX
 
 HOURLY_TTL = 40 * 86400
@@ -81,10 +82,6 @@ def episode_json(episode: Episode) -> str:
     return json.dumps(asdict(episode), separators=(",", ":"))
 
 
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 async def load_hourly(redis: Redis, first_day: date, days: int) -> dict[str, np.ndarray]:
     """Hourly counts of every series seen from `first_day` for `days` days (index 0 = its 00 UTC)."""
     async with redis.pipeline(transaction=False) as pipe:
@@ -94,7 +91,7 @@ async def load_hourly(redis: Redis, first_day: date, days: int) -> dict[str, np.
     out: dict[str, np.ndarray] = {}
     for d, row in enumerate(rows):
         for field, value in row.items():
-            series, _, hh = _s(field).rpartition("|")
+            series, _, hh = as_str(field).rpartition("|")
             arr = out.get(series)
             if arr is None:
                 arr = out[series] = np.zeros(days * 24, dtype=np.int64)
@@ -116,7 +113,7 @@ async def load_daily(redis: Redis, first_day: date, last_day: date) -> dict[str,
     out: dict[str, dict[date, int]] = {}
     for (y, m), row in zip(months, rows, strict=True):
         for field, value in row.items():
-            series, _, dd = _s(field).rpartition("|")
+            series, _, dd = as_str(field).rpartition("|")
             day = date(y, m, int(dd))
             if first_day <= day <= last_day:
                 out.setdefault(series, {})[day] = int(value)
@@ -157,7 +154,7 @@ async def load_recent(redis: Redis, series: set[str]) -> dict[str, list[str]]:
         for s in names:
             pipe.lrange(recent_key(s), 0, RECENT_KEEP - 1)
         rows = await pipe.execute()
-    return {s: [_s(t) for t in row] for s, row in zip(names, rows, strict=True)}
+    return {s: [as_str(t) for t in row] for s, row in zip(names, rows, strict=True)}
 
 
 class BaselineCache:

@@ -14,7 +14,7 @@ from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from shared import streams
-from shared.bus import ScriptBatcher
+from shared.bus import ScriptBatcher, as_str
 from shared.codec import pack
 from shared.events import Event, TicketReceived
 from shared.store import PREFIX, iso, keys
@@ -206,7 +206,7 @@ class TicketIntake:
         )
         if code == -1:
             return RateLimited(int(value))
-        return Accepted(ticket_id=_s(value), duplicate=code == 0)
+        return Accepted(ticket_id=as_str(value), duplicate=code == 0)
 
 
 class EventPublisher:
@@ -250,22 +250,18 @@ class EventPublisher:
                 json.dumps(list(refuse_statuses)) if refuse_statuses else "",
             ],
         )
-        code = _s(code)
+        code = as_str(code)
         if code == "rate":
-            return RateLimited(int(_s(value)))
+            return RateLimited(int(as_str(value)))
         if code == "ok":
             return Published("ok", event.event_id)
         if code == "duplicate":
-            return Published("duplicate", _s(value))
+            return Published("duplicate", as_str(value))
         for outcome in ("missing", "forbidden", "conflict"):
             if code == outcome:
-                return Published(outcome, detail=_s(value))
+                return Published(outcome, detail=as_str(value))
         raise RuntimeError(f"unexpected script result {code!r}")
 
 
 def _num(value: float | None) -> str | None:
     return None if value is None else repr(value)
-
-
-def _s(value: bytes | str | int) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -22,6 +22,7 @@ from services.intake.deps import Deps
 from services.intake.http import HttpError, available, client_ip, instrumented
 from services.intake.openapi import SIGNED, Operation
 from shared import streams, surveys
+from shared.bus import as_str
 from shared.codec import pack
 from shared.events import SurveyAnswered, utcnow
 from shared.store import keys
@@ -125,7 +126,7 @@ def routes(deps: Deps) -> list[Route]:
                     ],
                 )
             )
-            outcome = _s(result[0])
+            outcome = as_str(result[0])
             if outcome != "stale":
                 break
             current = result[1]
@@ -144,7 +145,3 @@ def routes(deps: Deps) -> list[Route]:
         return JSONResponse(body.model_dump(), status_code=202)
 
     return [Route(PATH, instrumented("survey", deps.metrics, answer), methods=["POST"])]
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
