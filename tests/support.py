@@ -50,25 +50,31 @@ class Recorder:
 
 
 @asynccontextmanager
-async def recording_server() -> AsyncIterator[Recorder]:
-    """A real HTTP server on a free port, in this event loop; any POST path is recorded."""
-    port = free_port()
-    recorder = Recorder(url=f"http://127.0.0.1:{port}")
-    app = Starlette(routes=[Route("/{path:path}", recorder.handle, methods=["POST"])])
+async def serving(app: Any, port: int) -> AsyncIterator[None]:
+    """Serve `app` with uvicorn on 127.0.0.1:`port` in this event loop, from started to shut down."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none")
     )
     task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        return server.started
+
     try:
-        await wait_for(lambda: _ready(server), "the recording server to start")
-        yield recorder
+        await wait_for(started, f"a server on port {port} to start")
+        yield
     finally:
         server.should_exit = True
         await task
 
 
-async def _ready(server: uvicorn.Server) -> bool:
-    return server.started
+@asynccontextmanager
+async def recording_server() -> AsyncIterator[Recorder]:
+    """A real HTTP server on a free port, in this event loop; any POST path is recorded."""
+    port = free_port()
+    recorder = Recorder(url=f"http://127.0.0.1:{port}")
+    async with serving(Starlette(routes=[Route("/{path:path}", recorder.handle, methods=["POST"])]), port):
+        yield recorder
 
 
 async def wait_for(check: Callable[[], Awaitable[Any]], what: str, within: float = 60.0) -> Any:

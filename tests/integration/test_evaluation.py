@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -56,7 +55,7 @@ from shared.events import (
 from shared.outbound import OutboundSender, RetryPolicy
 from shared.settings import CommonSettings
 from shared.store import TicketStore, keys
-from tests.support import wait_for
+from tests.support import serving, wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -79,20 +78,6 @@ class Gateway:
 
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _, body in self.requests]
-
-
-@asynccontextmanager
-async def serving(app: Any, port: int) -> AsyncIterator[None]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_for(lambda: _true(server.started), "server start")
-        yield
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _true(value: bool) -> bool:

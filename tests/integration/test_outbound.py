@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import uvicorn
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -26,6 +25,7 @@ from shared import streams
 from shared.effects import StoreWrite
 from shared.embedded import free_port
 from shared.store import TicketStore
+from tests.support import serving
 
 pytestmark = pytest.mark.redis
 SECRETS = {"FAST_SECRET": "whsec_ZmFzdC1zZWNyZXQ=", "SLOW_SECRET": "slow-secret", "FLAKY_SECRET": "flaky"}
@@ -60,15 +60,8 @@ class Receiver:
 async def receiver() -> AsyncIterator[tuple[Receiver, int]]:
     rec = Receiver()
     port = free_port()
-    app = Starlette(routes=[Route("/hook/{name}", rec.hook, methods=["POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none")
-    )
-    task = asyncio.create_task(server.serve())
-    await until(lambda: server.started)
-    yield rec, port
-    server.should_exit = True
-    await task
+    async with serving(Starlette(routes=[Route("/hook/{name}", rec.hook, methods=["POST"])]), port):
+        yield rec, port
 
 
 def routing(tmp_path: Path, port: int, dead_port: int) -> RoutingSource:
