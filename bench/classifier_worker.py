@@ -48,7 +48,7 @@ from services.classifier.place import default_gazetteer
 from services.classifier.starter import ensure_default_model
 from shared import streams
 from shared.bus import init_streams, redis_client
-from shared.codec import DATA_FIELD, encode
+from shared.codec import DATA_FIELD, pack
 from shared.embedded import EmbeddedRedis, free_port
 from shared.events import Location, TicketReceived
 
@@ -128,7 +128,7 @@ async def fill(url: str, events: list[TicketReceived]) -> None:
         for batch in batches(events):
             async with redis.pipeline(transaction=False) as pipe:
                 for e in batch:
-                    pipe.xadd(streams.RECEIVED, {DATA_FIELD: await encode(e)})
+                    pipe.xadd(streams.RECEIVED, {DATA_FIELD: pack(e)})
                 await pipe.execute()
     finally:
         await redis.aclose()

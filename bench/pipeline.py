@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from services.intake.settings import DEV_SECRET  # noqa: E402
 from shared import loadgen, streams  # noqa: E402
-from shared.codec import DATA_FIELD, encode  # noqa: E402
+from shared.codec import DATA_FIELD, pack  # noqa: E402
 from shared.demo import make_calls  # noqa: E402
 from shared.embedded import EmbeddedRedis, free_port  # noqa: E402
 from shared.events import TicketReceived, utcnow  # noqa: E402
@@ -207,7 +207,7 @@ def run_chain(client: sync_redis.Redis, chain: str, fields: dict[bytes, bytes], 
 
 def transport(url: str, n: int, rounds: int, py_spy: Path | None) -> dict[str, float]:
     client = sync_redis.Redis.from_url(url)
-    fields = {DATA_FIELD: asyncio.run(encode(sample_event()))}
+    fields = {DATA_FIELD: pack(sample_event())}
     for chain in ("raw", "worker"):
         for i in range(HOPS):
             client.delete(stream_name(chain, i))

@@ -49,10 +49,6 @@ def pack(event: Event) -> bytes:
 _CONTENT_TYPE = _string(b"content-type") + _string(b"application/json") + _string(b"event-type")
 
 
-async def encode(event: Event) -> bytes:
-    return pack(event)
-
-
 def _body(raw: bytes) -> bytes:
     """The event JSON inside an entry; entries not written by `pack` go through faststream's parser."""
     if raw.startswith(_MAGIC) and len(raw) >= _HEADERS_AT:

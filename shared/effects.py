@@ -41,13 +41,3 @@ class Effects:
 NONE = Effects()
 
 BatchHandler = Callable[[list[E]], Awaitable[list[Effects]]]
-EventHandler = Callable[[E], Awaitable[Effects]]
-
-
-def each(handler: EventHandler[E]) -> BatchHandler[E]:
-    """Lift a per-event handler to the batch form the wiring calls."""
-
-    async def batch(events: list[E]) -> list[Effects]:
-        return [await handler(event) for event in events]
-
-    return batch

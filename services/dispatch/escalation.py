@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from services.dispatch import state
 from services.dispatch.metrics import DispatchMetrics
 from shared import streams
-from shared.codec import DATA_FIELD, encode
+from shared.codec import DATA_FIELD, pack
 from shared.events import TicketEscalated, utcnow
 from shared.ids import derive_id
 from shared.store import TicketStore, iso, keys
@@ -106,7 +106,7 @@ class Scanner:
                         repr(score),
                         self.maxlen,
                         DATA_FIELD,
-                        await encode(event),
+                        pack(event),
                         f"escalated_{kind}_at",
                         iso(now),
                         json.dumps(history, ensure_ascii=False),

@@ -18,7 +18,7 @@ from services.intake.app import IntakeSettings
 from shared import streams
 from shared.audit import audit
 from shared.bus import redis_client
-from shared.codec import DATA_FIELD, encode
+from shared.codec import DATA_FIELD, pack
 from shared.demo import make_calls, post_calls, wait_dispatched
 from shared.embedded import EmbeddedRedis
 from shared.events import TicketReceived, utcnow
@@ -143,7 +143,7 @@ async def test_poison_events_go_to_the_dlq_and_the_rest_flows(stack: Stack) -> N
         )
         poison = [
             {DATA_FIELD: b"not json{"},
-            {DATA_FIELD: await encode(future)},
+            {DATA_FIELD: pack(future)},
             {b"flat": b"fields"},
             {DATA_FIELD: b'{"event_id": "e", "ticket_id": "T"}'},
         ]

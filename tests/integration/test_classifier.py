@@ -13,7 +13,7 @@ from services.classifier.app import ClassifierSettings, build
 from services.classifier.model import TextClassifier
 from services.classifier.starter import ensure_default_model
 from shared import streams
-from shared.codec import DATA_FIELD, decode, encode
+from shared.codec import DATA_FIELD, decode, pack
 from shared.events import Location, TicketClassified, TicketReceived
 from shared.store import TicketStore
 from shared.worker import Consumer, Worker
@@ -55,7 +55,7 @@ async def run(redis: Redis, worker: Worker, *events: TicketReceived) -> list[Ent
     """Publish the events and process them as one batch, as the worker's subscriber would."""
     consumer: Consumer[TicketReceived] = worker.consumers[0]
     for e in events:
-        await redis.xadd(streams.RECEIVED, {DATA_FIELD: await encode(e)})
+        await redis.xadd(streams.RECEIVED, {DATA_FIELD: pack(e)})
     reply = await redis.xreadgroup(streams.CLASSIFIER, "w1", {streams.RECEIVED: ">"}, count=100)
     batch: list[Entry] = list(reply[0][1])
     result = await worker.process(consumer, batch)

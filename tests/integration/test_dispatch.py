@@ -18,7 +18,7 @@ from services.dispatch.metrics import DispatchMetrics
 from services.dispatch.routing import RoutingSource
 from shared import streams
 from shared.bus import redis_client
-from shared.codec import DATA_FIELD, decode, encode
+from shared.codec import DATA_FIELD, decode, pack
 from shared.events import (
     Event,
     Place,
@@ -84,7 +84,7 @@ class Harness:
     async def feed(self, stream: str, *events: Event) -> None:
         """Append events and run the dispatch group's batch over them, as the subscriber would."""
         for e in events:
-            await self.redis.xadd(stream, {DATA_FIELD: await encode(e)})
+            await self.redis.xadd(stream, {DATA_FIELD: pack(e)})
         reply = await self.redis.xreadgroup(streams.DISPATCH, "w1", {stream: ">"}, count=1000)
         result = await self.worker.process(self.consumers[stream], list(reply[0][1]))
         assert not result.dead and not result.retry

@@ -40,7 +40,7 @@ from services.intake.app import IntakeSettings, create_app
 from services.intake.signatures import signed_headers, verify
 from shared import streams
 from shared.cli import main
-from shared.codec import decode, encode
+from shared.codec import decode, pack
 from shared.effects import Effects
 from shared.embedded import free_port
 from shared.events import (
@@ -138,7 +138,7 @@ async def commit(redis: Redis, effects: Effects, scope: str) -> None:
     for write in effects.writes:
         await store.apply(write, scope=scope)
     for out in effects.publish:
-        await redis.xadd(out.stream, {"__data__": await encode(out.event)})
+        await redis.xadd(out.stream, {"__data__": pack(out.event)})
 
 
 async def dispatch_ticket(redis: Redis, ticket_id: str, attempt: str = "1") -> str:
@@ -168,7 +168,7 @@ async def department_acts(redis: Redis, ticket_id: str, department: str, action:
         department=department,
         action=action,  # type: ignore[arg-type]
     )
-    await redis.xadd(streams.UPDATED, {"__data__": await encode(event)})
+    await redis.xadd(streams.UPDATED, {"__data__": pack(event)})
 
 
 async def answer(intake: httpx.AsyncClient, ticket_id: str, **data: Any) -> httpx.Response:

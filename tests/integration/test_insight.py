@@ -13,7 +13,7 @@ from services.insight import state
 from services.insight.app import Insight, InsightSettings
 from services.insight.handlers import episode_id
 from shared import streams
-from shared.codec import DATA_FIELD, decode, encode
+from shared.codec import DATA_FIELD, decode, pack
 from shared.events import HotspotAlert, Place, TicketClassified
 from shared.worker import Consumer, Worker
 
@@ -50,7 +50,7 @@ async def publish_and_process(
     redis: Redis, worker: Worker, consumer: Consumer[TicketClassified], events: list[TicketClassified]
 ) -> list[tuple[bytes, dict[bytes, bytes]]]:
     for e in events:
-        await redis.xadd(streams.CLASSIFIED, {DATA_FIELD: await encode(e)})
+        await redis.xadd(streams.CLASSIFIED, {DATA_FIELD: pack(e)})
     entries: list[tuple[bytes, dict[bytes, bytes]]] = []
     while reply := await redis.xreadgroup(streams.INSIGHT, "w1", {streams.CLASSIFIED: ">"}, count=50):
         batch = list(reply[0][1])

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import streams
-from shared.codec import DATA_FIELD, decode, encode
+from shared.codec import DATA_FIELD, decode, pack
 from shared.effects import Effects, Publish, StoreWrite
 from shared.events import TicketClassified, TicketReceived
 from shared.ids import derive_id
@@ -74,7 +74,7 @@ def make_worker(redis: Redis, **settings: Any) -> tuple[Worker, Consumer[TicketR
 
 async def add(redis: Redis, *events: TicketReceived, raw: list[dict[bytes, bytes]] | None = None) -> None:
     for e in events:
-        await redis.xadd(streams.RECEIVED, {DATA_FIELD: await encode(e)})
+        await redis.xadd(streams.RECEIVED, {DATA_FIELD: pack(e)})
     for fields in raw or []:
         await redis.xadd(streams.RECEIVED, fields)  # type: ignore[arg-type]
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from faststream.redis import RedisBroker, StreamSub, TestRedisBroker
 
 from shared import streams
-from shared.codec import DATA_FIELD, decode, encode
+from shared.codec import DATA_FIELD, decode, pack
 from shared.events import TicketReceived
 
 EVENT = TicketReceived(
@@ -36,4 +36,4 @@ async def test_a_faststream_subscriber_reads_the_events_we_encode() -> None:
     async with TestRedisBroker(broker) as br:
         await br.publish(EVENT, stream=streams.RECEIVED)
     assert seen == [EVENT]
-    assert decode({DATA_FIELD: await encode(EVENT)}, TicketReceived) == EVENT
+    assert decode({DATA_FIELD: pack(EVENT)}, TicketReceived) == EVENT
