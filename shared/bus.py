@@ -39,6 +39,15 @@ def as_str(value: bytes | str | int) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+async def redis_ready(redis: Redis) -> bool:
+    """What every service's /readyz answers: Redis replies within 2 s (liveness never asks)."""
+    try:
+        await asyncio.wait_for(redis.ping(), timeout=2.0)
+    except (RedisError, OSError, TimeoutError):
+        return False
+    return True
+
+
 def redis_client(url: str) -> Redis:
     options: dict[str, Any] = {}
     if url.startswith("redis://"):  # rediss:// and unix:// bring their own class

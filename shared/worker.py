@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from shared import streams
-from shared.bus import as_str
+from shared.bus import as_str, redis_ready
 from shared.codec import DATA_FIELD, PoisonError, decode, pack
 from shared.effects import BatchHandler, Effects
 from shared.events import Event
@@ -418,9 +418,7 @@ class Worker:
 
         @get(include_in_schema=False)
         async def readyz(scope: Any) -> AsgiResponse:
-            try:
-                await asyncio.wait_for(redis.ping(), timeout=2.0)
-            except Exception:
+            if not await redis_ready(redis):
                 return AsgiResponse(b"redis unavailable", 503)
             return AsgiResponse(b"ready", 200)
 

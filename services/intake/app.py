@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry, make_asgi_app
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -20,7 +18,7 @@ from services.intake.deps import Deps, load_department_names
 from services.intake.http import IntakeMetrics
 from services.intake.openapi import document
 from services.intake.settings import IntakeSettings
-from shared.bus import redis_client
+from shared.bus import redis_client, redis_ready
 from shared.taxonomy import load_taxonomy
 
 __all__ = ["IntakeSettings", "create_app"]
@@ -48,9 +46,7 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> Response:
-        try:
-            await asyncio.wait_for(redis.ping(), timeout=2.0)
-        except (RedisError, OSError, TimeoutError):
+        if not await redis_ready(redis):
             return PlainTextResponse("redis unavailable", status_code=503)
         return PlainTextResponse("ready")
 
