@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import tempfile
 import time
@@ -108,18 +107,11 @@ async def _load(label: str, stack: Stack, department: Recorder, tickets: int, ra
         duplicated=len(result.store_twice),
         webhooks=len(set(delivered)),
         webhooks_twice=len(delivered) - len(set(delivered)),
-        two_ids=sum(1 for ids in _ids_per_ticket(department).values() if len(ids) > 1),
+        two_ids=sum(1 for ids in department.ids_per_ticket().values() if len(ids) > 1),
         republished=sum(result.published_twice.values()),
         recover_seconds=done - last_fault,
         total_seconds=done - started,
     )
-
-
-def _ids_per_ticket(department: Recorder) -> dict[str, set[str]]:
-    ids: dict[str, set[str]] = {}
-    for request in department.requests:
-        ids.setdefault(json.loads(request.body)["ticket_id"], set()).add(request.headers["webhook-id"])
-    return ids
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -43,6 +44,13 @@ class Recorder:
         status = self.status(n)
         self.answers.append((request.headers.get("webhook-id", ""), status))
         return Response(status_code=status)
+
+    def ids_per_ticket(self) -> dict[str, set[str]]:
+        """The webhook-ids each ticket was sent under (deliveries carry the ticket's event as JSON)."""
+        ids: dict[str, set[str]] = {}
+        for request in self.requests:
+            ids.setdefault(json.loads(request.body)["ticket_id"], set()).add(request.headers["webhook-id"])
+        return ids
 
     def delivered(self) -> list[str]:
         """webhook-ids answered 2xx, in order (a repeat means the same event was delivered twice)."""

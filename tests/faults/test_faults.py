@@ -6,7 +6,6 @@ Each scenario is bounded in time. Claim idle times are short so that recovery ha
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -73,9 +72,7 @@ async def assert_each_delivered_once(
         return len(set(department.delivered())) >= len(tickets)
 
     await wait_for(all_delivered, "every ticket's department webhook", within=120)
-    ids_of: dict[str, set[str]] = {}
-    for request in department.requests:
-        ids_of.setdefault(json.loads(request.body)["ticket_id"], set()).add(request.headers["webhook-id"])
+    ids_of = department.ids_per_ticket()
     assert set(ids_of) == set(tickets.values())
     assert all(len(ids) == 1 for ids in ids_of.values()), "a ticket was delivered under two event ids"
     delivered = department.delivered()
