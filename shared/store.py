@@ -158,12 +158,7 @@ class TicketStore:
             pipe.eval(_APPLY, len(script_keys), *script_keys, *args)
 
     async def get(self, ticket_id: str) -> Ticket | None:
-        raw: dict[bytes | str, bytes | str] = await self.redis.hgetall(keys.ticket(ticket_id))
-        if not raw:
-            return None
-        data = {as_str(k): as_str(v) for k, v in raw.items()}
-        data["ticket_id"] = ticket_id
-        return Ticket.model_validate(data)
+        return _ticket(ticket_id, await self.redis.hgetall(keys.ticket(ticket_id)))
 
     async def get_or_raise(self, ticket_id: str) -> Ticket:
         ticket = await self.get(ticket_id)
@@ -176,15 +171,7 @@ class TicketStore:
             for ticket_id in ticket_ids:
                 pipe.hgetall(keys.ticket(ticket_id))
             rows: list[dict[Any, Any]] = await pipe.execute()
-        out: list[Ticket | None] = []
-        for ticket_id, raw in zip(ticket_ids, rows, strict=True):
-            if raw:
-                data = {as_str(k): as_str(v) for k, v in raw.items()}
-                data["ticket_id"] = ticket_id
-                out.append(Ticket.model_validate(data))
-            else:
-                out.append(None)
-        return out
+        return [_ticket(ticket_id, raw) for ticket_id, raw in zip(ticket_ids, rows, strict=True)]
 
     async def history(self, ticket_id: str) -> list[dict[str, Any]]:
         rows = await self.redis.lrange(keys.history(ticket_id), 0, -1)
@@ -202,3 +189,12 @@ class TicketStore:
                 keys.by_created, since.timestamp(), until.timestamp(), start=offset, num=limit
             )
         return [as_str(i) for i in ids if isinstance(i, bytes | str)]
+
+
+def _ticket(ticket_id: str, raw: dict[Any, Any]) -> Ticket | None:
+    """A ticket from its hash as HGETALL returns it (empty: no such ticket)."""
+    if not raw:
+        return None
+    data = {as_str(k): as_str(v) for k, v in raw.items()}
+    data["ticket_id"] = ticket_id
+    return Ticket.model_validate(data)
