@@ -55,13 +55,14 @@ from shared.events import (
 from shared.outbound import OutboundSender, RetryPolicy
 from shared.settings import CommonSettings
 from shared.store import TicketStore, keys
+from tests.integration.intake_support import NUMBER, SECRET, new_ticket, post_signed
 from tests.support import serving, wait_for
 
 pytestmark = pytest.mark.redis
 
-INTAKE_SECRET = "whsec_dGVzdC1zZWNyZXQ="
+INTAKE_SECRET = SECRET
 SURVEY_SECRET = "whsec_c3VydmV5LXNlY3JldA=="
-CALLER = "+8613912345678"
+CALLER = NUMBER
 ROUTING = load_routing(CommonSettings().routing_path)
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.02, max_delay=0.05, timeout=5)
 POLICY = Policy(tz=ZoneInfo("Asia/Shanghai"), survey_delay=timedelta(0))
@@ -116,20 +117,7 @@ async def intake(redis: Redis, redis_url: str) -> AsyncIterator[httpx.AsyncClien
 async def signed_post(
     client: httpx.AsyncClient, path: str, data: dict[str, Any], webhook_id: str
 ) -> httpx.Response:
-    body = json.dumps(data, ensure_ascii=False).encode()
-    headers = {**signed_headers(INTAKE_SECRET, webhook_id, body), "content-type": "application/json"}
-    return await client.post(path, content=body, headers=headers)
-
-
-async def new_ticket(intake: httpx.AsyncClient, call_id: str) -> str:
-    resp = await signed_post(
-        intake,
-        "/v1/webhooks/telephony",
-        {"call_id": call_id, "caller": CALLER, "transcript": "小区停水两天了", "language": "zh"},
-        f"msg-{call_id}",
-    )
-    assert resp.status_code == 202, resp.text
-    return str(resp.json()["ticket_id"])
+    return await post_signed(client, path, json.dumps(data, ensure_ascii=False).encode(), webhook_id)
 
 
 async def commit(redis: Redis, effects: Effects, scope: str) -> None:
