@@ -161,6 +161,11 @@ def measure(port: int, seconds: float, connections: int) -> dict[str, float]:
     return result
 
 
+def _cpu(process: psutil.Process) -> float:
+    user, system = process.cpu_times()[:2]
+    return float(user + system)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -176,6 +181,8 @@ def main() -> None:
         ports = {"baseline": free_port(), "intake": free_port()}
         processes = {kind: start(kind, port, server.url) for kind, port in ports.items()}
         client = sync_redis.Redis.from_url(server.url)
+        assert server.process is not None
+        redis_process = psutil.Process(server.process.pid)
         results: dict[str, list[dict[str, float]]] = {"baseline": [], "intake": []}
         try:
             for kind in ports:  # warm-up, not counted
@@ -184,15 +191,17 @@ def main() -> None:
                 for kind in ("baseline", "intake") if round_ % 2 == 0 else ("intake", "baseline"):
                     client.flushdb()
                     server_process = psutil.Process(processes[kind].pid)
-                    cpu_before = sum(server_process.cpu_times()[:2])
+                    cpu_before, redis_before = _cpu(server_process), _cpu(redis_process)
                     result = measure(ports[kind], args.seconds, args.connections)
-                    cpu = sum(server_process.cpu_times()[:2]) - cpu_before
-                    result["cpu_us"] = cpu / (result["rps"] * args.seconds) * 1e6
+                    served = result["rps"] * args.seconds
+                    result["cpu_us"] = (_cpu(server_process) - cpu_before) / served * 1e6
+                    result["redis_us"] = (_cpu(redis_process) - redis_before) / served * 1e6
                     results[kind].append(result)
                     print(
                         f"round {round_ + 1} {kind:8s} {result['rps']:8.0f} req/s"
                         f"  p50 {result['p50']:6.2f} ms"
                         f"  p99 {result['p99']:6.2f} ms  server CPU {result['cpu_us']:5.0f} us/req"
+                        f"  Redis CPU {result['redis_us']:4.0f} us/req"
                         f"  non-202 {result['errors']:.0f}",
                         flush=True,
                     )
@@ -200,11 +209,13 @@ def main() -> None:
             for process in processes.values():
                 process.send_signal(signal.SIGTERM)
                 process.wait(30)
-    metrics = ("rps", "p50", "p99", "cpu_us")
+    metrics = ("rps", "p50", "p99", "cpu_us", "redis_us")
     med = {k: {m: statistics.median(r[m] for r in rs) for m in metrics} for k, rs in results.items()}
-    print(f"\nmedians   {'req/s':>10s}{'p50 ms':>10s}{'p99 ms':>10s}{'CPU us/req':>12s}")
+    print(f"\nmedians   {'req/s':>10s}{'p50 ms':>10s}{'p99 ms':>10s}{'CPU us/req':>12s}{'Redis us/req':>14s}")
     for kind, m in med.items():
-        print(f"{kind:10s}{m['rps']:10.0f}{m['p50']:10.2f}{m['p99']:10.2f}{m['cpu_us']:12.0f}")
+        print(
+            f"{kind:10s}{m['rps']:10.0f}{m['p50']:10.2f}{m['p99']:10.2f}{m['cpu_us']:12.0f}{m['redis_us']:14.0f}"
+        )
     print(f"\nintake / baseline throughput: {med['intake']['rps'] / med['baseline']['rps']:.2f}")
     print(f"baseline / intake CPU per request: {med['baseline']['cpu_us'] / med['intake']['cpu_us']:.2f}")
 

@@ -43,8 +43,12 @@ _RATE = """
 local function limited(key, limit, window)
   if key == '' then return nil end
   local n = redis.call('INCR', key)
-  if n == 1 or redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, window) end
-  if n > tonumber(limit) then return math.max(1, redis.call('TTL', key)) end
+  if n == 1 then redis.call('EXPIRE', key, window) end
+  if n > tonumber(limit) then
+    local ttl = redis.call('TTL', key)
+    if ttl < 0 then redis.call('EXPIRE', key, window); ttl = tonumber(window) end
+    return math.max(1, ttl)
+  end
   return nil
 end
 """
@@ -52,24 +56,19 @@ end
 _ACCEPT = (
     _RATE
     + """
-local wait = limited(KEYS[7], ARGV[8], ARGV[9])
+local wait = limited(KEYS[7], ARGV[7], ARGV[8])
 if wait then return {-1, tostring(wait)} end
 for i = 1, 2 do
-  if KEYS[i] ~= '' then
-    local seen = redis.call('GET', KEYS[i])
-    if seen then return {0, seen} end
+  if KEYS[i] ~= '' and not redis.call('SET', KEYS[i], ARGV[1], 'NX', 'EX', ARGV[2]) then
+    -- seen before: undo the call id's marker set just above, so a retry finds the same answer
+    if i == 2 and KEYS[1] ~= '' then redis.call('DEL', KEYS[1]) end
+    return {0, redis.call('GET', KEYS[i])}
   end
 end
-for i = 1, 2 do
-  if KEYS[i] ~= '' then redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2]) end
-end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', '__data__', ARGV[3])
-local fields = cjson.decode(ARGV[5])
-local flat = {}
-for k, v in pairs(fields) do flat[#flat + 1] = k; flat[#flat + 1] = v end
-redis.call('HSET', KEYS[4], unpack(flat))
-redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
-redis.call('RPUSH', KEYS[6], ARGV[7])
+redis.call('HSET', KEYS[4], unpack(ARGV, 9))
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+redis.call('RPUSH', KEYS[6], ARGV[6])
 return {1, ARGV[1]}
 """
 )
@@ -158,13 +157,6 @@ class TicketIntake:
         self, event: TicketReceived, *, delivery_id: str | None = None, rate: Rate = NO_RATE
     ) -> Accepted | RateLimited:
         """Store the ticket and its event once; a repeated source or delivery id returns the first ticket."""
-        fields = {
-            "status": "received",
-            "channel": event.channel,
-            "text": event.text,
-            "received_at": iso(event.received_at),
-            "updated_at": iso(event.received_at),
-        }
         optional = {
             "title": event.title,
             "language": event.language,
@@ -180,8 +172,13 @@ class TicketIntake:
                 "lon": _num(event.location.lon),
                 "address": event.location.address,
             }
-        fields |= {k: v for k, v in optional.items() if v is not None}
-        history = {"at": iso(event.received_at), "event": "received", "summary": f"via {event.channel}"}
+        at = iso(event.received_at)
+        # The hash's fields go as flat arguments: HSET takes them as they are, no JSON decoding in Lua.
+        fields = ["status", "received", "channel", event.channel, "text", event.text]
+        fields += ["received_at", at, "updated_at", at]
+        for name, value in optional.items():
+            if value is not None:
+                fields += [name, value]
         code, value = await self._accept(
             keys=[
                 keys.dedupe(event.channel, event.source_id),
@@ -197,11 +194,11 @@ class TicketIntake:
                 DEDUPE_TTL_SECONDS,
                 pack(event),
                 self.maxlen,
-                to_json(fields),
                 event.received_at.timestamp(),
-                to_json(history),
+                to_json({"at": at, "event": "received", "summary": f"via {event.channel}"}),
                 rate.limit,
                 rate.window,
+                *fields,
             ],
         )
         if code == -1:

@@ -66,6 +66,26 @@ async def test_retries_give_the_same_ticket_and_no_second_event(
     assert await redis.xlen(streams.RECEIVED) == 1
 
 
+async def test_a_replayed_delivery_id_with_another_call_leaves_that_call_free_for_its_own_delivery(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    first = await post(client, call("call-1"), webhook_id="msg_1")
+    replayed = await post(client, call("call-2"), webhook_id="msg_1")
+    own = await post(client, call("call-2"), webhook_id="msg_2")
+    assert replayed.json() == {"ticket_id": first.json()["ticket_id"], "duplicate": True}
+    assert own.json()["duplicate"] is False and own.json()["ticket_id"] != first.json()["ticket_id"]
+    assert await redis.xlen(streams.RECEIVED) == 2
+
+
+async def test_a_rate_counter_that_lost_its_expiry_gets_its_window_back(redis: Redis, redis_url: str) -> None:
+    key = "hotline:rate:webhook:203.0.113.7"
+    await redis.set(key, 5)  # over the limit, with no expiry: without one the source would be refused forever
+    async with intake_client(redis_url, rate_limits={"webhook": 3}, rate_window_seconds=30) as c:
+        refused = await post(c, call("call-9"), webhook_id="msg_9")
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "30"
+    assert 0 < await redis.ttl(key) <= 30
+
+
 @pytest.mark.parametrize(
     ("body", "kwargs", "status", "code"),
     [
