@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
@@ -115,6 +117,61 @@ async def test_a_callback_without_text_or_call_sid_is_422(client: httpx.AsyncCli
     assert [f["field"] for f in no_sid.json()["error"]["fields"]] == ["CallSid"]
 
 
-async def test_json_is_not_a_twilio_form(client: httpx.AsyncClient) -> None:
-    resp = await client.post("/v1/webhooks/twilio", json=form())
+async def test_another_media_type_is_415(client: httpx.AsyncClient) -> None:
+    headers = {"content-type": "text/plain"}
+    resp = await client.post("/v1/webhooks/twilio", content=b"CallSid=1", headers=headers)
     assert resp.status_code == 415
+
+
+def json_callback(body: bytes, token: str = TOKEN, **headers: str) -> tuple[str, dict[str, str]]:
+    """What Twilio sends for a JSON callback: the body's SHA-256 in the URL, the URL alone signed."""
+    path = f"/v1/webhooks/twilio?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    algorithm = headers.get("x-twilio-webhooks-signature-settings", "").partition("algorithm=")[2] or None
+    signature = RequestValidator(token).compute_signature(PUBLIC + path, {}, algorithm)
+    assert RequestValidator(token).validate(PUBLIC + path, body.decode(), signature, algorithm)
+    return path, {"content-type": "application/json", "x-twilio-signature": signature, **headers}
+
+
+async def test_a_json_callback_vouched_for_by_bodysha256_becomes_a_ticket(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    body = json.dumps(form(), ensure_ascii=False).encode()
+    path, headers = json_callback(body)
+    resp = await client.post(path, content=body, headers=headers)
+    assert resp.status_code == 202, resp.text
+    [(_, fields)] = await redis.xrange(streams.RECEIVED)
+    assert decode(fields, TicketReceived).text == "路灯坏了三天了"
+
+
+async def test_a_json_body_that_does_not_match_its_bodysha256_is_refused(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    body = json.dumps(form()).encode()
+    path, headers = json_callback(body)
+    tampered = json.dumps(form(Digits="9")).encode()
+    unhashed = path.split("?")[0]
+    for url, content in ((path, tampered), (unhashed, body)):
+        resp = await client.post(url, content=content, headers=headers)
+        assert resp.status_code == 401, url
+    assert await redis.xlen(streams.RECEIVED) == 0
+
+
+async def test_a_shared_key_may_sign_with_hmac_sha256(client: httpx.AsyncClient) -> None:
+    settings = {"x-twilio-webhooks-signature-settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"}
+    body = json.dumps(form()).encode()
+    path, headers = json_callback(body, **settings)
+    assert (await client.post(path, content=body, headers=headers)).status_code == 202
+    unknown = {**headers, "x-twilio-webhooks-signature-settings": "key=k,algorithm=HMAC_MD5"}
+    assert (await client.post(path, content=body, headers=unknown)).status_code == 401
+
+
+async def test_a_signature_over_the_url_with_its_default_port_is_accepted(client: httpx.AsyncClient) -> None:
+    params = form()
+    path = "/v1/webhooks/twilio"
+    signature = RequestValidator(TOKEN).compute_signature("https://hotline.example.org:443" + path, params)
+    resp = await client.post(
+        path,
+        content=urlencode(params).encode(),
+        headers={"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature},
+    )
+    assert resp.status_code == 202
