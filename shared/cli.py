@@ -56,6 +56,7 @@ def _plugins() -> list:  # type: ignore[type-arg]
     found = []
     for module in (
         "services.classifier.cli",
+        "services.dispatch.cli",
         "services.evaluation.cli",
         "services.insight.cli",
         "shared.dlq_cli",

@@ -29,14 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    async def run() -> list[dlq.DeadLetter]:
+    async def run() -> tuple[list[dlq.DeadLetter], int]:
         redis = redis_client(CommonSettings().redis_url)
         try:
-            return await dlq.list_dead(redis, args.stream, args.limit)
+            return await dlq.list_dead(redis, args.stream, args.limit), await redis.xlen(streams.OUTBOUND_DLQ)
         finally:
             await redis.aclose()
 
-    dead = asyncio.run(run())
+    dead, undelivered = asyncio.run(run())
     if args.json:
         print(json.dumps([d.model_dump(mode="json") for d in dead], ensure_ascii=False))
         return 0
@@ -48,6 +48,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             d.stream, d.dlq_id, d.ticket_id or "-", d.reason, str(d.deliveries), d.service, d.error[:80]
         )
     Console().print(table)
+    if undelivered:  # not events of a stream: webhooks to departments, with their own tool
+        print(f"and {undelivered} undelivered department webhook(s): see `hotline outbound list`")
     return 0
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -29,6 +31,7 @@ from services.dispatch.routing import RoutingSource
 from services.dispatch.state import OutboundJob as Job
 from services.intake.signatures import signed_headers
 from shared import streams
+from shared.bus import as_str, read_range
 from shared.outbound import backoff, retryable
 
 log = logging.getLogger("hotline.dispatch.outbound")
@@ -183,3 +186,59 @@ class Outbound:
                         await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval)
             if self._inflight:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
+
+
+class DeadDelivery(BaseModel):
+    """A webhook that was never delivered, as `Outbound._dead` wrote it to `streams.OUTBOUND_DLQ`."""
+
+    dlq_id: str
+    event_id: str
+    ticket_id: str | None
+    department: str
+    reason: str
+    error: str
+    attempts: int
+    dead_at: datetime | None
+
+
+def _dead_delivery(dlq_id: bytes, fields: dict[bytes, bytes]) -> DeadDelivery:
+    def text(name: str) -> str:
+        return as_str(fields.get(name.encode(), b""))
+
+    try:
+        ticket_id = json.loads(text("body")).get("ticket_id")
+    except (ValueError, AttributeError):
+        ticket_id = None
+    return DeadDelivery(
+        dlq_id=as_str(dlq_id),
+        event_id=text("event_id"),
+        ticket_id=ticket_id,
+        department=text("department"),
+        reason=text("reason"),
+        error=text("error"),
+        attempts=int(text("attempts") or 0),
+        dead_at=datetime.fromtimestamp(float(text("dead_at")), UTC) if text("dead_at") else None,
+    )
+
+
+async def dead_deliveries(redis: Redis, limit: int = 100) -> list[DeadDelivery]:
+    return [_dead_delivery(i, f) for i, f in await read_range(redis, streams.OUTBOUND_DLQ, count=limit)]
+
+
+async def redeliver(redis: Redis, ids: list[str] | None = None) -> int:
+    """Queue dead deliveries (all, or those dead-letter `ids`) again with a fresh count of tries, once the
+    department's system is back; each moves out of the dead letters in the same transaction."""
+    wanted = set(ids) if ids else None
+    count = 0
+    for dlq_id, fields in await read_range(redis, streams.OUTBOUND_DLQ):
+        if wanted is not None and as_str(dlq_id) not in wanted:
+            continue
+        dead = _dead_delivery(dlq_id, fields)
+        job = Job(department=dead.department, body=as_str(fields.get(b"body", b"")))
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hset(state.OUTBOUND_JOBS, dead.event_id, job.model_dump_json())
+            pipe.zadd(state.OUTBOUND_DUE, {dead.event_id: time.time()})
+            pipe.xdel(streams.OUTBOUND_DLQ, dlq_id)
+            await pipe.execute()
+        count += 1
+    return count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from services.dispatch.outbound import Outbound, OutboundSettings
 from services.dispatch.routing import RoutingSource
 from services.intake.signatures import verify
 from shared import streams
+from shared.cli import main
 from shared.effects import StoreWrite
 from shared.embedded import free_port
 from shared.store import TicketStore
@@ -190,3 +192,38 @@ async def _zcard(redis: Redis) -> bool:
 
 async def _dlq(redis: Redis, n: int) -> bool:
     return int(await redis.xlen(streams.OUTBOUND_DLQ)) >= n
+
+
+async def test_operators_list_dead_deliveries_and_queue_them_again_once_the_department_is_back(
+    redis: Redis,
+    redis_url: str,
+    receiver: tuple[Receiver, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rec, port = receiver
+    rec.status["gone"] = 410
+    outbound = make(redis, routing(tmp_path, port, free_port()))
+    await enqueue(redis, "gone", "e-gone")
+    await enqueue(redis, "fast", "e-fast")
+    async with running(outbound):
+        await until(lambda: _dlq(redis, 1))
+        await until(lambda: _zcard(redis))
+    monkeypatch.setenv("REDIS_URL", redis_url)
+
+    assert await asyncio.to_thread(main, ["outbound", "list", "--json"]) == 0
+    [dead] = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert (dead["event_id"], dead["department"], dead["reason"]) == ("e-gone", "gone", "refused")
+    assert await asyncio.to_thread(main, ["dlq", "list"]) == 0
+    assert "1 undelivered department webhook(s)" in capsys.readouterr().out
+
+    rec.status["gone"] = 204  # the department's system is fixed
+    assert await asyncio.to_thread(main, ["outbound", "replay", "--id", dead["dlq_id"]]) == 0
+    assert "queued 1 webhook(s) again" in capsys.readouterr().out
+    assert await redis.xlen(streams.OUTBOUND_DLQ) == 0
+    async with running(outbound):
+        await until(lambda: _zcard(redis))
+    assert await redis.exists(state.outbound_sent("e-gone"))
+    assert [r[1]["webhook-id"] for r in rec.of("gone")] == ["e-gone", "e-gone"]
+    assert await redis.hlen(state.OUTBOUND_JOBS) == 0
