@@ -115,6 +115,7 @@ class Ticket(BaseModel):
     district: str | None = None
     street: str | None = None
     duplicate_of: str | None = None
+    repeat_count: int = 0
     department: str | None = None
     dispatched_at: datetime | None = None
     dispatch_due_at: datetime | None = None

@@ -86,20 +86,30 @@ def reopened_demand(ticket: Assigned, now: datetime) -> Demand | None:
 def on_classified(
     event: TicketClassified, *, table: RoutingTable, supply: Supply, now: datetime, previous: str | None
 ) -> Effects:
-    """A new ticket: a duplicate is linked, anything else goes to the best department."""
+    """A new ticket: a duplicate is linked both ways, anything else goes to the best department."""
     if event.duplicate_of:
+        original = event.duplicate_of
         return Effects(
             writes=[
                 StoreWrite(
                     ticket_id=event.ticket_id,
                     event_id=event.event_id,
-                    fields={
-                        "status": "duplicate",
-                        "duplicate_of": event.duplicate_of,
-                        "updated_at": iso(now),
+                    fields={"status": "duplicate", "duplicate_of": original, "updated_at": iso(now)},
+                    history={"at": iso(now), "event": "duplicate", "summary": f"of {original}"},
+                ),
+                # The department working on the original sees that citizens keep reporting it, and which
+                # reports (history), instead of each repeat vanishing into a closed duplicate.
+                StoreWrite(
+                    ticket_id=original,
+                    event_id=event.event_id,
+                    ops=[["HINCRBY", keys.ticket(original), "repeat_count", 1]],
+                    history={
+                        "at": iso(now),
+                        "event": "repeated",
+                        "summary": f"reported again as {event.ticket_id}",
+                        "repeat": event.ticket_id,
                     },
-                    history={"at": iso(now), "event": "duplicate", "summary": f"of {event.duplicate_of}"},
-                )
+                ),
             ]
         )
     demand = classified_demand(event)

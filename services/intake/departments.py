@@ -69,6 +69,7 @@ class QueueTicket(BaseModel):
     district: str | None = None
     street: str | None = None
     caller_masked: str | None = None
+    repeat_count: int = Field(0, description="how many later reports were linked to this one as duplicates")
     received_at: str | None = None
     dispatched_at: str | None = None
     dispatch_due_at: str | None = None

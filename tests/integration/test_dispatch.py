@@ -175,6 +175,23 @@ async def test_a_ticket_lives_through_rejections_acceptance_resolution_and_reope
     assert await redis.hget(state.ACCEPTANCE, "street_donghu|utilities|donghu|a") == b"1"
 
 
+async def test_repeats_are_linked_both_ways_and_counted_once_each_on_the_original(
+    redis: Redis, routing_file: Path
+) -> None:
+    h = Harness(redis, routing_file)
+    await h.feed(streams.CLASSIFIED, classified(1))
+    repeats = [classified(n).model_copy(update={"duplicate_of": "T1"}) for n in (2, 3)]
+    await h.feed(streams.CLASSIFIED, *repeats)
+    await h.feed(streams.CLASSIFIED, repeats[0])  # redelivered: not counted again
+
+    original = await h.store.get_or_raise("T1")
+    assert original.repeat_count == 2 and original.status == "dispatched"
+    history = await h.store.history("T1")
+    assert [e["repeat"] for e in history if e["event"] == "repeated"] == ["T2", "T3"]
+    assert (await h.store.get_or_raise("T2")).duplicate_of == "T1"
+    assert len(await h.dispatched()) == 1, "a repeat is not dispatched again"
+
+
 async def test_an_operators_rerouting_moves_the_ticket_and_counts_against_the_router(
     redis: Redis, routing_file: Path
 ) -> None:

@@ -325,7 +325,10 @@ def test_duplicates_are_linked_not_dispatched() -> None:
         classified(duplicate_of="T0"), table=TABLE, supply=FakeSupply(), now=MONDAY_10H, previous=None
     )
     assert effects.publish == ()
-    assert effects.writes[0].fields["status"] == "duplicate"
+    link, original = effects.writes
+    assert link.fields["status"] == "duplicate" and link.fields["duplicate_of"] == "T0"
+    assert original.ticket_id == "T0" and original.history and original.history["event"] == "repeated"
+    assert original.ops == [["HINCRBY", keys.ticket("T0"), "repeat_count", 1]]
 
 
 def test_accept_and_resolve_set_times_clear_timers_and_learn() -> None:
