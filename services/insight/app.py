@@ -19,6 +19,7 @@ from services.insight.chronic import from_clusters, rank
 from services.insight.clusters import ClusterConfig, Clusterer, Message
 from services.insight.forecast import dense_daily, forecast
 from services.insight.handlers import Prepared, on_classified, series_of
+from services.insight.lease import Lease
 from services.insight.surge import SurgeConfig, SurgeDetector
 from shared import streams
 from shared.bus import as_str, make_broker, redis_client
@@ -67,6 +68,11 @@ class InsightMetrics:
             "Clusters of similar recent complaints (two or more)",
             registry=registry,
         )
+        self.leader = Gauge(
+            "hotline_insight_background_leader",
+            "1 on the replica that holds the lease for the background pass (emerging issues, forecasts)",
+            registry=registry,
+        )
         self.wape = Gauge(
             "hotline_forecast_backtest_wape",
             "Weighted absolute percentage error of the last 7-day forecast backtest (all tickets)",
@@ -86,6 +92,9 @@ class Insight:
         self.metrics = InsightMetrics(registry)
         self.store = TicketStore(redis)
         self.clusterer = Clusterer(ClusterConfig())
+        # Three passes' worth: a holder that stalls through one pass keeps the lease.
+        ttl = 3 * settings.refresh_seconds
+        self.lease = Lease(redis, state.BACKGROUND_LEASE, settings.consumer_name, ttl)
         self._cursor = 0.0
         self._forecast_at: float | None = None
 
@@ -120,11 +129,17 @@ class Insight:
     # -- background ------------------------------------------------------------------------------
 
     async def refresh(self, now: datetime | None = None) -> None:
-        """One pass of the background work: open hotspots, emerging issues, and (hourly) forecasts."""
+        """One pass of the background work: open hotspots, then, on the replica holding the lease,
+        emerging issues and (hourly) forecasts and 每月一题 candidates."""
         now = now or datetime.now(UTC)
         hour = state.hour_index(now)
         episodes = await state.load_all_episodes(self.redis)
         self.metrics.open.set(sum(e.is_open(hour, self.config.cooldown_hours) for e in episodes))
+        leading = await self.lease.hold()
+        self.metrics.leader.set(leading)
+        if not leading:  # another replica computes what follows for everyone
+            self.metrics.emerging.set(0)
+            return
         await self.update_emerging(now)
         due = (
             self._forecast_at is None
@@ -194,13 +209,17 @@ class Insight:
         )
 
     async def loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("insight: background refresh failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.refresh_seconds)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.refresh()
+                except Exception:
+                    log.exception("insight: background refresh failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.settings.refresh_seconds)
+        finally:
+            with contextlib.suppress(Exception):  # Redis gone: the lease expires by itself
+                await self.lease.release()
 
 
 def build(settings: InsightSettings | None = None) -> tuple[Worker, AsgiFastStream]:

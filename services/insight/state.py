@@ -33,6 +33,7 @@ NO_DISTRICT = "-"
 EPISODES = f"{PREFIX}:insight:episodes"
 EMERGING = f"{PREFIX}:insight:emerging"
 FORECAST = f"{PREFIX}:insight:forecast"
+BACKGROUND_LEASE = f"{PREFIX}:insight:background-lease"
 
 
 def series_key(category: str, district: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from redis.asyncio import Redis
 from services.insight import state
 from services.insight.app import Insight, InsightSettings
 from services.insight.handlers import episode_id
+from services.insight.lease import Lease
 from shared import streams
 from shared.codec import DATA_FIELD, decode, pack
 from shared.events import HotspotAlert, Place, TicketClassified
@@ -116,3 +118,38 @@ async def test_no_alert_before_enough_history(redis: Redis, redis_url: str) -> N
     )
     assert await alerts(redis) == []
     assert await redis.hget(state.daily_key(T.year, T.month), "environment|A2区|20") == b"20"
+
+
+async def test_one_replica_at_a_time_runs_the_background_pass_and_another_takes_over(
+    redis: Redis, redis_url: str
+) -> None:
+    def replica(name: str) -> Insight:
+        settings = InsightSettings(HOTLINE_CONSUMER_NAME=name, redis_url=redis_url, refresh_seconds=0.05)
+        return Insight(settings, redis, CollectorRegistry())
+
+    first, second = replica("insight-a"), replica("insight-b")
+
+    await first.refresh(now=T)
+    await redis.delete(state.FORECAST)
+    await second.refresh(now=T)
+    assert await redis.get(state.FORECAST) is None, "the second replica left the pass to the holder"
+    assert (first.metrics.leader._value.get(), second.metrics.leader._value.get()) == (1, 0)
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(first.loop(stop))
+    await asyncio.sleep(0.1)
+    stop.set()
+    await running  # stopping gives the lease up at once, without waiting for it to expire
+    await second.refresh(now=T)
+    assert second.metrics.leader._value.get() == 1 and await redis.get(state.FORECAST) is not None
+
+
+async def test_a_holder_that_stops_renewing_loses_the_lease_when_it_expires(redis: Redis) -> None:
+    dead = Lease(redis, "lease", "a", ttl_seconds=0.2)
+    alive = Lease(redis, "lease", "b", ttl_seconds=0.2)
+    assert await dead.hold() and not await alive.hold()
+    assert await dead.hold(), "the holder renews"
+    await asyncio.sleep(0.3)
+    assert await alive.hold() and not await dead.hold()
+    await dead.release()  # not its lease any more: nothing happens
+    assert await redis.get("lease") == b"b"
