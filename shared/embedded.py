@@ -59,7 +59,8 @@ class EmbeddedRedis:
         self, data_dir: Path | None = None, port: int | None = None, appendfsync: str = "everysec"
     ) -> None:
         self._own_dir = data_dir is None
-        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="hotline-redis-"))
+        # Absolute: redis-server changes into --dir before it opens --logfile, so a relative path breaks.
+        self.data_dir = (data_dir or Path(tempfile.mkdtemp(prefix="hotline-redis-"))).resolve()
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
