@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -68,9 +69,16 @@ async def new_ticket(client: httpx.AsyncClient, call_id: str) -> str:
     return str(resp.json()["ticket_id"])
 
 
-async def dispatch_to(redis: Redis, ticket_id: str, department: str, attempt: int = 1, **fields: str) -> None:
-    """What dispatch writes when it sends a ticket to a department (its projection write)."""
-    now = iso(utcnow())
+async def dispatch_to(
+    redis: Redis,
+    ticket_id: str,
+    department: str,
+    attempt: int = 1,
+    at: datetime | None = None,
+    **fields: str,
+) -> None:
+    """What dispatch writes when it sends a ticket to a department (its projection write), at `at`."""
+    now = iso(at or utcnow())
     await TicketStore(redis).apply(
         StoreWrite(
             ticket_id=ticket_id,
@@ -82,6 +90,12 @@ async def dispatch_to(redis: Redis, ticket_id: str, department: str, attempt: in
                 "dispatched_at": now,
                 "feedback_due_at": now,
                 **fields,
+            },
+            history={
+                "at": now,
+                "event": "dispatched",
+                "department": department,
+                "summary": f"to {department}",
             },
             ops=[["ZADD", f"hotline:dept:{department}:open", 1, ticket_id]],
         ),
