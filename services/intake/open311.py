@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -63,8 +63,10 @@ FMS_STATUS = {
     "duplicate": "duplicate",
     "closed": "closed",
 }
-# Seven or more digits, allowing the separators people type in phone numbers.
-_NUMBER = re.compile(r"\+?\d(?:[\s\-().]*\d){6,}")
+# A day's margin: a start computed back from an end in the first days of year 1 stays a datetime.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+# Seven or more digits, allowing the separators people type in phone numbers; a date (2026-11-28) is not one.
+_NUMBER = re.compile(r"(?<!\d)(?!\d{4}[-/.]\d\d?[-/.]\d\d?(?!\d))\+?\d(?:[\s\-().]*\d){6,}")
 
 
 class _Format(Convertor[str]):
@@ -623,7 +625,9 @@ def routes(deps: Deps) -> list[Route]:
 def _window(query: QueryParams, deps: Deps, default: timedelta) -> tuple[datetime, datetime]:
     """start_date and end_date; the window ends now and lasts `default` unless given."""
     end = _date(query.get("end_date"), "end_date", deps) or utcnow()
-    start = _date(query.get("start_date"), "start_date", deps) or end - default
+    start = _date(query.get("start_date"), "start_date", deps) or (
+        end - default if end > _EARLIEST + default else end
+    )
     if start > end:
         raise _bad("start_date is after end_date")
     return start, end

@@ -222,7 +222,12 @@ async def test_service_request_updates_follow_a_ticket_through_dispatch(
     await dispatch.feed(
         streams.UPDATED,
         department_action(created, "u1", "accept", "crew on the way"),
-        department_action(created, "u2", "resolve", "main repaired; called back +86 139 1234 5678"),
+        department_action(
+            created,
+            "u2",
+            "resolve",
+            "main repaired on 2026-11-28; called back +86 139 1234 5678 / 010-6512 3456",
+        ),
     )
 
     listing = (await client.get(f"{BASE}/servicerequestupdates.json")).json()
@@ -231,7 +236,10 @@ async def test_service_request_updates_follow_a_ticket_through_dispatch(
     assert [u["update_id"] for u in mine] == [f"{created}-{i}" for i in range(4)]
     assert mine[1]["description"] == "Sent: with 水务集团 / Water Utility"
     assert mine[2]["description"] == "Accepted by 水务集团 / Water Utility: crew on the way"
-    assert mine[3]["description"].startswith("Resolved by 水务集团 / Water Utility: main repaired")
+    assert mine[3]["description"] == (
+        "Resolved by 水务集团 / Water Utility: main repaired on 2026-11-28; "
+        "called back [number removed] / [number removed]"
+    )
     assert all(W3C.match(u["updated_datetime"]) and u["updated_datetime"].endswith("+08:00") for u in mine)
     assert [u["updated_datetime"] for u in mine] == sorted(u["updated_datetime"] for u in mine)
     assert {u["media_url"] for u in mine} == {""}
@@ -326,3 +334,14 @@ def department_action(
         action=verb,
         note=note,
     )
+
+
+@pytest.mark.parametrize("route", ["requests", "servicerequestupdates"])
+@pytest.mark.parametrize(
+    "end", ["0001-01-01T00:00:00-14:00", "0001-01-02T05:00:00+12:00", "9999-12-31T23:59:59-14:00"]
+)
+async def test_windows_at_the_ends_of_the_calendar_are_empty_not_errors(
+    client: httpx.AsyncClient, route: str, end: str
+) -> None:
+    resp = await client.get(f"{BASE}/{route}.json", params={"end_date": end})
+    assert resp.status_code == 200 and resp.json() == []
