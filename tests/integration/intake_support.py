@@ -15,7 +15,7 @@ from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from services.intake.signatures import signed_headers
 from shared.effects import StoreWrite
-from shared.events import utcnow
+from shared.events import Place, TicketClassified, Urgency, utcnow
 from shared.store import TicketStore, iso
 
 SECRET = "whsec_dGVzdC1zZWNyZXQ="
@@ -100,4 +100,21 @@ async def dispatch_to(
             ops=[["ZADD", f"hotline:dept:{department}:open", 1, ticket_id]],
         ),
         scope="dispatch",
+    )
+
+
+def classified_utilities(
+    ticket_id: str, at: datetime, event_id: str, district: str | None = None, urgency: Urgency = "general"
+) -> TicketClassified:
+    """What the classifier publishes for a water-supply ticket, for dispatch's own handlers to take."""
+    return TicketClassified(
+        event_id=event_id,
+        ticket_id=ticket_id,
+        occurred_at=at,
+        category="utilities",
+        confidence=0.9,
+        urgency=urgency,
+        place=Place(district=district),
+        model_version="test",
+        received_at=at,
     )

@@ -18,10 +18,10 @@ from redis.asyncio import Redis
 from services.intake.settings import DEV_OPEN311_KEY
 from shared import streams
 from shared.codec import decode
-from shared.events import Place, TicketClassified, TicketReceived, TicketUpdated, utcnow
+from shared.events import TicketReceived, TicketUpdated, utcnow
 from shared.settings import DATA_DIR
 from shared.store import TicketStore
-from tests.integration.intake_support import dispatch_to, intake_client, new_ticket
+from tests.integration.intake_support import classified_utilities, dispatch_to, intake_client, new_ticket
 from tests.integration.test_dispatch import Harness
 
 pytestmark = pytest.mark.redis
@@ -218,7 +218,9 @@ async def test_service_request_updates_follow_a_ticket_through_dispatch(
     ticket = await TicketStore(redis).get_or_raise(created)
     assert ticket.received_at is not None
     dispatch = Harness(redis, DATA_DIR / "routing.yaml")
-    await dispatch.feed(streams.CLASSIFIED, classified_as_utilities(created, ticket.received_at))
+    await dispatch.feed(
+        streams.CLASSIFIED, classified_utilities(created, ticket.received_at, f"{created}-classified")
+    )
     await dispatch.feed(
         streams.UPDATED,
         department_action(created, "u1", "accept", "crew on the way"),
@@ -307,20 +309,6 @@ async def test_bad_update_windows_get_the_spec_error_array(client: httpx.AsyncCl
     assert error["code"] == 400 and "date" in error["description"]
     xml = await client.get(f"{BASE}/servicerequestupdates.xml?{query}")
     assert xml.status_code == 400 and ET.fromstring(xml.content).findtext("error/code") == "400"
-
-
-def classified_as_utilities(ticket_id: str, received_at: datetime) -> TicketClassified:
-    return TicketClassified(
-        event_id=f"{ticket_id}-classified",
-        ticket_id=ticket_id,
-        occurred_at=received_at,
-        category="utilities",
-        confidence=0.9,
-        urgency="general",
-        place=Place(district=None),
-        model_version="m",
-        received_at=received_at,
-    )
 
 
 def department_action(
