@@ -66,7 +66,7 @@ FMS_STATUS = {
 # A day's margin: a start computed back from an end in the first days of year 1 stays a datetime.
 _EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
 # Seven or more digits, allowing the separators people type in phone numbers; a date (2026-11-28) is not one.
-_NUMBER = re.compile(r"(?<!\d)(?!\d{4}[-/.]\d\d?[-/.]\d\d?(?!\d))\+?\d(?:[\s\-().]*\d){6,}")
+_NUMBER = re.compile(r"(?<!\d)(?!\d{4}[-/.]\d\d?[-/.]\d\d?(?!\d))[+(]?\d(?:[\s\-().]*\d){6,}")
 
 
 class _Format(Convertor[str]):

@@ -333,3 +333,15 @@ async def test_windows_at_the_ends_of_the_calendar_are_empty_not_errors(
 ) -> None:
     resp = await client.get(f"{BASE}/{route}.json", params={"end_date": end})
     assert resp.status_code == 200 and resp.json() == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["discovery.xml", "services.json", "services/utilities.json", "requests.json", "servicerequestupdates"],
+)
+async def test_every_read_takes_a_jurisdiction_id_and_no_api_key(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    assert (
+        await client.get(f"{BASE}/{path}", params={"jurisdiction_id": "city.example.org"})
+    ).status_code == 200
