@@ -257,9 +257,9 @@ class TicketStore:
                     pipe.smembers(keys.updates(hour))
                 members: list[set[Any]] = await pipe.execute()
             for hour, ids in zip(hours, members, strict=True):
-                new = sorted({as_str(i) for i in ids} - seen)
-                seen.update(new)
-                found += await self._updates_of(new, since, until)
+                if new := sorted({as_str(i) for i in ids} - seen):
+                    seen.update(new)
+                    found += await self._updates_of(new, since, until)
                 complete = datetime.fromtimestamp((hour + 1) * _HOUR, UTC)
                 if sum(1 for u in found if u.at < complete) >= limit:
                     return sorted(found, key=_in_order)[:limit]
