@@ -21,8 +21,8 @@ from shared.codec import decode
 from shared.events import TicketReceived, TicketUpdated, utcnow
 from shared.settings import DATA_DIR
 from shared.store import TicketStore
+from tests.integration.dispatch_support import Harness
 from tests.integration.intake_support import classified_utilities, dispatch_to, intake_client, new_ticket
-from tests.integration.test_dispatch import Harness
 
 pytestmark = pytest.mark.redis
 BASE = "/open311/v2"
