@@ -3,12 +3,18 @@
 A ticket is a hash (`hotline:ticket:{id}`) with a history list beside it. Every write goes through one
 Lua script that first records `scope:event_id` in the ticket's applied set, so a redelivered event
 changes nothing twice, and the hash, history and index updates land atomically.
+
+The history is append-only, so an entry's position is a stable id. An entry that changes the ticket's
+status carries that `status`, and the ticket's id goes into the set of the hour the entry happened in
+(`hotline:updates:{epoch hour}`, expiring `UPDATES_RETENTION` after that hour): Open311 clients list
+status updates by time window by reading only the hours the window covers.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +30,9 @@ PREFIX = "hotline"
 # A ticket in one of these is done (Open311 "closed"): departments can no longer accept or resolve it, and
 # a new complaint cannot be its duplicate.
 CLOSED_STATUSES = ("resolved", "closed", "duplicate")
+
+UPDATES_RETENTION = timedelta(days=90)
+_HOUR = 3600
 
 
 class keys:
@@ -42,6 +51,12 @@ class keys:
         return f"{PREFIX}:ticket:{ticket_id}:history"
 
     by_created = f"{PREFIX}:tickets:by_created"
+
+    @staticmethod
+    def updates(hour: int) -> str:
+        """The ids of the tickets whose status changed in this hour (seconds since the epoch // 3600)."""
+        return f"{PREFIX}:updates:{hour}"
+
     # Operators' category corrections, a stream of flat fields {ticket_id, text, category, previous,
     # operator, at}: the classifier's training labels (written by intake).
     labels = f"{PREFIX}:labels"
@@ -87,6 +102,10 @@ for k, v in pairs(fields) do
 end
 if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
 if ARGV[3] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[3]) end
+if KEYS[4] ~= '' then
+  redis.call('SADD', KEYS[4], ARGV[5])
+  redis.call('EXPIREAT', KEYS[4], ARGV[6])
+end
 for _, op in ipairs(cjson.decode(ARGV[4])) do redis.call(unpack(op)) end
 return 1
 """
@@ -131,6 +150,22 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+def updates_bucket(at: datetime) -> tuple[str, int]:
+    """The hour set a status change at `at` goes into, and when that set expires (unix seconds)."""
+    hour = int(at.timestamp()) // _HOUR
+    return keys.updates(hour), (hour + 1) * _HOUR + int(UPDATES_RETENTION.total_seconds())
+
+
+@dataclass(frozen=True)
+class Update:
+    """A history entry that changed a ticket's status; `index` is its stable position in the history."""
+
+    ticket_id: str
+    index: int
+    at: datetime
+    entry: dict[str, Any]
+
+
 class TicketStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -138,17 +173,26 @@ class TicketStore:
 
     async def apply(self, write: StoreWrite, *, scope: str, pipe: Pipeline | None = None) -> None:
         """Queue (with `pipe`) or run the idempotent write; `scope` names the writer (its consumer group)."""
-        history = json.dumps(write.history, ensure_ascii=False, default=str) if write.history else ""
+        entry = write.history
+        bucket, expires = "", 0
+        status = write.fields.get("status")
+        if entry and status and entry.get("at"):
+            entry = {**entry, "status": status}
+            bucket, expires = updates_bucket(datetime.fromisoformat(str(entry["at"])))
+        history = json.dumps(entry, ensure_ascii=False, default=str) if entry else ""
         script_keys = [
             keys.ticket(write.ticket_id),
             keys.applied(write.ticket_id),
             keys.history(write.ticket_id),
+            bucket,
         ]
-        args: list[str | bytes] = [
+        args: list[str | bytes | int] = [
             f"{scope}:{write.event_id}",
             to_json(write.fields),  # strings and numbers only: what json.dumps gives, faster
             history,
             to_json(write.ops),
+            write.ticket_id,
+            expires,
         ]
         if pipe is None:
             await self._apply(keys=script_keys, args=args)
@@ -190,6 +234,57 @@ class TicketStore:
                 keys.by_created, since.timestamp(), until.timestamp(), start=offset, num=limit
             )
         return [as_str(i) for i in ids if isinstance(i, bytes | str)]
+
+    async def updates(
+        self, since: datetime, until: datetime, limit: int, *, ticket_ids: list[str] | None = None
+    ) -> list[Update]:
+        """Status changes with `since <= at <= until`, oldest first, at most `limit`: the oldest ones when
+        there are more. Reads hour by hour and stops once the hours read hold `limit` changes, so a wide
+        window costs only what it returns; `ticket_ids` reads those tickets' histories instead."""
+        if ticket_ids is not None:
+            return sorted(await self._updates_of(ticket_ids, since, until), key=_in_order)[:limit]
+        found: list[Update] = []
+        seen: set[str] = set()
+        # Hours outside the retention hold nothing: a window reaching far back or ahead reads no more.
+        now = int(datetime.now(UTC).timestamp()) // _HOUR
+        first = max(
+            int(since.timestamp()) // _HOUR, now - int(UPDATES_RETENTION.total_seconds()) // _HOUR - 1
+        )
+        last = min(int(until.timestamp()) // _HOUR, now + 1)
+        for start in range(first, last + 1, 24):
+            hours = range(start, min(start + 24, last + 1))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for hour in hours:
+                    pipe.smembers(keys.updates(hour))
+                members: list[set[Any]] = await pipe.execute()
+            for hour, ids in zip(hours, members, strict=True):
+                if new := sorted({as_str(i) for i in ids} - seen):
+                    seen.update(new)
+                    found += await self._updates_of(new, since, until)
+                complete = datetime.fromtimestamp((hour + 1) * _HOUR, UTC)
+                if sum(1 for u in found if u.at < complete) >= limit:
+                    return sorted(found, key=_in_order)[:limit]
+        return sorted(found, key=_in_order)[:limit]
+
+    async def _updates_of(self, ticket_ids: list[str], since: datetime, until: datetime) -> list[Update]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ticket_id in ticket_ids:
+                pipe.lrange(keys.history(ticket_id), 0, -1)
+            histories: list[list[Any]] = await pipe.execute()
+        out = []
+        for ticket_id, rows in zip(ticket_ids, histories, strict=True):
+            for index, row in enumerate(rows):
+                entry = json.loads(row)
+                if "status" not in entry:
+                    continue
+                at = datetime.fromisoformat(entry["at"])
+                if since <= at <= until:
+                    out.append(Update(ticket_id, index, at, entry))
+        return out
+
+
+def _in_order(update: Update) -> tuple[datetime, str, int]:
+    return update.at, update.ticket_id, update.index
 
 
 def _ticket(ticket_id: str, raw: dict[Any, Any]) -> Ticket | None:

@@ -417,6 +417,7 @@ def _dispatch(
         history={
             "at": iso(now),
             "event": history_event,
+            "department": department,
             "summary": f"{history_note}; {summary}" if history_note else summary,
         },
         ops=all_ops,

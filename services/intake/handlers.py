@@ -17,7 +17,7 @@ from shared import streams
 from shared.bus import ScriptBatcher, as_str
 from shared.codec import pack
 from shared.events import Event, TicketReceived
-from shared.store import PREFIX, iso, keys
+from shared.store import PREFIX, iso, keys, updates_bucket
 
 DEDUPE_TTL_SECONDS = 7 * 24 * 3600
 
@@ -66,9 +66,11 @@ for i = 1, 2 do
   end
 end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', '__data__', ARGV[3])
-redis.call('HSET', KEYS[4], unpack(ARGV, 9))
+redis.call('HSET', KEYS[4], unpack(ARGV, 10))
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 redis.call('RPUSH', KEYS[6], ARGV[6])
+redis.call('SADD', KEYS[8], ARGV[1])
+redis.call('EXPIREAT', KEYS[8], ARGV[9])
 return {1, ARGV[1]}
 """
 )
@@ -179,6 +181,7 @@ class TicketIntake:
         for name, value in optional.items():
             if value is not None:
                 fields += [name, value]
+        bucket, expires = updates_bucket(event.received_at)
         code, value = await self._accept(
             keys=[
                 keys.dedupe(event.channel, event.source_id),
@@ -188,6 +191,7 @@ class TicketIntake:
                 keys.by_created,
                 keys.history(event.ticket_id),
                 rate.key,
+                bucket,
             ],
             args=[
                 event.ticket_id,
@@ -195,9 +199,12 @@ class TicketIntake:
                 pack(event),
                 self.maxlen,
                 event.received_at.timestamp(),
-                to_json({"at": at, "event": "received", "summary": f"via {event.channel}"}),
+                to_json(
+                    {"at": at, "event": "received", "summary": f"via {event.channel}", "status": "received"}
+                ),
                 rate.limit,
                 rate.window,
+                expires,
                 *fields,
             ],
         )

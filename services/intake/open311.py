@@ -5,17 +5,24 @@ arrays with 400 (anything malformed, schema errors included), 403 (api_key) and 
 the taxonomy; a request's status, agency and expected time come from the ticket store, so an app sees
 the ticket move. Only POST needs an api_key. What a request exposes is limited on purpose: descriptions
 only of reports that came in through Open311 (a phone transcript is not published), and never contact data.
+
+`servicerequestupdates` is FixMyStreet's extension (its `Open311.pm` polls it with the last two hours):
+each change of a ticket's status, in FixMyStreet's status words, described for the public (the agency,
+and the department's own note on accepting or resolving; never routing internals, and digit runs that
+could be a phone number are blanked). One jurisdiction: `jurisdiction_id` is accepted and ignored.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -32,7 +39,7 @@ from services.intake.http import (
 )
 from services.intake.openapi import Operation, Param
 from shared.events import Location, utcnow
-from shared.store import CLOSED_STATUSES, Ticket
+from shared.store import CLOSED_STATUSES, Ticket, Update
 from shared.taxonomy import Attribute, Category
 
 BASE = "/open311/v2"
@@ -42,6 +49,24 @@ CHANGESET = "2026-01-01T00:00:00Z"
 DEFAULT_DAYS = 90
 MAX_REQUESTS = 1000
 MAX_IDS = 200
+UPDATES_DEFAULT = timedelta(hours=24)
+MAX_UPDATES = 1000
+
+# Our statuses in FixMyStreet's words (its Open311.pm map_state): dispatched is still "open" (a department
+# has it, nobody has signed for it); the coordinator finding an owner is "investigating".
+FMS_STATUS = {
+    "received": "open",
+    "dispatched": "open",
+    "coordinator": "investigating",
+    "accepted": "in_progress",
+    "resolved": "fixed",
+    "duplicate": "duplicate",
+    "closed": "closed",
+}
+# A day's margin: a start computed back from an end in the first days of year 1 stays a datetime.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+# Seven or more digits, allowing the separators people type in phone numbers; a date (2026-11-28) is not one.
+_NUMBER = re.compile(r"(?<!\d)(?!\d{4}[-/.]\d\d?[-/.]\d\d?(?!\d))[+(]?\d(?:[\s\-().]*\d){6,}")
 
 
 class _Format(Convertor[str]):
@@ -129,6 +154,17 @@ class Created(BaseModel):
     account_id: str | None = None
 
 
+class RequestUpdate(BaseModel):
+    """One status change, as FixMyStreet's `servicerequestupdates` extension reads it."""
+
+    update_id: str
+    service_request_id: str
+    status: str
+    updated_datetime: str
+    description: str
+    media_url: str = ""
+
+
 class Service(BaseModel):
     service_code: str
     service_name: str
@@ -144,6 +180,7 @@ _ITEMS = {
     "services": "service",
     "service_requests": "request",
     "errors": "error",
+    "service_request_updates": "request_update",
     "endpoints": "endpoint",
     "formats": "format",
     "attributes": "attribute",
@@ -232,8 +269,45 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def _public(text: str) -> str:
+    return _NUMBER.sub("[number removed]", text.strip())[:1000]
+
+
+def _described(entry: dict[str, Any], agency: str) -> str:
+    """What the public reads of a status change. Routing reasons and rejection notes are for the
+    hotline's staff; a department's note on accepting or resolving is addressed to the citizen."""
+    event, status, summary = entry.get("event"), entry["status"], str(entry.get("summary") or "")
+    if status == "received":
+        return _public(f"Received {summary}")
+    if status == "duplicate":
+        return _public(f"Duplicate {summary}")
+    if status in ("dispatched", "coordinator"):
+        how = {"rejected": "Passed on", "reopened": "Reopened", "rerouted": "Transferred"}.get(
+            str(event), "Sent"
+        )
+        return f"{how}: with {agency}"
+    note = str(entry.get("note") or "")
+    done = {"accepted": "Accepted", "resolved": "Resolved"}.get(status, status.capitalize())
+    return _public(f"{done} by {agency}" + (f": {note}" if note else ""))
+
+
+JURISDICTION = Param(
+    "jurisdiction_id", "query", "accepted and ignored: the endpoint serves one jurisdiction", False
+)
+DATES = (
+    Param("start_date", "query", "ISO 8601", False, {"type": "string", "format": "date-time"}),
+    Param("end_date", "query", "ISO 8601", False, {"type": "string", "format": "date-time"}),
+)
+
 OPERATIONS = [
-    Operation("get", f"{BASE}/discovery.json", "Open311 service discovery", "open311", open311=True),
+    Operation(
+        "get",
+        f"{BASE}/discovery.json",
+        "Open311 service discovery",
+        "open311",
+        params=(JURISDICTION,),
+        open311=True,
+    ),
     Operation(
         "get",
         f"{BASE}/services.json",
@@ -241,6 +315,7 @@ OPERATIONS = [
         "open311",
         answer=Service,
         answer_is_list=True,
+        params=(JURISDICTION,),
         open311=True,
     ),
     Operation(
@@ -248,7 +323,7 @@ OPERATIONS = [
         f"{BASE}/services/{{service_code}}.json",
         "A service definition (its attributes)",
         "open311",
-        params=(Param("service_code", "path", "a service code"),),
+        params=(Param("service_code", "path", "a service code"), JURISDICTION),
         errors=(404,),
         open311=True,
     ),
@@ -275,9 +350,9 @@ OPERATIONS = [
         params=(
             Param("service_request_id", "query", "comma list; overrides the other filters", False),
             Param("service_code", "query", "comma list", False),
-            Param("start_date", "query", "ISO 8601", False, {"type": "string", "format": "date-time"}),
-            Param("end_date", "query", "ISO 8601", False, {"type": "string", "format": "date-time"}),
+            *DATES,
             Param("status", "query", "open, closed or both", False),
+            JURISDICTION,
         ),
         errors=(400,),
         open311=True,
@@ -289,7 +364,7 @@ OPERATIONS = [
         "open311",
         answer=ServiceRequest,
         answer_is_list=True,
-        params=(Param("service_request_id", "path", "the ticket id"),),
+        params=(Param("service_request_id", "path", "the ticket id"), JURISDICTION),
         errors=(404,),
         open311=True,
     ),
@@ -298,8 +373,25 @@ OPERATIONS = [
         f"{BASE}/tokens/{{token}}.json",
         "The request id of a token",
         "open311",
-        params=(Param("token", "path", "a token from POST requests"),),
+        params=(Param("token", "path", "a token from POST requests"), JURISDICTION),
         errors=(404,),
+        open311=True,
+    ),
+    Operation(
+        "get",
+        f"{BASE}/servicerequestupdates.json",
+        "Status updates, oldest first, at most 1000 (the oldest; ask again from the last one's time); "
+        "the window defaults to the last 24 hours (FixMyStreet's extension)",
+        "open311",
+        answer=RequestUpdate,
+        answer_is_list=True,
+        params=(
+            *DATES,
+            Param("service_request_id", "query", "comma list: only these requests", False),
+            Param("api_key", "query", "accepted and not needed", False),
+            JURISDICTION,
+        ),
+        errors=(400,),
         open311=True,
     ),
 ]
@@ -446,10 +538,7 @@ def routes(deps: Deps) -> list[Route]:
         if statuses - {"open", "closed"}:
             raise _bad("status is open, closed or both (comma separated)")
         codes = set(_split(query.get("service_code")))
-        end = _date(query.get("end_date"), "end_date", deps) or utcnow()
-        start = _date(query.get("start_date"), "start_date", deps) or end - timedelta(days=DEFAULT_DAYS)
-        if start > end:
-            raise _bad("start_date is after end_date")
+        start, end = _window(query, deps, timedelta(days=DEFAULT_DAYS))
         out: list[dict[str, Any]] = []
         offset = 0
         # Filters apply after the time index, so read it in pages; bounded so one query stays cheap.
@@ -487,6 +576,33 @@ def routes(deps: Deps) -> list[Route]:
             request.path_params["fmt"], "service_requests", [{"service_request_id": value, "token": value}]
         )
 
+    def update(item: Update) -> dict[str, Any]:
+        status = str(item.entry["status"])
+        department = str(item.entry.get("department") or "")
+        return RequestUpdate(
+            update_id=f"{item.ticket_id}-{item.index}",
+            service_request_id=item.ticket_id,
+            status=FMS_STATUS.get(status, "closed" if status in CLOSED_STATUSES else "open"),
+            updated_datetime=when(item.at) or "",
+            description=_described(
+                item.entry, deps.department_names.get(department, department or "the hotline")
+            ),
+        ).model_dump()
+
+    async def updates(request: Request) -> Response:
+        await deps.limit("open311_read", client_ip(request))
+        query = request.query_params
+        start, end = _window(query, deps, UPDATES_DEFAULT)
+        # Times are shown to the second, and FixMyStreet drops an update shown outside the window it
+        # asked for: an end given to the second takes in that whole second, as the time shown does.
+        if end.microsecond == 0:
+            end += timedelta(microseconds=999_999)
+        ids = _split(query.get("service_request_id"))
+        found = await available(
+            deps.store.updates(start, end, MAX_UPDATES, ticket_ids=ids[:MAX_IDS] if ids else None)
+        )
+        return render(request.path_params["fmt"], "service_request_updates", [update(u) for u in found])
+
     def route(path: str, name: str, endpoint: Any, method: str = "GET") -> Route:
         return Route(
             BASE + path,
@@ -502,7 +618,19 @@ def routes(deps: Deps) -> list[Route]:
         route("/requests{fmt:open311_fmt}", "requests", search),
         route("/requests/{service_request_id:open311_id}{fmt:open311_fmt}", "request", one),
         route("/tokens/{token:open311_id}{fmt:open311_fmt}", "token", token),
+        route("/servicerequestupdates{fmt:open311_fmt}", "updates", updates),
     ]
+
+
+def _window(query: QueryParams, deps: Deps, default: timedelta) -> tuple[datetime, datetime]:
+    """start_date and end_date; the window ends now and lasts `default` unless given."""
+    end = _date(query.get("end_date"), "end_date", deps) or utcnow()
+    start = _date(query.get("start_date"), "start_date", deps) or (
+        end - default if end > _EARLIEST + default else end
+    )
+    if start > end:
+        raise _bad("start_date is after end_date")
+    return start, end
 
 
 def _date(value: str | None, name: str, deps: Deps) -> datetime | None:

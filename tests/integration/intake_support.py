@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from services.intake.signatures import signed_headers
 from shared.effects import StoreWrite
-from shared.events import utcnow
+from shared.events import Place, TicketClassified, Urgency, utcnow
 from shared.store import TicketStore, iso
 
 SECRET = "whsec_dGVzdC1zZWNyZXQ="
@@ -68,9 +69,16 @@ async def new_ticket(client: httpx.AsyncClient, call_id: str) -> str:
     return str(resp.json()["ticket_id"])
 
 
-async def dispatch_to(redis: Redis, ticket_id: str, department: str, attempt: int = 1, **fields: str) -> None:
-    """What dispatch writes when it sends a ticket to a department (its projection write)."""
-    now = iso(utcnow())
+async def dispatch_to(
+    redis: Redis,
+    ticket_id: str,
+    department: str,
+    attempt: int = 1,
+    at: datetime | None = None,
+    **fields: str,
+) -> None:
+    """What dispatch writes when it sends a ticket to a department (its projection write), at `at`."""
+    now = iso(at or utcnow())
     await TicketStore(redis).apply(
         StoreWrite(
             ticket_id=ticket_id,
@@ -83,7 +91,30 @@ async def dispatch_to(redis: Redis, ticket_id: str, department: str, attempt: in
                 "feedback_due_at": now,
                 **fields,
             },
+            history={
+                "at": now,
+                "event": "dispatched",
+                "department": department,
+                "summary": f"to {department}",
+            },
             ops=[["ZADD", f"hotline:dept:{department}:open", 1, ticket_id]],
         ),
         scope="dispatch",
+    )
+
+
+def classified_utilities(
+    ticket_id: str, at: datetime, event_id: str, district: str | None = None, urgency: Urgency = "general"
+) -> TicketClassified:
+    """What the classifier publishes for a water-supply ticket, for dispatch's own handlers to take."""
+    return TicketClassified(
+        event_id=event_id,
+        ticket_id=ticket_id,
+        occurred_at=at,
+        category="utilities",
+        confidence=0.9,
+        urgency=urgency,
+        place=Place(district=district),
+        model_version="test",
+        received_at=at,
     )

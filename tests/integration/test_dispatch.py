@@ -12,27 +12,22 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from services.dispatch import state
-from services.dispatch.app import Dispatcher
 from services.dispatch.escalation import Scanner
 from services.dispatch.metrics import DispatchMetrics
-from services.dispatch.routing import RoutingSource
 from shared import streams
 from shared.bus import redis_client
-from shared.codec import DATA_FIELD, decode, pack
+from shared.codec import decode
 from shared.events import (
-    Event,
     Place,
     TicketClassified,
-    TicketDispatched,
     TicketEscalated,
     TicketReopened,
     TicketRerouted,
     TicketUpdated,
     utcnow,
 )
-from shared.settings import CommonSettings
-from shared.store import TicketStore, keys
-from shared.worker import Consumer, Worker
+from shared.store import keys
+from tests.integration.dispatch_support import Harness
 
 pytestmark = pytest.mark.redis
 
@@ -51,46 +46,6 @@ rules:
   - {category: utilities, department: east_water, district: donghu, priority: 20}
 fallbacks: {donghu: street_donghu}
 """
-
-
-class Harness:
-    def __init__(self, redis: Redis, path: Path) -> None:
-        self.redis = redis
-        self.metrics = DispatchMetrics(CollectorRegistry())
-        self.routing = RoutingSource(path)
-        self.dispatcher = Dispatcher(redis, self.routing, self.metrics)
-        self.consumers = {
-            streams.CLASSIFIED: Consumer(
-                streams.CLASSIFIED, streams.DISPATCH, TicketClassified, self.dispatcher.classified
-            ),
-            streams.UPDATED: Consumer(
-                streams.UPDATED, streams.DISPATCH, TicketUpdated, self.dispatcher.updated
-            ),
-            streams.REOPENED: Consumer(
-                streams.REOPENED, streams.DISPATCH, TicketReopened, self.dispatcher.reopened
-            ),
-            streams.REROUTED: Consumer(
-                streams.REROUTED, streams.DISPATCH, TicketRerouted, self.dispatcher.rerouted
-            ),
-        }
-        self.worker = Worker(
-            service="dispatch",
-            settings=CommonSettings(),
-            redis=redis,
-            consumers=list(self.consumers.values()),
-        )
-        self.store = TicketStore(redis)
-
-    async def feed(self, stream: str, *events: Event) -> None:
-        """Append events and run the dispatch group's batch over them, as the subscriber would."""
-        for e in events:
-            await self.redis.xadd(stream, {DATA_FIELD: pack(e)})
-        reply = await self.redis.xreadgroup(streams.DISPATCH, "w1", {stream: ">"}, count=1000)
-        result = await self.worker.process(self.consumers[stream], list(reply[0][1]))
-        assert not result.dead and not result.retry
-
-    async def dispatched(self) -> list[TicketDispatched]:
-        return [decode(f, TicketDispatched) for _, f in await self.redis.xrange(streams.DISPATCHED)]
 
 
 @pytest.fixture

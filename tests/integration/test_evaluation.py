@@ -44,9 +44,7 @@ from shared.codec import decode, pack
 from shared.effects import Effects
 from shared.embedded import free_port
 from shared.events import (
-    Place,
     SurveyAnswered,
-    TicketClassified,
     TicketDispatched,
     TicketReopened,
     TicketUpdated,
@@ -55,7 +53,7 @@ from shared.events import (
 from shared.outbound import OutboundSender, RetryPolicy
 from shared.settings import CommonSettings
 from shared.store import TicketStore, keys
-from tests.integration.intake_support import NUMBER, SECRET, new_ticket, post_signed
+from tests.integration.intake_support import NUMBER, SECRET, classified_utilities, new_ticket, post_signed
 from tests.support import serving, wait_for
 
 pytestmark = pytest.mark.redis
@@ -132,16 +130,8 @@ async def commit(redis: Redis, effects: Effects, scope: str) -> None:
 async def dispatch_ticket(redis: Redis, ticket_id: str, attempt: str = "1") -> str:
     """Dispatch's own handler on a classified utilities ticket in district A3区; returns the department."""
     now = utcnow()
-    classified = TicketClassified(
-        event_id=f"classified-{ticket_id}-{attempt}",
-        ticket_id=ticket_id,
-        occurred_at=now,
-        category="utilities",
-        confidence=0.9,
-        urgency="utilities",
-        place=Place(district="A3区"),
-        model_version="test",
-        received_at=now,
+    classified = classified_utilities(
+        ticket_id, now, f"classified-{ticket_id}-{attempt}", "A3区", "utilities"
     )
     effects = on_classified(classified, table=ROUTING, supply=Snapshot({}, {}), now=now, previous=None)
     await commit(redis, effects, "dispatch")
