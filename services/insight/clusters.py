@@ -61,7 +61,11 @@ class Cluster:
     id: int
     district: str | None
     members: list[Message] = field(default_factory=list)
-    centroid: sp.csr_matrix | None = None  # sum of member vectors
+    # The sum of member vectors, by hashed feature: adding a message touches only its own ~100 features,
+    # where a sparse matrix would be rebuilt.
+    centroid: dict[int, float] = field(default_factory=dict)
+    # Kept as messages join, so that finding the active clusters does not walk every member of every one.
+    last: datetime | None = None
 
     @property
     def start(self) -> datetime:
@@ -69,7 +73,17 @@ class Cluster:
 
     @property
     def end(self) -> datetime:
-        return max(m.created_at for m in self.members)
+        assert self.last is not None, "a cluster has at least one member"
+        return self.last
+
+    def join(self, messages: Sequence[Message], features: np.ndarray, weights: np.ndarray) -> None:
+        """Add members whose vectors sum to (features, weights)."""
+        self.members.extend(messages)
+        newest = max(m.created_at for m in messages)
+        self.last = newest if self.last is None else max(self.last, newest)
+        centroid = self.centroid
+        for f, w in zip(features.tolist(), weights.tolist(), strict=True):
+            centroid[f] = centroid.get(f, 0.0) + w
 
 
 @dataclass(frozen=True)
@@ -124,19 +138,41 @@ class Clusterer:
         self.clusters: dict[int, Cluster] = {}
         self._next_id = 0
         self._seen: set[str] = set()
+        # Each cluster's centroid as sorted (features, weights) arrays, dropped when the cluster changes:
+        # a batch restacks only the clusters the previous batch touched.
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _vectors(self, messages: Sequence[Message]) -> sp.csr_matrix:
-        tf = self.vectorizer.transform([features_text(m) for m in messages]).tocsr()
-        tf.data = 1.0 + np.log(tf.data)
-        presence = tf.copy()
-        presence.data[:] = 1.0
-        self.df += np.asarray(presence.sum(axis=0)).ravel()
+        """TF-IDF rows, L2-normalised; the IDF is computed only on the features the batch holds."""
+        tf = self._vectors_readonly(messages)
+        np.add.at(self.df, tf.indices, 1.0)  # the hasher sums duplicates: one entry per feature and row
         self.n_docs += len(messages)
-        idf = np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
-        x = tf.multiply(idf[None, :]).tocsr()
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        idf = np.log((1.0 + self.n_docs) / (1.0 + self.df[tf.indices])) + 1.0
+        data = tf.data * idf
+        rows = np.repeat(np.arange(len(messages)), np.diff(tf.indptr))
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(messages)))
         norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags(1.0 / norms) @ x)
+        return sp.csr_matrix((data * (1.0 / norms)[rows], tf.indices, tf.indptr), shape=tf.shape)
+
+    def _centroids(self, clusters: Sequence[Cluster]) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The clusters' centroids as the rows of one matrix, and their L2 norms."""
+        rows = [self._row(c) for c in clusters]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(f) for f, _ in rows], out=indptr[1:])
+        data = np.concatenate([w for _, w in rows]) if rows else np.zeros(0)
+        indices = np.concatenate([f for f, _ in rows]) if rows else np.zeros(0, dtype=np.int64)
+        owner = np.repeat(np.arange(len(rows)), np.diff(indptr))
+        norms = np.sqrt(np.bincount(owner, weights=data * data, minlength=len(rows)))
+        return sp.csr_matrix((data, indices, indptr), shape=(len(rows), N_FEATURES)), norms
+
+    def _row(self, cluster: Cluster) -> tuple[np.ndarray, np.ndarray]:
+        row = self._rows.get(cluster.id)
+        if row is None:
+            features = np.fromiter(cluster.centroid, dtype=np.int64, count=len(cluster.centroid))
+            weights = np.fromiter(cluster.centroid.values(), dtype=float, count=len(cluster.centroid))
+            order = np.argsort(features)
+            row = self._rows[cluster.id] = (features[order], weights[order])
+        return row
 
     def add(self, messages: Iterable[Message]) -> None:
         """Add messages (in time order); a message already seen is ignored, so replays change nothing."""
@@ -149,8 +185,7 @@ class Clusterer:
         active = [c for c in self.clusters.values() if fresh[0].created_at - c.end <= window]
         sims = np.zeros((len(fresh), 0))
         if active:
-            cents = sp.vstack([c.centroid for c in active]).tocsr()
-            norms = np.sqrt(np.asarray(cents.multiply(cents).sum(axis=1)).ravel())
+            cents, norms = self._centroids(active)
             sims = (x @ cents.T).toarray() / np.maximum(norms, 1e-12)[None, :]
         within = (x @ x.T).toarray()
         new_of_batch: list[tuple[int, Cluster]] = []  # (row in batch, cluster) started in this batch
@@ -170,15 +205,17 @@ class Clusterer:
                 self._next_id += 1
                 self.clusters[best.id] = best
                 new_of_batch.append((i, best))
-            best.members.append(message)
             best.district = best.district or district
-            best.centroid = x[i] if best.centroid is None else best.centroid + x[i]
+            start, stop = x.indptr[i], x.indptr[i + 1]
+            best.join([message], x.indices[start:stop], x.data[start:stop])
+            self._rows.pop(best.id, None)
 
     def prune(self, before: datetime) -> int:
         """Forget clusters whose last message is older than `before` (bounded memory in the service)."""
         old = [c for c in self.clusters.values() if c.end < before]
         for c in old:
             del self.clusters[c.id]
+            self._rows.pop(c.id, None)
             self._seen.difference_update(m.id for m in c.members)
         return len(old)
 
@@ -188,11 +225,10 @@ class Clusterer:
         Clusters of two or more messages whose centroids match at >= `merge_threshold`, whose districts
         agree and whose spans lie within `window_days` of each other are merged, most similar pairs first.
         """
-        multi = [c for c in self.clusters.values() if len(c.members) >= 2 and c.centroid is not None]
+        multi = [c for c in self.clusters.values() if len(c.members) >= 2]
         if len(multi) < 2:
             return 0
-        cents = sp.vstack([c.centroid for c in multi]).tocsr()
-        norms = np.sqrt(np.asarray(cents.multiply(cents).sum(axis=1)).ravel())
+        cents, norms = self._centroids(multi)
         cents = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ cents)
         sims = sp.triu(cents @ cents.T, k=1).tocoo()
         keep = sims.data >= self.config.merge_threshold
@@ -216,10 +252,11 @@ class Clusterer:
                 continue
             if ca.start - cb.end > window or cb.start - ca.end > window:
                 continue
-            ca.members.extend(cb.members)
+            features, weights = self._row(cb)
+            ca.join(cb.members, features, weights)
             ca.district = ca.district or cb.district
-            assert ca.centroid is not None and cb.centroid is not None
-            ca.centroid = ca.centroid + cb.centroid
+            self._rows.pop(ca.id, None)
+            self._rows.pop(cb.id, None)
             owner[rb] = ra
             del alive[rb]
             del self.clusters[rb]
@@ -278,9 +315,9 @@ class Clusterer:
         )
 
     def _central(self, cluster: Cluster, members: list[Message]) -> Message:
-        assert cluster.centroid is not None
         x = self._vectors_readonly(members)
-        scores = (x @ cluster.centroid.T).toarray().ravel()
+        cents, _ = self._centroids([cluster])
+        scores = (x @ cents.T).toarray().ravel()
         return members[int(np.argmax(scores))]
 
     def _vectors_readonly(self, messages: Sequence[Message]) -> sp.csr_matrix:
@@ -290,7 +327,6 @@ class Clusterer:
 
     def _keywords(self, cluster: Cluster, k: int = 5) -> list[str]:
         """The character bigrams and trigrams that weigh most in the centroid, longest first when tied."""
-        assert cluster.centroid is not None
         texts = [features_text(m) for m in cluster.members]
         grams: dict[str, int] = {}
         for text in texts:
