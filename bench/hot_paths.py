@@ -132,10 +132,11 @@ def run(tree: Path, tickets: int) -> dict[str, Any]:
         [sys.executable, str(ROOT / "bench" / "hot_paths.py"), "--child", str(tickets)],
         cwd=tree,
         env=env,
-        check=True,
         capture_output=True,
         text=True,
     )
+    if out.returncode:
+        sys.exit(f"{tree}: the measurement failed:\n{out.stderr}")
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -56,18 +57,17 @@ class Snapshot:
     ) -> None:
         self._ahead = ahead
         self._counts = counts
-        self._added: dict[str, list[float]] = defaultdict(list)
+        self._added: dict[str, list[float]] = defaultdict(list)  # sorted: a batch asks once per candidate
 
     def ahead(self, department: str, due: datetime) -> int:
         ts = due.timestamp()
-        extra = sum(1 for t in self._added[department] if t <= ts)
-        return self._ahead.get((department, ts), 0) + extra
+        return self._ahead.get((department, ts), 0) + bisect_right(self._added[department], ts)
 
     def acceptance(self, department: str, category: str, district: str | None) -> Counts:
         return self._counts.get((department, category, district), Counts())
 
     def added(self, department: str, due: datetime) -> None:
-        self._added[department].append(due.timestamp())
+        insort(self._added[department], due.timestamp())
 
 
 def departments_for(table: RoutingTable, demand: Demand) -> list[str]:
