@@ -116,3 +116,24 @@ async def test_no_alert_before_enough_history(redis: Redis, redis_url: str) -> N
     )
     assert await alerts(redis) == []
     assert await redis.hget(state.daily_key(T.year, T.month), "environment|A2区|20") == b"20"
+
+
+async def test_counts_are_read_back_for_every_hour_of_the_windows_across_midnight(redis: Redis) -> None:
+    midnight = datetime(2026, 11, 21, tzinfo=UTC)
+    counted = {
+        ("environment|A2区", midnight - timedelta(hours=2)): 3,
+        ("environment|A2区", midnight + timedelta(hours=1)): 1,
+        ("transport|A1区", midnight - timedelta(hours=1)): 2,
+        ("transport|A1区", midnight - timedelta(hours=5)): 7,  # outside the windows asked for
+    }
+    for (series, at), n in counted.items():
+        for i in range(n):
+            for op in state.count_ops(series, at, f"T{i}"):
+                await redis.execute_command(*op)
+    hour = state.hour_index(midnight + timedelta(hours=1))
+    counts = await state.load_counts(redis, {"environment|A2区", "transport|A1区", "water|-"}, {hour}, 4)
+    assert counts == {
+        "environment|A2区": {hour - 3: 3, hour: 1},
+        "transport|A1区": {hour - 2: 2},
+        "water|-": {},
+    }
