@@ -140,7 +140,10 @@ class Insight:
         since = max(self._cursor, (now - timedelta(days=self.settings.emerging_days)).timestamp())
         ids = await self.redis.zrangebyscore(keys.by_created, since, now.timestamp())
         names = [as_str(i) for i in ids if isinstance(i, bytes | str)]
-        tickets = [t for t in await self.store.get_many(names) if t is not None and t.text]
+        found = await self.store.get_many(
+            names, fields=("text", "title", "received_at", "district", "address")
+        )
+        tickets = [t for t in found if t is not None and t.text]
         messages = sorted(
             (
                 Message(
