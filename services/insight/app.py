@@ -139,7 +139,7 @@ class Insight:
         """Feed tickets received since the last pass to the clusterer; publish the hottest clusters."""
         since = max(self._cursor, (now - timedelta(days=self.settings.emerging_days)).timestamp())
         ids = await self.redis.zrangebyscore(keys.by_created, since, now.timestamp())
-        names = [as_str(i) for i in ids if isinstance(i, bytes | str)]
+        names = self.clusterer.unseen(as_str(i) for i in ids if isinstance(i, bytes | str))
         found = await self.store.get_many(
             names, fields=("text", "title", "received_at", "district", "address")
         )

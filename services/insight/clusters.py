@@ -174,6 +174,10 @@ class Clusterer:
             row = self._rows[cluster.id] = (features[order], weights[order])
         return row
 
+    def unseen(self, ids: Iterable[str]) -> list[str]:
+        """The ids not added yet: the rest need not be read back, since `add` would ignore them."""
+        return [i for i in ids if i not in self._seen]
+
     def add(self, messages: Iterable[Message]) -> None:
         """Add messages (in time order); a message already seen is ignored, so replays change nothing."""
         fresh = [m for m in messages if m.id not in self._seen]

@@ -14,7 +14,9 @@ from services.insight.app import Insight, InsightSettings
 from services.insight.handlers import episode_id
 from shared import streams
 from shared.codec import DATA_FIELD, decode, pack
+from shared.effects import StoreWrite
 from shared.events import HotspotAlert, Place, TicketClassified
+from shared.store import Ticket, TicketStore, iso, keys
 from shared.worker import Consumer, Worker
 
 pytestmark = pytest.mark.redis
@@ -137,3 +139,36 @@ async def test_counts_are_read_back_for_every_hour_of_the_windows_across_midnigh
         "transport|A1区": {hour - 2: 2},
         "water|-": {},
     }
+
+
+async def test_emerging_issues_grow_and_each_ticket_is_read_back_once(
+    redis: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    insight, _, _ = make(redis, redis_url)
+    store = TicketStore(redis)
+
+    async def received(n: int, at: datetime) -> None:
+        fields = {
+            "text": "丽发新城小区附近搅拌站噪音扰民，请尽快处理",
+            "district": "A2区",
+            "received_at": iso(at),
+        }
+        await store.apply(StoreWrite(ticket_id=f"T{n}", event_id=f"r{n}", fields=fields), scope="intake")
+        await redis.zadd(keys.by_created, {f"T{n}": at.timestamp()})
+
+    read: list[str] = []
+    get_many = store.get_many
+
+    async def recording(ids: list[str], fields: tuple[str, ...] | None = None) -> list[Ticket | None]:
+        read.extend(ids)
+        return await get_many(ids, fields)
+
+    monkeypatch.setattr(insight.store, "get_many", recording)
+    for n, minute in enumerate((0, 1, 4.5)):  # the last one within the minute the next pass reads again
+        await received(n, T + timedelta(minutes=minute))
+    await insight.update_emerging(T + timedelta(minutes=5))
+    await received(3, T + timedelta(minutes=6))
+    await insight.update_emerging(T + timedelta(minutes=7))
+    [issue] = json.loads(await redis.get(state.EMERGING) or "[]")
+    assert sorted(issue["message_ids"]) == ["T0", "T1", "T2", "T3"] and issue["district"] == "A2区"
+    assert sorted(read) == ["T0", "T1", "T2", "T3"], "a ticket already clustered is not read again"
