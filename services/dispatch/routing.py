@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta, tzinfo
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -207,7 +208,16 @@ class RoutingTable(BaseModel):
         return ZoneInfo(self.timezone)
 
     def department(self, department_id: str) -> Department | None:
-        return next((d for d in self.departments if d.id == department_id), None)
+        return self._by_id.get(department_id)
+
+    @cached_property
+    def _by_id(self) -> dict[str, Department]:
+        """Assignment looks departments up several times per ticket. The table is frozen (a reload
+        builds a new one), so the index never goes stale; the first of a duplicated id wins, as before."""
+        by_id: dict[str, Department] = {}
+        for d in self.departments:
+            by_id.setdefault(d.id, d)
+        return by_id
 
     def fallback_for(self, district: str | None) -> str:
         return self.fallbacks.get(district or "", self.fallback)
