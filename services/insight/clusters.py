@@ -64,12 +64,16 @@ class Cluster:
     # The sum of member vectors, by hashed feature: adding a message touches only its own ~100 features,
     # where a sparse matrix would be rebuilt.
     centroid: dict[int, float] = field(default_factory=dict)
-    # Kept as messages join, so that finding the active clusters does not walk every member of every one.
+    # Kept as messages join, so that finding the active clusters and ranking them every refresh do not
+    # walk every member of every cluster.
+    first: datetime | None = None
     last: datetime | None = None
+    volume_heat: float | None = field(default=None, repr=False)  # heat before the decay on age
 
     @property
     def start(self) -> datetime:
-        return min(m.created_at for m in self.members)
+        assert self.first is not None, "a cluster has at least one member"
+        return self.first
 
     @property
     def end(self) -> datetime:
@@ -79,8 +83,10 @@ class Cluster:
     def join(self, messages: Sequence[Message], features: np.ndarray, weights: np.ndarray) -> None:
         """Add members whose vectors sum to (features, weights)."""
         self.members.extend(messages)
-        newest = max(m.created_at for m in messages)
+        oldest, newest = min(m.created_at for m in messages), max(m.created_at for m in messages)
+        self.first = oldest if self.first is None else min(self.first, oldest)
         self.last = newest if self.last is None else max(self.last, newest)
+        self.volume_heat = None
         centroid = self.centroid
         for f, w in zip(features.tolist(), weights.tolist(), strict=True):
             centroid[f] = centroid.get(f, 0.0) + w
@@ -286,16 +292,9 @@ class Clusterer:
         ]
 
     def _heat(self, cluster: Cluster, now: datetime | None) -> float:
-        members = cluster.members
-        authors = {m.author or m.id for m in members}
-        likes = sum(max(0, m.likes) for m in members)
-        volume = len(authors) + 0.5 * (len(members) - len(authors))
-        weeks: dict[int, int] = {}
-        for m in members:
-            week = int(m.created_at.timestamp() // (7 * 86400))
-            weeks[week] = weeks.get(week, 0) + 1
-        concentration = math.sqrt(max(weeks.values()) / len(members))
-        heat = volume * (1.0 + math.log10(1.0 + likes)) * concentration
+        if cluster.volume_heat is None:
+            cluster.volume_heat = _volume_heat(cluster.members)
+        heat = cluster.volume_heat
         if now is not None:
             age_days = max(0.0, (now - cluster.end).total_seconds() / 86400)
             heat *= 0.5 ** (age_days / self.config.half_life_days)
@@ -355,6 +354,18 @@ class Clusterer:
             if len(chosen) == k:
                 break
         return chosen
+
+
+def _volume_heat(members: Sequence[Message]) -> float:
+    authors = {m.author or m.id for m in members}
+    likes = sum(max(0, m.likes) for m in members)
+    volume = len(authors) + 0.5 * (len(members) - len(authors))
+    weeks: dict[int, int] = {}
+    for m in members:
+        week = int(m.created_at.timestamp() // (7 * 86400))
+        weeks[week] = weeks.get(week, 0) + 1
+    concentration = math.sqrt(max(weeks.values()) / len(members))
+    return volume * (1.0 + math.log10(1.0 + likes)) * concentration
 
 
 def _compatible(a: str | None, b: str | None) -> bool:

@@ -240,3 +240,13 @@ def test_a_late_message_does_not_move_a_cluster_back_in_time() -> None:
     [issue] = clusterer.issues()
     assert issue.start == msg(2, ISSUE_A[1], 2).created_at and issue.end == msg(1, ISSUE_A[0], 10).created_at
     assert clusterer.prune(msg(1, ISSUE_A[0], 10).created_at) == 0, "its last message is still recent"
+
+
+def test_an_issue_heats_up_as_messages_join_between_refreshes() -> None:
+    clusterer = Clusterer()
+    clusterer.add([msg(i, ISSUE_A[i % 3], i) for i in range(2)])
+    [before] = clusterer.issues()
+    clusterer.add([msg(2, ISSUE_A[2], 2, likes=40)])
+    [after] = clusterer.issues()
+    assert len(after.message_ids) == 3 and after.likes == 40 and after.heat > 2 * before.heat
+    assert (after.start, after.end) == (msg(0, "", 0).created_at, msg(2, "", 2).created_at)
