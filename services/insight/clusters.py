@@ -144,9 +144,9 @@ class Clusterer:
         self.clusters: dict[int, Cluster] = {}
         self._next_id = 0
         self._seen: set[str] = set()
-        # Each cluster's centroid as sorted (features, weights) arrays, dropped when the cluster changes:
-        # a batch restacks only the clusters the previous batch touched.
+        # Each cluster's centroid as sorted (features, weights) arrays, dropped when the cluster changes.
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._index = _Index()
 
     def _vectors(self, messages: Sequence[Message]) -> sp.csr_matrix:
         """TF-IDF rows, L2-normalised; the IDF is computed only on the features the batch holds."""
@@ -193,19 +193,16 @@ class Clusterer:
         x = self._vectors(fresh)
         window = timedelta(days=self.config.window_days)
         active = [c for c in self.clusters.values() if fresh[0].created_at - c.end <= window]
-        sims = np.zeros((len(fresh), 0))
-        if active:
-            cents, norms = self._centroids(active)
-            sims = (x @ cents.T).toarray() / np.maximum(norms, 1e-12)[None, :]
+        matches = self._matches(x, active)
         within = (x @ x.T).toarray()
         new_of_batch: list[tuple[int, Cluster]] = []  # (row in batch, cluster) started in this batch
         for i, message in enumerate(fresh):
             district = specific_district(message.location)
             best, best_sim = None, self.config.threshold
-            for j in np.flatnonzero(sims[i] >= best_sim) if sims.shape[1] else ():
-                cluster = active[j]
-                if sims[i, j] >= best_sim and _compatible(cluster.district, district):
-                    best, best_sim = cluster, sims[i, j]
+            for cid, sim in matches[i]:
+                cluster = self.clusters[cid]
+                if sim >= best_sim and _compatible(cluster.district, district):
+                    best, best_sim = cluster, sim
             for row, cluster in new_of_batch:
                 s = within[i, row]
                 if s >= best_sim and _compatible(cluster.district, district):
@@ -218,14 +215,45 @@ class Clusterer:
             best.district = best.district or district
             start, stop = x.indptr[i], x.indptr[i + 1]
             best.join([message], x.indices[start:stop], x.data[start:stop])
-            self._rows.pop(best.id, None)
+            self._changed(best.id)
+
+    def _changed(self, cluster_id: int) -> None:
+        self._rows.pop(cluster_id, None)
+        self._index.stale.add(cluster_id)
+
+    def _matches(self, x: sp.csr_matrix, active: list[Cluster]) -> list[list[tuple[int, float]]]:
+        """For each row of `x`, the active clusters whose centroid (as the batch found it) it matches at
+        >= threshold, as (cluster id, cosine) in id order: the order in which ties are decided."""
+        index, threshold = self._index, self.config.threshold
+        out: list[list[tuple[int, float]]] = [[] for _ in range(x.shape[0])]
+        fresh = [c for c in active if c.id in index.stale or c.id not in index.column]
+        if len(fresh) > max(256, len(active) // 4):
+            index.build(active, *self._centroids(active))
+            fresh = []
+        if index.ids:
+            live = {c.id for c in active} - index.stale
+            usable = np.fromiter((cid in live for cid in index.ids), dtype=bool, count=len(index.ids))
+            sims = (x @ index.features).tocsr()
+            rows = np.repeat(np.arange(x.shape[0]), np.diff(sims.indptr))
+            values = sims.data / index.norms[sims.indices]
+            hit = (values >= threshold) & usable[sims.indices]
+            for row, col, value in zip(rows[hit], sims.indices[hit], values[hit], strict=True):
+                out[row].append((index.ids[col], value))
+        if fresh:
+            cents, norms = self._centroids(fresh)
+            sims_fresh = (x @ cents.T).toarray() / np.maximum(norms, 1e-12)[None, :]
+            for row, col in zip(*np.nonzero(sims_fresh >= threshold), strict=True):
+                out[row].append((fresh[col].id, sims_fresh[row, col]))
+        for found in out:
+            found.sort(key=lambda match: match[0])
+        return out
 
     def prune(self, before: datetime) -> int:
         """Forget clusters whose last message is older than `before` (bounded memory in the service)."""
         old = [c for c in self.clusters.values() if c.end < before]
         for c in old:
             del self.clusters[c.id]
-            self._rows.pop(c.id, None)
+            self._changed(c.id)
             self._seen.difference_update(m.id for m in c.members)
         return len(old)
 
@@ -265,8 +293,8 @@ class Clusterer:
             features, weights = self._row(cb)
             ca.join(cb.members, features, weights)
             ca.district = ca.district or cb.district
-            self._rows.pop(ca.id, None)
-            self._rows.pop(cb.id, None)
+            self._changed(ca.id)
+            self._changed(cb.id)
             owner[rb] = ra
             del alive[rb]
             del self.clusters[rb]
@@ -354,6 +382,29 @@ class Clusterer:
             if len(chosen) == k:
                 break
         return chosen
+
+
+class _Index:
+    """Centroids as one features x clusters matrix, so that a batch's similarities are one sparse product.
+
+    Rebuilding it costs a pass over every centroid, so it is rebuilt only when a quarter of the active
+    clusters have changed or started since; until then the clusters in `stale` are left out of it and a
+    batch compares with their current centroids apart.
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.column: dict[int, int] = {}
+        self.stale: set[int] = set()
+        self.features = sp.csr_matrix((N_FEATURES, 0))
+        self.norms = np.zeros(0)
+
+    def build(self, clusters: Sequence[Cluster], centroids: sp.csr_matrix, norms: np.ndarray) -> None:
+        self.ids = [c.id for c in clusters]
+        self.column = {cid: col for col, cid in enumerate(self.ids)}
+        self.stale = set()
+        self.features = centroids.T.tocsr()
+        self.norms = np.maximum(norms, 1e-12)
 
 
 def _volume_heat(members: Sequence[Message]) -> float:

@@ -250,3 +250,30 @@ def test_an_issue_heats_up_as_messages_join_between_refreshes() -> None:
     [after] = clusterer.issues()
     assert len(after.message_ids) == 3 and after.likes == 40 and after.heat > 2 * before.heat
     assert (after.start, after.end) == (msg(0, "", 0).created_at, msg(2, "", 2).created_at)
+
+
+def test_among_many_clusters_a_message_joins_the_latest_of_equally_close_ones_and_matches_their_growth() -> (
+    None
+):
+    rng = np.random.default_rng(3)
+    noise = ["".join(chr(0x4E00 + int(c)) for c in rng.integers(0, 20_000, 12)) for _ in range(400)]
+    first, second, third = (
+        "丽发新城小区附近搅拌站噪音扰民",
+        "丽发新城小区附近搅拌站夜间施工噪音扰民",
+        "夜间施工噪音扰民",
+    )
+    clusterer = Clusterer()
+    clusterer.add(
+        [msg(i, t, 0, location=None) for i, t in enumerate(noise)]
+        + [msg(1000, first, 1, location="A1区"), msg(1001, first, 1, location="A2区")]
+    )
+    clusterer.add([msg(1002, noise[7], 2, location=None)])
+    assert clusterer._index.ids, "enough clusters for them to be compared as one matrix"
+    clusterer.add([msg(1003, first, 3, location=None)])  # as close to both: the later cluster wins
+    clusterer.add([msg(1004, second, 4, location="A2区")])
+    clusterer.add([msg(1005, third, 5, location="A2区")])
+    by_member = {m.id: c.id for c in clusterer.clusters.values() for m in c.members}
+    assert by_member["1002"] == by_member["7"]
+    assert (
+        by_member["1000"] != by_member["1001"] == by_member["1003"] == by_member["1004"] == by_member["1005"]
+    )
