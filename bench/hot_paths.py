@@ -7,8 +7,10 @@ Each round runs the same measurement in two fresh processes, one importing this 
 machine slows the wall clock but not the figure much) and a digest of the outputs, which must agree:
 - **insight clustering**: `Clusterer.add` in batches of 256, as the service feeds it: the Teddy Cup
   messages ($HOTLINE_DATASETS, default /work/shared/datasets) cycled to --tickets, title and text as one
-  phone transcript, all received within the window (so every cluster is active); the digest is the
-  partition of ticket ids into clusters;
+  phone transcript, all received within the window (so every cluster is active); CPU per message over the
+  last quarter of the batches; the digest is the partition of ticket ids into clusters. "clusters, many":
+  4 x --tickets messages, each text after the first pass given a random opening, so that the clusters
+  number tens of thousands;
 - **dispatch assignment**: `handlers.on_classified` over the default routing table in batches of 100,
   each batch with a fresh supply snapshot, as the worker runs it; now is a Sunday night (the office
   departments closed) and a Monday morning; the digest covers every chosen department and reason;
@@ -46,27 +48,35 @@ def teddy_texts() -> list[tuple[str, str | None]]:
         return [(f"{r['title']}\n{r['text']}"[:2000], r["location"] or None) for r in csv.DictReader(f)]
 
 
-def measure_clusters(tickets: int) -> dict[str, Any]:
+def measure_clusters(tickets: int, distinct: bool = False) -> dict[str, Any]:
+    """`distinct`: past the first pass over the data each text gets a new opening of 60 random characters,
+    so nearly every message starts a cluster (a long window of a big city); else texts repeat."""
     from services.insight.clusters import Clusterer, Message
 
     texts = teddy_texts()
+    rng = random.Random(3)
     start = datetime(2026, 11, 28, 12, tzinfo=UTC)
-    messages = [
-        Message(
-            id=f"t{i}",
-            text=texts[i % len(texts)][0],
-            created_at=start + timedelta(milliseconds=i),
-            location=texts[i % len(texts)][1],
+    messages = []
+    for i in range(tickets):
+        text, location = texts[i % len(texts)]
+        if distinct and i >= len(texts):
+            text = "".join(chr(0x4E00 + rng.randrange(20_000)) for _ in range(60)) + text[60:]
+        messages.append(
+            Message(id=f"t{i}", text=text, created_at=start + timedelta(milliseconds=i), location=location)
         )
-        for i in range(tickets)
-    ]
     clusterer = Clusterer()
-    began = time.process_time()
+    cpu: list[float] = []
     for i in range(0, tickets, 256):
+        began = time.process_time()
         clusterer.add(messages[i : i + 256])
-    cpu = time.process_time() - began
+        cpu.append(time.process_time() - began)
     partition = sorted(sorted(m.id for m in c.members) for c in clusterer.clusters.values())
-    return {"ms": 1000 * cpu / tickets, "clusters": len(partition), "digest": _digest(partition)}
+    last = cpu[-len(cpu) // 4 :]  # the last quarter: as many clusters as the run gets to
+    return {
+        "ms": 1000 * sum(last) / (256 * len(last)),
+        "clusters": len(partition),
+        "digest": _digest(partition),
+    }
 
 
 def _events(table: Any, n: int, now: datetime, rng: random.Random) -> list[Any]:
@@ -180,12 +190,13 @@ def _digest(value: object) -> str:
     return hashlib.sha1(json.dumps(value).encode()).hexdigest()[:12]
 
 
-PARTS = ("clusters", "dispatch", "snapshot")
+PARTS = ("clusters", "clusters, many", "dispatch", "snapshot")
 
 
 def child(tickets: int, url: str) -> None:
     result = {
         "clusters": measure_clusters(tickets),
+        "clusters, many": measure_clusters(4 * tickets, distinct=True),
         "dispatch": measure_dispatch(tickets),
         "snapshot": measure_snapshot(tickets, url),
     }
@@ -241,9 +252,11 @@ def main() -> None:
                 for part in PARTS:
                     figures[name][part].append(result[part]["ms"])
                     digests[name][part].add(result[part]["digest"])
+                counts = [result[part]["clusters"] for part in ("clusters", "clusters, many")]
                 print(
                     f"round {r + 1} {name:9s} ms CPU/ticket: "
                     + ", ".join(f"{part} {result[part]['ms']:.3f}" for part in PARTS)
+                    + f" ({counts[0]} and {counts[1]} clusters)"
                 )
         print(f"\n  {'path':15s} {'baseline':>9s} {'this tree':>10s} {'ratio':>6s}  same output")
         for part in PARTS:
