@@ -66,7 +66,7 @@ class Dispatcher:
 
     async def classified(self, events: list[TicketClassified]) -> list[Effects]:
         table, now = self.routing.refresh(), utcnow()
-        tickets = await self.store.get_many([e.ticket_id for e in events])
+        tickets = await self.store.get_many([e.ticket_id for e in events], fields=("department",))
         supply = await read_snapshot(
             self.redis, table, [handlers.classified_demand(e) for e in events if not e.duplicate_of]
         )

@@ -20,7 +20,7 @@ owner, then spread the load.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -128,16 +128,22 @@ def assign(
     if not known:
         return None
     later = now + timedelta(hours=table.policy.rejection_hours)
-    # What a rejection leads to: the risk at the best other candidate (or the fallback), later.
-    direct_later = {c.department: _direct_risk(table, spec, demand, supply, later) for c, spec in known}
     fallback = table.department(table.fallback_for(demand.district))
-    fallback_later = 1.0 if fallback is None else _direct_risk(table, fallback, demand, supply, later)
-    estimates = []
-    for c, dept in known:
-        others = [r for name, r in direct_later.items() if name != c.department]
+    risks_later: dict[str, float] = {}
+
+    def later_risk(dept: Department) -> float:
+        if dept.id not in risks_later:
+            risks_later[dept.id] = _direct_risk(table, dept, demand, supply, later)
+        return risks_later[dept.id]
+
+    def after_rejection(c: Candidate) -> float:
+        """What a rejection leads to: the risk at the best other candidate (or the fallback), later."""
+        others = [later_risk(dept) for o, dept in known if o.department != c.department]
         if fallback is not None and fallback.id != c.department:
-            others.append(fallback_later)
-        estimates.append(_estimate(table, dept, c, demand, supply, now, min(others, default=1.0)))
+            others.append(later_risk(fallback))
+        return min(others, default=1.0)
+
+    estimates = [_estimate(table, dept, c, demand, supply, now, after_rejection) for c, dept in known]
     estimates.sort(key=lambda e: (e.risk * table.policy.breach_hours + e.cost, e.candidate.department))
     return Assignment(estimates[0].candidate.department, _reason(estimates), tuple(estimates))
 
@@ -148,20 +154,26 @@ def _timing(
     """(tickets ahead, hours until it signs, hours until it resolves, chance of missing a deadline)."""
     local = now.astimezone(table.zone())
     ahead = supply.ahead(dept.id, demand.feedback_due)
-    rate = dept.hourly_rate()
     signs_at = dept.hours.finish(local, 0.0)
     signs = (signs_at - local).total_seconds() / 3600
-    eta = (dept.hours.finish(local, (ahead + 1) / rate) - local).total_seconds() / 3600
-    if signs_at > demand.dispatch_due:
-        return ahead, signs, eta, 1.0
-    working = dept.hours.open_hours(signs_at, demand.feedback_due.astimezone(local.tzinfo))
-    return ahead, signs, eta, _poisson_cdf(ahead, rate * working)
+    eta = (dept.hours.finish(local, (ahead + 1) / dept.hourly_rate()) - local).total_seconds() / 3600
+    return ahead, signs, eta, _miss(dept, demand, ahead, local, signs_at)
 
 
 def _direct_risk(
     table: RoutingTable, dept: Department, demand: Demand, supply: Supply, now: datetime
 ) -> float:
-    return _timing(table, dept, demand, supply, now)[3]
+    """`_timing`'s chance of missing a deadline, without the time to resolve that it does not need."""
+    local = now.astimezone(table.zone())
+    ahead = supply.ahead(dept.id, demand.feedback_due)
+    return _miss(dept, demand, ahead, local, dept.hours.finish(local, 0.0))
+
+
+def _miss(dept: Department, demand: Demand, ahead: int, local: datetime, signs_at: datetime) -> float:
+    if signs_at > demand.dispatch_due:
+        return 1.0
+    working = dept.hours.open_hours(signs_at, demand.feedback_due.astimezone(local.tzinfo))
+    return _poisson_cdf(ahead, dept.hourly_rate() * working)
 
 
 def _estimate(
@@ -171,7 +183,7 @@ def _estimate(
     demand: Demand,
     supply: Supply,
     now: datetime,
-    after_rejection: float,
+    after_rejection: Callable[[Candidate], float],
 ) -> Estimate:
     policy = table.policy
     ahead, signs, eta, miss = _timing(table, dept, demand, supply, now)
@@ -179,7 +191,8 @@ def _estimate(
     rate = (counts.accepts + policy.prior_accepts) / (
         counts.accepts + counts.rejects + policy.prior_accepts + policy.prior_rejects
     )
-    risk = 1.0 if miss == 1.0 and signs > 0 else rate * miss + (1 - rate) * after_rejection
+    # Only a department that could keep the deadline needs the cost of a rejection worked out.
+    risk = 1.0 if miss == 1.0 and signs > 0 else rate * miss + (1 - rate) * after_rejection(c)
     return Estimate(
         candidate=c,
         ahead=ahead,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -52,18 +53,13 @@ class WorkingHours(BaseModel):
 
     def _intervals(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """The open intervals from `start` (an aware local datetime) on, for up to 8 weeks."""
+        for opens, closes, _ in self._schedule(start):
+            if closes > start:
+                yield max(opens, start), closes
+
+    def _schedule(self, start: datetime) -> tuple[_Interval, ...]:
         day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-        for _ in range(56):
-            if WEEKDAYS[day.weekday()] in self.days:
-                opens = day.replace(hour=self.open.hour, minute=self.open.minute)
-                closes = (
-                    day + timedelta(days=1)
-                    if self.close is None
-                    else day.replace(hour=self.close.hour, minute=self.close.minute)
-                )
-                if closes > start:
-                    yield max(opens, start), closes
-            day = day + timedelta(days=1)
+        return _schedule(tuple(self.days), self.open, self.close, day.date(), day.tzinfo, day.fold)
 
     def is_open(self, at: datetime) -> bool:
         first = next(self._intervals(at), None)
@@ -72,10 +68,15 @@ class WorkingHours(BaseModel):
     def open_hours(self, start: datetime, end: datetime) -> float:
         """Working hours between `start` and `end` (aware local datetimes)."""
         total = 0.0
-        for opens, closes in self._intervals(start):
+        for opens, closes, span in self._schedule(start):
+            if closes <= start:
+                continue
             if opens >= end:
                 break
-            total += (min(closes, end) - opens).total_seconds() / 3600
+            if opens >= start and closes <= end:
+                total += span / _HOUR
+            else:
+                total += (min(closes, end) - max(opens, start)).total_seconds() / 3600
         return total
 
     def finish(self, start: datetime, work_hours: float) -> datetime:
@@ -88,6 +89,47 @@ class WorkingHours(BaseModel):
             left -= closes - opens
             last = closes
         return last + left  # beyond the horizon: an estimate is all that is needed
+
+
+_Interval = tuple[datetime, datetime, float]
+_HOUR = 3600.0
+_SCHEDULES: dict[tuple[object, ...], tuple[_Interval, ...]] = {}
+
+
+def _schedule(
+    days: tuple[Weekday, ...],
+    opening: time,
+    closing: time | None,
+    first: date,
+    zone: tzinfo | None,
+    fold: int,
+) -> tuple[_Interval, ...]:
+    """The open intervals (opens, closes, seconds open) of 8 weeks of days from `first`, local time.
+
+    Every ticket of a batch asks about the same few days, and building them is most of what assignment
+    costs: they are kept per (hours, first day), and the cache is emptied when it grows past a few weeks
+    of days for every department.
+    """
+    key = (days, opening, closing, first, zone, fold)
+    cached = _SCHEDULES.get(key)
+    if cached is not None:
+        return cached
+    out = []
+    day = datetime(first.year, first.month, first.day, tzinfo=zone, fold=fold)
+    for _ in range(56):
+        if WEEKDAYS[day.weekday()] in days:
+            opens = day.replace(hour=opening.hour, minute=opening.minute)
+            closes = (
+                day + timedelta(days=1)
+                if closing is None
+                else day.replace(hour=closing.hour, minute=closing.minute)
+            )
+            out.append((opens, closes, (closes - opens).total_seconds()))
+        day = day + timedelta(days=1)
+    if len(_SCHEDULES) >= 1024:
+        _SCHEDULES.clear()
+    cached = _SCHEDULES[key] = tuple(out)
+    return cached
 
 
 class Department(BaseModel):
@@ -166,7 +208,16 @@ class RoutingTable(BaseModel):
         return ZoneInfo(self.timezone)
 
     def department(self, department_id: str) -> Department | None:
-        return next((d for d in self.departments if d.id == department_id), None)
+        return self._by_id.get(department_id)
+
+    @cached_property
+    def _by_id(self) -> dict[str, Department]:
+        """Assignment looks departments up several times per ticket. The table is frozen (a reload
+        builds a new one), so the index never goes stale; the first of a duplicated id wins, as before."""
+        by_id: dict[str, Department] = {}
+        for d in self.departments:
+            by_id.setdefault(d.id, d)
+        return by_id
 
     def fallback_for(self, district: str | None) -> str:
         return self.fallbacks.get(district or "", self.fallback)

@@ -154,8 +154,11 @@ class Insight:
         """Feed tickets received since the last pass to the clusterer; publish the hottest clusters."""
         since = max(self._cursor, (now - timedelta(days=self.settings.emerging_days)).timestamp())
         ids = await self.redis.zrangebyscore(keys.by_created, since, now.timestamp())
-        names = [as_str(i) for i in ids if isinstance(i, bytes | str)]
-        tickets = [t for t in await self.store.get_many(names) if t is not None and t.text]
+        names = self.clusterer.unseen(as_str(i) for i in ids if isinstance(i, bytes | str))
+        found = await self.store.get_many(
+            names, fields=("text", "title", "received_at", "district", "address")
+        )
+        tickets = [t for t in found if t is not None and t.text]
         messages = sorted(
             (
                 Message(

@@ -61,15 +61,35 @@ class Cluster:
     id: int
     district: str | None
     members: list[Message] = field(default_factory=list)
-    centroid: sp.csr_matrix | None = None  # sum of member vectors
+    # The sum of member vectors, by hashed feature: adding a message touches only its own ~100 features,
+    # where a sparse matrix would be rebuilt.
+    centroid: dict[int, float] = field(default_factory=dict)
+    # Kept as messages join, so that finding the active clusters and ranking them every refresh do not
+    # walk every member of every cluster.
+    first: datetime | None = None
+    last: datetime | None = None
+    volume_heat: float | None = field(default=None, repr=False)  # heat before the decay on age
 
     @property
     def start(self) -> datetime:
-        return min(m.created_at for m in self.members)
+        assert self.first is not None, "a cluster has at least one member"
+        return self.first
 
     @property
     def end(self) -> datetime:
-        return max(m.created_at for m in self.members)
+        assert self.last is not None, "a cluster has at least one member"
+        return self.last
+
+    def join(self, messages: Sequence[Message], features: np.ndarray, weights: np.ndarray) -> None:
+        """Add members whose vectors sum to (features, weights)."""
+        self.members.extend(messages)
+        oldest, newest = min(m.created_at for m in messages), max(m.created_at for m in messages)
+        self.first = oldest if self.first is None else min(self.first, oldest)
+        self.last = newest if self.last is None else max(self.last, newest)
+        self.volume_heat = None
+        centroid = self.centroid
+        for f, w in zip(features.tolist(), weights.tolist(), strict=True):
+            centroid[f] = centroid.get(f, 0.0) + w
 
 
 @dataclass(frozen=True)
@@ -124,19 +144,45 @@ class Clusterer:
         self.clusters: dict[int, Cluster] = {}
         self._next_id = 0
         self._seen: set[str] = set()
+        # Each cluster's centroid as sorted (features, weights) arrays, dropped when the cluster changes.
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._index = _Index()
 
     def _vectors(self, messages: Sequence[Message]) -> sp.csr_matrix:
-        tf = self.vectorizer.transform([features_text(m) for m in messages]).tocsr()
-        tf.data = 1.0 + np.log(tf.data)
-        presence = tf.copy()
-        presence.data[:] = 1.0
-        self.df += np.asarray(presence.sum(axis=0)).ravel()
+        """TF-IDF rows, L2-normalised; the IDF is computed only on the features the batch holds."""
+        tf = self._vectors_readonly(messages)
+        np.add.at(self.df, tf.indices, 1.0)  # the hasher sums duplicates: one entry per feature and row
         self.n_docs += len(messages)
-        idf = np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
-        x = tf.multiply(idf[None, :]).tocsr()
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        idf = np.log((1.0 + self.n_docs) / (1.0 + self.df[tf.indices])) + 1.0
+        data = tf.data * idf
+        rows = np.repeat(np.arange(len(messages)), np.diff(tf.indptr))
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(messages)))
         norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags(1.0 / norms) @ x)
+        return sp.csr_matrix((data * (1.0 / norms)[rows], tf.indices, tf.indptr), shape=tf.shape)
+
+    def _centroids(self, clusters: Sequence[Cluster]) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The clusters' centroids as the rows of one matrix, and their L2 norms."""
+        rows = [self._row(c) for c in clusters]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(f) for f, _ in rows], out=indptr[1:])
+        data = np.concatenate([w for _, w in rows]) if rows else np.zeros(0)
+        indices = np.concatenate([f for f, _ in rows]) if rows else np.zeros(0, dtype=np.int64)
+        owner = np.repeat(np.arange(len(rows)), np.diff(indptr))
+        norms = np.sqrt(np.bincount(owner, weights=data * data, minlength=len(rows)))
+        return sp.csr_matrix((data, indices, indptr), shape=(len(rows), N_FEATURES)), norms
+
+    def _row(self, cluster: Cluster) -> tuple[np.ndarray, np.ndarray]:
+        row = self._rows.get(cluster.id)
+        if row is None:
+            features = np.fromiter(cluster.centroid, dtype=np.int64, count=len(cluster.centroid))
+            weights = np.fromiter(cluster.centroid.values(), dtype=float, count=len(cluster.centroid))
+            order = np.argsort(features)
+            row = self._rows[cluster.id] = (features[order], weights[order])
+        return row
+
+    def unseen(self, ids: Iterable[str]) -> list[str]:
+        """The ids not added yet: the rest need not be read back, since `add` would ignore them."""
+        return [i for i in ids if i not in self._seen]
 
     def add(self, messages: Iterable[Message]) -> None:
         """Add messages (in time order); a message already seen is ignored, so replays change nothing."""
@@ -147,20 +193,16 @@ class Clusterer:
         x = self._vectors(fresh)
         window = timedelta(days=self.config.window_days)
         active = [c for c in self.clusters.values() if fresh[0].created_at - c.end <= window]
-        sims = np.zeros((len(fresh), 0))
-        if active:
-            cents = sp.vstack([c.centroid for c in active]).tocsr()
-            norms = np.sqrt(np.asarray(cents.multiply(cents).sum(axis=1)).ravel())
-            sims = (x @ cents.T).toarray() / np.maximum(norms, 1e-12)[None, :]
+        matches = self._matches(x, active)
         within = (x @ x.T).toarray()
         new_of_batch: list[tuple[int, Cluster]] = []  # (row in batch, cluster) started in this batch
         for i, message in enumerate(fresh):
             district = specific_district(message.location)
             best, best_sim = None, self.config.threshold
-            for j in np.flatnonzero(sims[i] >= best_sim) if sims.shape[1] else ():
-                cluster = active[j]
-                if sims[i, j] >= best_sim and _compatible(cluster.district, district):
-                    best, best_sim = cluster, sims[i, j]
+            for cid, sim in matches[i]:
+                cluster = self.clusters[cid]
+                if sim >= best_sim and _compatible(cluster.district, district):
+                    best, best_sim = cluster, sim
             for row, cluster in new_of_batch:
                 s = within[i, row]
                 if s >= best_sim and _compatible(cluster.district, district):
@@ -170,15 +212,48 @@ class Clusterer:
                 self._next_id += 1
                 self.clusters[best.id] = best
                 new_of_batch.append((i, best))
-            best.members.append(message)
             best.district = best.district or district
-            best.centroid = x[i] if best.centroid is None else best.centroid + x[i]
+            start, stop = x.indptr[i], x.indptr[i + 1]
+            best.join([message], x.indices[start:stop], x.data[start:stop])
+            self._changed(best.id)
+
+    def _changed(self, cluster_id: int) -> None:
+        self._rows.pop(cluster_id, None)
+        self._index.stale.add(cluster_id)
+
+    def _matches(self, x: sp.csr_matrix, active: list[Cluster]) -> list[list[tuple[int, float]]]:
+        """For each row of `x`, the active clusters whose centroid (as the batch found it) it matches at
+        >= threshold, as (cluster id, cosine) in id order: the order in which ties are decided."""
+        index, threshold = self._index, self.config.threshold
+        out: list[list[tuple[int, float]]] = [[] for _ in range(x.shape[0])]
+        fresh = [c for c in active if c.id in index.stale or c.id not in index.column]
+        if len(fresh) > max(256, len(active) // 4):
+            index.build(active, *self._centroids(active))
+            fresh = []
+        if index.ids:
+            live = {c.id for c in active} - index.stale
+            usable = np.fromiter((cid in live for cid in index.ids), dtype=bool, count=len(index.ids))
+            sims = (x @ index.features).tocsr()
+            rows = np.repeat(np.arange(x.shape[0]), np.diff(sims.indptr))
+            values = sims.data / index.norms[sims.indices]
+            hit = (values >= threshold) & usable[sims.indices]
+            for row, col, value in zip(rows[hit], sims.indices[hit], values[hit], strict=True):
+                out[row].append((index.ids[col], value))
+        if fresh:
+            cents, norms = self._centroids(fresh)
+            sims_fresh = (x @ cents.T).toarray() / np.maximum(norms, 1e-12)[None, :]
+            for row, col in zip(*np.nonzero(sims_fresh >= threshold), strict=True):
+                out[row].append((fresh[col].id, sims_fresh[row, col]))
+        for found in out:
+            found.sort(key=lambda match: match[0])
+        return out
 
     def prune(self, before: datetime) -> int:
         """Forget clusters whose last message is older than `before` (bounded memory in the service)."""
         old = [c for c in self.clusters.values() if c.end < before]
         for c in old:
             del self.clusters[c.id]
+            self._changed(c.id)
             self._seen.difference_update(m.id for m in c.members)
         return len(old)
 
@@ -188,11 +263,10 @@ class Clusterer:
         Clusters of two or more messages whose centroids match at >= `merge_threshold`, whose districts
         agree and whose spans lie within `window_days` of each other are merged, most similar pairs first.
         """
-        multi = [c for c in self.clusters.values() if len(c.members) >= 2 and c.centroid is not None]
+        multi = [c for c in self.clusters.values() if len(c.members) >= 2]
         if len(multi) < 2:
             return 0
-        cents = sp.vstack([c.centroid for c in multi]).tocsr()
-        norms = np.sqrt(np.asarray(cents.multiply(cents).sum(axis=1)).ravel())
+        cents, norms = self._centroids(multi)
         cents = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ cents)
         sims = sp.triu(cents @ cents.T, k=1).tocoo()
         keep = sims.data >= self.config.merge_threshold
@@ -216,10 +290,11 @@ class Clusterer:
                 continue
             if ca.start - cb.end > window or cb.start - ca.end > window:
                 continue
-            ca.members.extend(cb.members)
+            features, weights = self._row(cb)
+            ca.join(cb.members, features, weights)
             ca.district = ca.district or cb.district
-            assert ca.centroid is not None and cb.centroid is not None
-            ca.centroid = ca.centroid + cb.centroid
+            self._changed(ca.id)
+            self._changed(cb.id)
             owner[rb] = ra
             del alive[rb]
             del self.clusters[rb]
@@ -245,16 +320,9 @@ class Clusterer:
         ]
 
     def _heat(self, cluster: Cluster, now: datetime | None) -> float:
-        members = cluster.members
-        authors = {m.author or m.id for m in members}
-        likes = sum(max(0, m.likes) for m in members)
-        volume = len(authors) + 0.5 * (len(members) - len(authors))
-        weeks: dict[int, int] = {}
-        for m in members:
-            week = int(m.created_at.timestamp() // (7 * 86400))
-            weeks[week] = weeks.get(week, 0) + 1
-        concentration = math.sqrt(max(weeks.values()) / len(members))
-        heat = volume * (1.0 + math.log10(1.0 + likes)) * concentration
+        if cluster.volume_heat is None:
+            cluster.volume_heat = _volume_heat(cluster.members)
+        heat = cluster.volume_heat
         if now is not None:
             age_days = max(0.0, (now - cluster.end).total_seconds() / 86400)
             heat *= 0.5 ** (age_days / self.config.half_life_days)
@@ -278,9 +346,9 @@ class Clusterer:
         )
 
     def _central(self, cluster: Cluster, members: list[Message]) -> Message:
-        assert cluster.centroid is not None
         x = self._vectors_readonly(members)
-        scores = (x @ cluster.centroid.T).toarray().ravel()
+        cents, _ = self._centroids([cluster])
+        scores = (x @ cents.T).toarray().ravel()
         return members[int(np.argmax(scores))]
 
     def _vectors_readonly(self, messages: Sequence[Message]) -> sp.csr_matrix:
@@ -290,7 +358,6 @@ class Clusterer:
 
     def _keywords(self, cluster: Cluster, k: int = 5) -> list[str]:
         """The character bigrams and trigrams that weigh most in the centroid, longest first when tied."""
-        assert cluster.centroid is not None
         texts = [features_text(m) for m in cluster.members]
         grams: dict[str, int] = {}
         for text in texts:
@@ -315,6 +382,41 @@ class Clusterer:
             if len(chosen) == k:
                 break
         return chosen
+
+
+class _Index:
+    """Centroids as one features x clusters matrix, so that a batch's similarities are one sparse product.
+
+    Rebuilding it costs a pass over every centroid, so it is rebuilt only when a quarter of the active
+    clusters have changed or started since; until then the clusters in `stale` are left out of it and a
+    batch compares with their current centroids apart.
+    """
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.column: dict[int, int] = {}
+        self.stale: set[int] = set()
+        self.features = sp.csr_matrix((N_FEATURES, 0))
+        self.norms = np.zeros(0)
+
+    def build(self, clusters: Sequence[Cluster], centroids: sp.csr_matrix, norms: np.ndarray) -> None:
+        self.ids = [c.id for c in clusters]
+        self.column = {cid: col for col, cid in enumerate(self.ids)}
+        self.stale = set()
+        self.features = centroids.T.tocsr()
+        self.norms = np.maximum(norms, 1e-12)
+
+
+def _volume_heat(members: Sequence[Message]) -> float:
+    authors = {m.author or m.id for m in members}
+    likes = sum(max(0, m.likes) for m in members)
+    volume = len(authors) + 0.5 * (len(members) - len(authors))
+    weeks: dict[int, int] = {}
+    for m in members:
+        week = int(m.created_at.timestamp() // (7 * 86400))
+        weeks[week] = weeks.get(week, 0) + 1
+    concentration = math.sqrt(max(weeks.values()) / len(members))
+    return volume * (1.0 + math.log10(1.0 + likes)) * concentration
 
 
 def _compatible(a: str | None, b: str | None) -> bool:

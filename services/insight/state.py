@@ -126,16 +126,22 @@ async def load_counts(
 ) -> dict[str, dict[int, int]]:
     """The counts of `series` over every hour a window ending at one of `hours` covers."""
     needed = sorted({h - back for h in hours for back in range(window)})
-    fields = [(s, h) for s in sorted(series) for h in needed]
+    # One HMGET per day's hash: a batch needs a day of hours for each of its series, which one command
+    # per field made a thousand round-trip entries.
+    by_key: dict[str, list[tuple[str, int, str]]] = {}
+    for h in needed:
+        at = datetime.fromtimestamp(h * 3600, UTC)
+        fields = by_key.setdefault(hourly_key(at.date()), [])
+        fields.extend((s, h, f"{s}|{at.hour:02d}") for s in sorted(series))
     async with redis.pipeline(transaction=False) as pipe:
-        for s, h in fields:
-            at = datetime.fromtimestamp(h * 3600, UTC)
-            pipe.hget(hourly_key(at.date()), f"{s}|{at.hour:02d}")
-        values = await pipe.execute()
+        for key, fields in by_key.items():
+            pipe.hmget(key, [f for _, _, f in fields])
+        replies = await pipe.execute()
     out: dict[str, dict[int, int]] = {s: {} for s in series}
-    for (s, h), value in zip(fields, values, strict=True):
-        if value is not None:
-            out[s][h] = int(value)
+    for fields, values in zip(by_key.values(), replies, strict=True):
+        for (s, h, _), value in zip(fields, values, strict=True):
+            if value is not None:
+                out[s][h] = int(value)
     return out
 
 

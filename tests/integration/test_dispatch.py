@@ -12,8 +12,10 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from services.dispatch import state
+from services.dispatch.assign import Counts, Demand
 from services.dispatch.escalation import Scanner
 from services.dispatch.metrics import DispatchMetrics
+from services.dispatch.routing import RoutingSource
 from shared import streams
 from shared.bus import redis_client
 from shared.codec import decode
@@ -256,3 +258,27 @@ async def test_a_ticket_accepted_in_time_is_not_escalated(redis: Redis, routing_
 
 def test_timestamps_in_fixtures_are_utc() -> None:
     assert utcnow().tzinfo == UTC
+
+
+async def test_the_supply_snapshot_counts_each_queue_up_to_each_deadline(
+    redis: Redis, routing_file: Path
+) -> None:
+    table = RoutingSource(routing_file).table
+    now = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    for dept, hours in {"water": (1, 30, 100, 200), "street_donghu": (50,), "coord": (500,)}.items():
+        await redis.zadd(
+            state.queue(dept), {f"{dept}-{h}": (now + timedelta(hours=h)).timestamp() for h in hours}
+        )
+    await redis.hset(state.ACCEPTANCE, state.acceptance_field("water", "utilities", "donghu", "a"), 7)
+    demands = [
+        Demand("utilities", "donghu", now + timedelta(hours=24), now + timedelta(hours=h))
+        for h in (30, 168, 30)  # the same deadline twice; one exactly on a queued ticket's
+    ]
+    supply = await state.read_snapshot(redis, table, demands)
+    assert [supply.ahead("water", d.feedback_due) for d in demands] == [2, 3, 2]
+    assert [supply.ahead("street_donghu", d.feedback_due) for d in demands] == [0, 1, 0]
+    assert (
+        supply.ahead("east_water", demands[1].feedback_due) == 0
+        and supply.ahead("coord", demands[1].feedback_due) == 0
+    )
+    assert supply.acceptance("water", "utilities", "donghu") == Counts(7, 0)

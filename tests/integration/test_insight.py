@@ -16,7 +16,9 @@ from services.insight.handlers import episode_id
 from services.insight.lease import Lease
 from shared import streams
 from shared.codec import DATA_FIELD, decode, pack
+from shared.effects import StoreWrite
 from shared.events import HotspotAlert, Place, TicketClassified
+from shared.store import Ticket, TicketStore, iso, keys
 from shared.worker import Consumer, Worker
 
 pytestmark = pytest.mark.redis
@@ -153,3 +155,57 @@ async def test_a_holder_that_stops_renewing_loses_the_lease_when_it_expires(redi
     assert await alive.hold() and not await dead.hold()
     await dead.release()  # not its lease any more: nothing happens
     assert await redis.get("lease") == b"b"
+
+
+async def test_counts_are_read_back_for_every_hour_of_the_windows_across_midnight(redis: Redis) -> None:
+    midnight = datetime(2026, 11, 21, tzinfo=UTC)
+    counted = {
+        ("environment|A2区", midnight - timedelta(hours=2)): 3,
+        ("environment|A2区", midnight + timedelta(hours=1)): 1,
+        ("transport|A1区", midnight - timedelta(hours=1)): 2,
+        ("transport|A1区", midnight - timedelta(hours=5)): 7,  # outside the windows asked for
+    }
+    for (series, at), n in counted.items():
+        for i in range(n):
+            for op in state.count_ops(series, at, f"T{i}"):
+                await redis.execute_command(*op)
+    hour = state.hour_index(midnight + timedelta(hours=1))
+    counts = await state.load_counts(redis, {"environment|A2区", "transport|A1区", "water|-"}, {hour}, 4)
+    assert counts == {
+        "environment|A2区": {hour - 3: 3, hour: 1},
+        "transport|A1区": {hour - 2: 2},
+        "water|-": {},
+    }
+
+
+async def test_emerging_issues_grow_and_each_ticket_is_read_back_once(
+    redis: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    insight, _, _ = make(redis, redis_url)
+    store = TicketStore(redis)
+
+    async def received(n: int, at: datetime) -> None:
+        fields = {
+            "text": "丽发新城小区附近搅拌站噪音扰民，请尽快处理",
+            "district": "A2区",
+            "received_at": iso(at),
+        }
+        await store.apply(StoreWrite(ticket_id=f"T{n}", event_id=f"r{n}", fields=fields), scope="intake")
+        await redis.zadd(keys.by_created, {f"T{n}": at.timestamp()})
+
+    read: list[str] = []
+    get_many = store.get_many
+
+    async def recording(ids: list[str], fields: tuple[str, ...] | None = None) -> list[Ticket | None]:
+        read.extend(ids)
+        return await get_many(ids, fields)
+
+    monkeypatch.setattr(insight.store, "get_many", recording)
+    for n, minute in enumerate((0, 1, 4.5)):  # the last one within the minute the next pass reads again
+        await received(n, T + timedelta(minutes=minute))
+    await insight.update_emerging(T + timedelta(minutes=5))
+    await received(3, T + timedelta(minutes=6))
+    await insight.update_emerging(T + timedelta(minutes=7))
+    [issue] = json.loads(await redis.get(state.EMERGING) or "[]")
+    assert sorted(issue["message_ids"]) == ["T0", "T1", "T2", "T3"] and issue["district"] == "A2区"
+    assert sorted(read) == ["T0", "T1", "T2", "T3"], "a ticket already clustered is not read again"

@@ -110,6 +110,24 @@ async def test_outputs_writes_and_ack_commit_together(redis: Redis) -> None:
     assert decode(out[0][1], TicketClassified).ticket_id == "T0"
 
 
+async def test_a_batch_reads_back_only_the_fields_it_asks_for(redis: Redis) -> None:
+    store = TicketStore(redis)
+    at = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    for ticket_id, fields in {
+        "T1": {"text": "路灯坏了", "district": "A2区", "received_at": at.isoformat(), "department": "roads"},
+        "T2": {"department": "parks"},
+    }.items():
+        await store.apply(
+            StoreWrite(ticket_id=ticket_id, event_id=f"e-{ticket_id}", fields=fields), scope="t"
+        )
+    one, two, missing = await store.get_many(["T1", "T2", "T9"], fields=("text", "received_at", "title"))
+    assert one is not None and (one.text, one.received_at, one.title) == ("路灯坏了", at, None)
+    assert one.department is None and one.district is None, "fields not asked for keep their defaults"
+    assert two is None and missing is None, "a ticket with none of the fields reads as no ticket"
+    [whole] = await store.get_many(["T1"])
+    assert whole is not None and whole.department == "roads" and whole.district == "A2区"
+
+
 async def test_redelivered_events_change_the_store_once(redis: Redis) -> None:
     worker, consumer = make_worker(redis)
     await add(redis, received(1))

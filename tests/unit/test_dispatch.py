@@ -6,6 +6,7 @@ import os
 from collections import defaultdict
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -224,6 +225,29 @@ def test_working_hours_count_only_open_time() -> None:
     assert not OFFICE.is_open(saturday)
     assert OFFICE.finish(saturday, 0.0) == datetime(2026, 12, 7, 9, 0, tzinfo=TABLE.zone())
     assert WorkingHours().finish(saturday, 30.0) == saturday + timedelta(hours=30)
+
+
+def test_working_hours_are_counted_in_the_zone_and_from_the_time_they_are_asked_about() -> None:
+    shanghai, berlin = TABLE.zone(), ZoneInfo("Europe/Berlin")
+    for zone in (shanghai, berlin, shanghai):  # the same days asked again, and in another zone in between
+        friday_17h = datetime(2026, 12, 4, 17, 0, tzinfo=zone)
+        monday_10h = datetime(2026, 12, 7, 10, 0, tzinfo=zone)
+        assert OFFICE.open_hours(friday_17h, monday_10h) == 2.0  # 17-18 on Friday, 9-10 on Monday
+        assert (
+            OFFICE.open_hours(friday_17h + timedelta(minutes=30), monday_10h - timedelta(minutes=45)) == 0.75
+        )
+        assert OFFICE.open_hours(monday_10h, monday_10h + timedelta(weeks=1)) == 45.0
+        signs = OFFICE.finish(datetime(2026, 12, 5, 12, 0, tzinfo=zone), 0.0)
+        assert signs == datetime(2026, 12, 7, 9, 0, tzinfo=zone) and signs.tzinfo is zone
+
+
+def test_a_batch_counts_what_it_assigned_ahead_of_each_deadline_in_any_order() -> None:
+    due = [MONDAY_10H + timedelta(hours=h) for h in (0, 1, 2, 3)]
+    supply = state.Snapshot({("roads", due[2].timestamp()): 5}, {})
+    for h in (3, 0, 2, 1, 2):
+        supply.added("roads", due[h])
+    assert supply.ahead("roads", due[2]) == 5 + 4  # read from Redis, plus the batch's due by then
+    assert supply.ahead("roads", due[0]) == 1 and supply.ahead("parks", due[3]) == 0
 
 
 # -- assignment ------------------------------------------------------------------------------------

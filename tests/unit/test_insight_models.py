@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from services.insight.chronic import Problem, rank
-from services.insight.clusters import Clusterer, Message
+from services.insight.clusters import ClusterConfig, Clusterer, Message
 from services.insight.forecast import backtest, forecast, seasonal_naive
 from services.insight.handlers import Prepared, on_classified
 from services.insight.surge import SurgeConfig, SurgeDetector, fit, replay, tail_probability
@@ -200,3 +200,80 @@ def test_chronic_problems_outrank_one_off_bursts() -> None:
     assert [c.key for c in out] == ["c", "b"] or [c.key for c in out] == ["c"]
     assert out[0].active_weeks >= 10 and out[0].peak_week_share < 0.2
     assert rank([chronic], 2018, 1) == [], "nothing in that month"
+
+
+def test_a_cluster_matches_on_everything_its_members_said() -> None:
+    """A message like the second member but not the first joins: the centroid grew between batches."""
+    first, second, third = (
+        "丽发新城小区附近搅拌站噪音扰民",
+        "丽发新城小区附近搅拌站夜间施工噪音扰民",
+        "夜间施工噪音扰民",
+    )
+    alone = Clusterer()
+    alone.add([msg(1, first, 0)])
+    alone.add([msg(3, third, 2)])
+    assert len(alone.clusters) == 2, "the third message alone is too far from the first"
+    clusterer = Clusterer()
+    for i, title in enumerate((first, second, third), start=1):
+        clusterer.add([msg(i, title, i - 1)])
+    [cluster] = clusterer.clusters.values()
+    assert [m.id for m in cluster.members] == ["1", "2", "3"]
+
+
+def test_a_merged_cluster_matches_on_what_both_halves_said() -> None:
+    noise, dust = "丽发新城小区搅拌站噪音扰民", "丽发新城小区搅拌站粉尘污染"
+    clusterer = Clusterer(ClusterConfig(threshold=0.7, merge_threshold=0.3))
+    clusterer.add([msg(1, noise, 0), msg(2, noise, 1)])
+    clusterer.add([msg(3, dust, 2), msg(4, dust, 3)])
+    assert len(clusterer.clusters) == 2, "noise and dust are too far apart to join one by one"
+    assert clusterer.consolidate() == 1
+    clusterer.add([msg(5, dust, 4)])
+    [cluster] = clusterer.clusters.values()
+    assert [m.id for m in cluster.members] == ["1", "2", "3", "4", "5"]
+    assert cluster.end == msg(5, dust, 4).created_at
+
+
+def test_a_late_message_does_not_move_a_cluster_back_in_time() -> None:
+    clusterer = Clusterer()
+    clusterer.add([msg(1, ISSUE_A[0], 10)])
+    clusterer.add([msg(2, ISSUE_A[1], 2)])  # stored late: an earlier call, added after
+    [issue] = clusterer.issues()
+    assert issue.start == msg(2, ISSUE_A[1], 2).created_at and issue.end == msg(1, ISSUE_A[0], 10).created_at
+    assert clusterer.prune(msg(1, ISSUE_A[0], 10).created_at) == 0, "its last message is still recent"
+
+
+def test_an_issue_heats_up_as_messages_join_between_refreshes() -> None:
+    clusterer = Clusterer()
+    clusterer.add([msg(i, ISSUE_A[i % 3], i) for i in range(2)])
+    [before] = clusterer.issues()
+    clusterer.add([msg(2, ISSUE_A[2], 2, likes=40)])
+    [after] = clusterer.issues()
+    assert len(after.message_ids) == 3 and after.likes == 40 and after.heat > 2 * before.heat
+    assert (after.start, after.end) == (msg(0, "", 0).created_at, msg(2, "", 2).created_at)
+
+
+def test_among_many_clusters_a_message_joins_the_latest_of_equally_close_ones_and_matches_their_growth() -> (
+    None
+):
+    rng = np.random.default_rng(3)
+    noise = ["".join(chr(0x4E00 + int(c)) for c in rng.integers(0, 20_000, 12)) for _ in range(400)]
+    first, second, third = (
+        "丽发新城小区附近搅拌站噪音扰民",
+        "丽发新城小区附近搅拌站夜间施工噪音扰民",
+        "夜间施工噪音扰民",
+    )
+    clusterer = Clusterer()
+    clusterer.add(
+        [msg(i, t, 0, location=None) for i, t in enumerate(noise)]
+        + [msg(1000, first, 1, location="A1区"), msg(1001, first, 1, location="A2区")]
+    )
+    clusterer.add([msg(1002, noise[7], 2, location=None)])
+    assert clusterer._index.ids, "enough clusters for them to be compared as one matrix"
+    clusterer.add([msg(1003, first, 3, location=None)])  # as close to both: the later cluster wins
+    clusterer.add([msg(1004, second, 4, location="A2区")])
+    clusterer.add([msg(1005, third, 5, location="A2区")])
+    by_member = {m.id: c.id for c in clusterer.clusters.values() for m in c.members}
+    assert by_member["1002"] == by_member["7"]
+    assert (
+        by_member["1000"] != by_member["1001"] == by_member["1003"] == by_member["1004"] == by_member["1005"]
+    )
