@@ -1,4 +1,4 @@
-"""The trainable text classifier: TF-IDF (char 1-3 + jieba word 1-2 grams), linear SVM, calibrated.
+"""The trainable text classifier: TF-IDF (char, jieba word, title char n-grams), linear SVM, calibrated.
 
 Calibration: a multinomial logistic regression maps the SVM's per-class scores to probabilities. It is fitted
 on out-of-fold scores (grouped K-fold, near-duplicates kept in one fold), so it learns how reliable scores
@@ -26,14 +26,15 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.svm import LinearSVC
 
 from services.classifier.dedupe import duplicate_groups
-from services.classifier.features import Block, Featurizer, Matrix
+from services.classifier.features import TITLE_CHARS, TITLE_WEIGHT, Block, Featurizer, Matrix
 from services.classifier.metrics import expected_calibration_error, summarize
 
-FORMAT = "hotline-text-classifier/1"
+FORMAT = "hotline-text-classifier/2"  # /2: the title block
 MODEL_FILE = "model.npz"
 VOCAB_FILE = "vocab.json"
 META_FILE = "model.json"
 REPORT_FILE = "report.json"
+BLOCKS = ("char", "word", "title")  # feature blocks, in column order
 
 FOLDS = 5
 SVM_C = 1.0
@@ -222,10 +223,15 @@ class TextClassifier:
             "cal_intercept": self._cal_intercept,
             "char_idf": self._featurizer.char.idf,
             "word_idf": self._featurizer.word.idf,
+            "title_idf": self._featurizer.title.idf,
         }
 
     def _vocab_json(self) -> bytes:
-        vocab = {"char": self._featurizer.char.vocabulary, "word": self._featurizer.word.vocabulary}
+        vocab = {
+            "char": self._featurizer.char.vocabulary,
+            "word": self._featurizer.word.vocabulary,
+            "title": self._featurizer.title.vocabulary,
+        }
         return json.dumps(vocab, ensure_ascii=False, separators=(",", ":")).encode()
 
     def _content_hash(self) -> str:
@@ -254,6 +260,7 @@ class TextClassifier:
             "features": {
                 "char_ngrams": [1, 3],
                 "word_ngrams": [1, 2],
+                "title": {"chars": TITLE_CHARS, "char_ngrams": [1, 3], "weight": TITLE_WEIGHT},
                 "tf": "sublinear",
                 "norm": "l2 per block",
             },
@@ -300,30 +307,29 @@ class TextClassifier:
         if not (
             isinstance(vocab, dict)
             and all(
-                isinstance(vocab.get(k), list) and all(isinstance(t, str) for t in vocab[k])
-                for k in ("char", "word")
+                isinstance(vocab.get(k), list) and all(isinstance(t, str) for t in vocab[k]) for k in BLOCKS
             )
         ):
-            raise bad(f"{VOCAB_FILE} must hold string lists 'char' and 'word'")
-        expected = {"coef", "intercept", "cal_coef", "cal_intercept", "char_idf", "word_idf"}
+            raise bad(f"{VOCAB_FILE} must hold string lists {', '.join(map(repr, BLOCKS))}")
+        expected = {"coef", "intercept", "cal_coef", "cal_intercept", *(f"{b}_idf" for b in BLOCKS)}
         if set(arrays) != expected:
             raise bad(f"{MODEL_FILE} must hold exactly {sorted(expected)}")
         if any(a.dtype != np.float32 for a in arrays.values()):
             raise bad("arrays must be float32")
-        k, n_char, n_word = len(labels), len(vocab["char"]), len(vocab["word"])
+        k = len(labels)
         shapes = {
-            "coef": (k, n_char + n_word),
+            "coef": (k, sum(len(vocab[b]) for b in BLOCKS)),
             "intercept": (k,),
             "cal_coef": (k, k),
             "cal_intercept": (k,),
-            "char_idf": (n_char,),
-            "word_idf": (n_word,),
-        }
+        } | {f"{b}_idf": (len(vocab[b]),) for b in BLOCKS}
         for name, shape in shapes.items():
             if arrays[name].shape != shape:
                 raise bad(f"{name} has shape {arrays[name].shape}, expected {shape}")
         featurizer = Featurizer(
-            Block("char", vocab["char"], arrays["char_idf"]), Block("word", vocab["word"], arrays["word_idf"])
+            Block("char", vocab["char"], arrays["char_idf"]),
+            Block("word", vocab["word"], arrays["word_idf"]),
+            Block("char", vocab["title"], arrays["title_idf"]),
         )
         return cls(
             featurizer,

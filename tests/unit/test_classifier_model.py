@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.classifier.features import Featurizer
+from services.classifier.features import TITLE_CHARS, Featurizer
 from services.classifier.metrics import expected_calibration_error
 from services.classifier.model import MODEL_FILE, VOCAB_FILE, ModelLoadError, TextClassifier
 from services.classifier.starter import ensure_default_model
@@ -63,6 +63,21 @@ def test_inference_features_match_training_features() -> None:
     ]
     featurizer, trained = Featurizer.fit(texts)
     np.testing.assert_allclose(featurizer.transform(texts).toarray(), trained.toarray(), rtol=1e-5, atol=1e-6)
+
+
+def test_title_block_reads_only_the_start_of_a_message() -> None:
+    filler = "x" * TITLE_CHARS
+    texts = ["停水三天" + filler + "路灯坏了", "停水一周" + filler + "路灯不亮"]
+    featurizer, _ = Featurizer.fit(texts)
+    assert "停水" in featurizer.title.vocabulary
+    assert "停水" in featurizer.char.vocabulary and "路灯" in featurizer.char.vocabulary
+    assert not any("路" in term for term in featurizer.title.vocabulary)
+    # The same words opening or closing a message: only the opening ones reach the title block's columns.
+    unknown = "y" * TITLE_CHARS
+    opening, closing = featurizer.transform(["停水", unknown + "停水"]).toarray()
+    n_text = len(featurizer.char.vocabulary) + len(featurizer.word.vocabulary)
+    assert opening[:n_text].any() and closing[:n_text].any()
+    assert opening[n_text:].any() and not closing[n_text:].any()
 
 
 def test_save_load_roundtrip(starter_model: TextClassifier, tmp_path: Path) -> None:
