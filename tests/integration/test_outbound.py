@@ -168,16 +168,26 @@ async def test_a_failing_department_is_retried_with_the_same_id_until_it_answers
     assert m.labels("flaky", "retry")._value.get() == 2 and m.labels("flaky", "delivered")._value.get() == 1
 
 
-async def test_after_the_last_try_or_a_refusal_the_delivery_is_dead_lettered_with_the_reason(
-    redis: Redis, receiver: tuple[Receiver, int], tmp_path: Path
-) -> None:
+async def run_until_settled(
+    redis: Redis, receiver: tuple[Receiver, int], tmp_path: Path, *departments: str
+) -> Outbound:
+    """Deliver one event (`e-<department>`) to each department, with `gone` refusing (410) and `down`
+    unreachable, until every delivery is done or dead-lettered."""
     rec, port = receiver
     rec.status["gone"] = 410
     outbound = make(redis, routing(tmp_path, port, free_port()))
-    await enqueue(redis, "down", "e-down")
-    await enqueue(redis, "gone", "e-gone")
+    for department in departments:
+        await enqueue(redis, department, f"e-{department}")
     async with running(outbound):
-        await until(lambda: _dlq(redis, 2))
+        await until(lambda: _zcard(redis))
+    return outbound
+
+
+async def test_after_the_last_try_or_a_refusal_the_delivery_is_dead_lettered_with_the_reason(
+    redis: Redis, receiver: tuple[Receiver, int], tmp_path: Path
+) -> None:
+    rec, _ = receiver
+    await run_until_settled(redis, receiver, tmp_path, "down", "gone")
     dead = {f[b"event_id"]: f for _, f in await redis.xrange(streams.OUTBOUND_DLQ)}
     assert dead[b"e-down"][b"reason"] == b"unreachable" and dead[b"e-down"][b"attempts"] == b"3"
     assert dead[b"e-gone"][b"reason"] == b"refused" and b"HTTP 410" in dead[b"e-gone"][b"error"]
@@ -190,10 +200,6 @@ async def _zcard(redis: Redis) -> bool:
     return int(await redis.zcard(state.OUTBOUND_DUE)) == 0
 
 
-async def _dlq(redis: Redis, n: int) -> bool:
-    return int(await redis.xlen(streams.OUTBOUND_DLQ)) >= n
-
-
 async def test_operators_list_dead_deliveries_and_queue_them_again_once_the_department_is_back(
     redis: Redis,
     redis_url: str,
@@ -202,14 +208,8 @@ async def test_operators_list_dead_deliveries_and_queue_them_again_once_the_depa
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    rec, port = receiver
-    rec.status["gone"] = 410
-    outbound = make(redis, routing(tmp_path, port, free_port()))
-    await enqueue(redis, "gone", "e-gone")
-    await enqueue(redis, "fast", "e-fast")
-    async with running(outbound):
-        await until(lambda: _dlq(redis, 1))
-        await until(lambda: _zcard(redis))
+    rec, _ = receiver
+    outbound = await run_until_settled(redis, receiver, tmp_path, "gone", "fast")
     monkeypatch.setenv("REDIS_URL", redis_url)
 
     assert await asyncio.to_thread(main, ["outbound", "list", "--json"]) == 0
