@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 import hiredis
 from faststream.redis import RedisBroker
@@ -46,6 +47,22 @@ async def redis_ready(redis: Redis) -> bool:
     except (RedisError, OSError, TimeoutError):
         return False
     return True
+
+
+T = TypeVar("T")
+
+
+def run_with_redis(url: str, work: Callable[[Redis], Awaitable[T]]) -> T:
+    """Run `work` to completion on a client of its own, closed afterwards: for one-shot commands."""
+
+    async def run() -> T:
+        redis = redis_client(url)
+        try:
+            return await work(redis)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())
 
 
 def redis_client(url: str) -> Redis:

@@ -176,17 +176,10 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from shared.bus import init_streams, redis_client
+    from shared.bus import init_streams, run_with_redis
     from shared.settings import CommonSettings
 
-    async def run() -> list[tuple[str, str]]:
-        redis = redis_client(CommonSettings().redis_url)
-        try:
-            return await init_streams(redis)
-        finally:
-            await redis.aclose()
-
-    created = asyncio.run(run())
+    created = run_with_redis(CommonSettings().redis_url, init_streams)
     for stream, group in created:
         print(f"created group {group} on {stream}")
     print(f"streams and groups ready ({len(created)} created now)")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 
+from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
 from shared import dlq, streams
-from shared.bus import redis_client
+from shared.bus import run_with_redis
 from shared.settings import CommonSettings
 
 
@@ -29,14 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    async def run() -> tuple[list[dlq.DeadLetter], int]:
-        redis = redis_client(CommonSettings().redis_url)
-        try:
-            return await dlq.list_dead(redis, args.stream, args.limit), await redis.xlen(streams.OUTBOUND_DLQ)
-        finally:
-            await redis.aclose()
+    async def read(redis: Redis) -> tuple[list[dlq.DeadLetter], int]:
+        return await dlq.list_dead(redis, args.stream, args.limit), await redis.xlen(streams.OUTBOUND_DLQ)
 
-    dead, undelivered = asyncio.run(run())
+    dead, undelivered = run_with_redis(CommonSettings().redis_url, read)
     if args.json:
         print(json.dumps([d.model_dump(mode="json") for d in dead], ensure_ascii=False))
         return 0
@@ -54,12 +50,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    async def run() -> int:
-        redis = redis_client(CommonSettings().redis_url)
-        try:
-            return await dlq.replay(redis, args.stream, args.ids)
-        finally:
-            await redis.aclose()
-
-    print(f"replayed {asyncio.run(run())} dead letter(s) onto {args.stream}")
+    replayed = run_with_redis(
+        CommonSettings().redis_url, lambda redis: dlq.replay(redis, args.stream, args.ids)
+    )
+    print(f"replayed {replayed} dead letter(s) onto {args.stream}")
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from types import TracebackType
 
 import httpx
 
-from shared.bus import init_streams, redis_client
+from shared.bus import init_streams, run_with_redis
 from shared.embedded import EmbeddedRedis, free_port_block
 
 SERVICES: tuple[str, ...] = ("intake", "classifier", "dispatch", "evaluation", "insight")
@@ -48,7 +47,7 @@ class Stack:
             self.redis_url = self.embedded.url
         # In a thread of its own, so a Stack can also be started from code with a running event loop.
         with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, _init(self.redis_url)).result()
+            pool.submit(run_with_redis, self.redis_url, init_streams).result()
         try:
             for service in self.services:
                 self.start_service(service)
@@ -139,11 +138,3 @@ class Stack:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-async def _init(url: str) -> None:
-    redis = redis_client(url)
-    try:
-        await init_streams(redis)
-    finally:
-        await redis.aclose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -25,10 +24,10 @@ from services.classifier.datafiles import (
     read_labelled_csv,
     taxonomy_label_map,
 )
-from services.classifier.labels import Label, read_labels, write_jsonl
+from services.classifier.labels import read_labels, write_jsonl
 from services.classifier.metrics import expected_calibration_error, summarize
 from services.classifier.model import TRAIN_STEPS, ModelLoadError, TextClassifier
-from shared.bus import redis_client
+from shared.bus import run_with_redis
 from shared.settings import CommonSettings
 
 BAD_INPUT = 2
@@ -182,15 +181,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
 def export_labels_command(args: argparse.Namespace) -> int:
     url = args.redis_url or CommonSettings().redis_url
 
-    async def export() -> list[Label]:
-        redis = redis_client(url)
-        try:
-            return await read_labels(redis)
-        finally:
-            await redis.aclose()
-
     try:
-        labels = asyncio.run(export())
+        labels = run_with_redis(url, read_labels)
     except RedisError as exc:
         return _fail(f"cannot read the labels from Redis: {exc}")
     try:

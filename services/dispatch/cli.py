@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 
 from rich.console import Console
 from rich.table import Table
 
-from services.dispatch.outbound import DeadDelivery, dead_deliveries, redeliver
-from shared.bus import redis_client
+from services.dispatch.outbound import dead_deliveries, redeliver
+from shared.bus import run_with_redis
 from shared.settings import CommonSettings
 
 
@@ -27,14 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    async def run() -> list[DeadDelivery]:
-        redis = redis_client(CommonSettings().redis_url)
-        try:
-            return await dead_deliveries(redis, args.limit)
-        finally:
-            await redis.aclose()
-
-    dead = asyncio.run(run())
+    dead = run_with_redis(CommonSettings().redis_url, lambda redis: dead_deliveries(redis, args.limit))
     if args.json:
         print(json.dumps([d.model_dump(mode="json") for d in dead], ensure_ascii=False))
         return 0
@@ -48,12 +40,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    async def run() -> int:
-        redis = redis_client(CommonSettings().redis_url)
-        try:
-            return await redeliver(redis, args.ids)
-        finally:
-            await redis.aclose()
-
-    print(f"queued {asyncio.run(run())} webhook(s) again")
+    queued = run_with_redis(CommonSettings().redis_url, lambda redis: redeliver(redis, args.ids))
+    print(f"queued {queued} webhook(s) again")
     return 0

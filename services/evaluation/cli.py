@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from services.evaluation.app import EvaluationSettings
-from services.evaluation.report import MonthReport, load_month, render_chronic_csv, render_csv, render_html
-from shared.bus import redis_client
+from services.evaluation.report import load_month, render_chronic_csv, render_csv, render_html
+from shared.bus import run_with_redis
 
 
 def register(subparsers: Any) -> None:
@@ -26,7 +25,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = EvaluationSettings()
     min_volume = args.min_volume if args.min_volume is not None else settings.min_volume
     try:
-        report = asyncio.run(_load(settings.redis_url, args.month, min_volume))
+        report = run_with_redis(settings.redis_url, lambda redis: load_month(redis, args.month, min_volume))
     except ValueError as exc:
         print(f"hotline report: {exc}")
         return 2
@@ -39,11 +38,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     chronic.write_text(render_chronic_csv(report), encoding="utf-8")
     print(f"wrote {html}, {table} and {chronic}")
     return 0
-
-
-async def _load(url: str, month: str, min_volume: int) -> MonthReport:
-    redis = redis_client(url)
-    try:
-        return await load_month(redis, month, min_volume)
-    finally:
-        await redis.aclose()
