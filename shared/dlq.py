@@ -28,8 +28,14 @@ class DeadLetter(BaseModel):
     ticket_id: str | None
 
 
-def _text(fields: dict[bytes, bytes], key: bytes) -> str:
+def field_text(fields: dict[bytes, bytes], key: bytes) -> str:
     return fields.get(key, b"").decode(errors="replace")
+
+
+def dead_at(fields: dict[bytes, bytes]) -> datetime | None:
+    """When the entry was set aside (`dead_at`, unix seconds), as every dead-letter writer records it."""
+    at = field_text(fields, b"dead_at")
+    return datetime.fromtimestamp(float(at), UTC) if at else None
 
 
 def _ticket_id(fields: dict[bytes, bytes]) -> str | None:
@@ -47,17 +53,16 @@ def _ticket_id(fields: dict[bytes, bytes]) -> str | None:
 
 
 def parse(stream: str, dlq_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
-    dead_at = _text(fields, b"dead_at")
     return DeadLetter(
         stream=stream,
         dlq_id=dlq_id.decode(),
-        original_id=_text(fields, b"original_id"),
-        reason=_text(fields, b"reason"),
-        error=_text(fields, b"error"),
-        service=_text(fields, b"service"),
-        group=_text(fields, b"group"),
-        deliveries=int(_text(fields, b"deliveries") or 0),
-        dead_at=datetime.fromtimestamp(float(dead_at), UTC) if dead_at else None,
+        original_id=field_text(fields, b"original_id"),
+        reason=field_text(fields, b"reason"),
+        error=field_text(fields, b"error"),
+        service=field_text(fields, b"service"),
+        group=field_text(fields, b"group"),
+        deliveries=int(field_text(fields, b"deliveries") or 0),
+        dead_at=dead_at(fields),
         ticket_id=_ticket_id(fields),
     )
 

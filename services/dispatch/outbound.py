@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -32,6 +32,7 @@ from services.dispatch.state import OutboundJob as Job
 from services.intake.signatures import signed_headers
 from shared import streams
 from shared.bus import as_str, read_range
+from shared.dlq import dead_at, field_text
 from shared.outbound import backoff, retryable
 
 log = logging.getLogger("hotline.dispatch.outbound")
@@ -202,22 +203,19 @@ class DeadDelivery(BaseModel):
 
 
 def _dead_delivery(dlq_id: bytes, fields: dict[bytes, bytes]) -> DeadDelivery:
-    def text(name: str) -> str:
-        return as_str(fields.get(name.encode(), b""))
-
     try:
-        ticket_id = json.loads(text("body")).get("ticket_id")
+        ticket_id = json.loads(field_text(fields, b"body")).get("ticket_id")
     except (ValueError, AttributeError):
         ticket_id = None
     return DeadDelivery(
         dlq_id=as_str(dlq_id),
-        event_id=text("event_id"),
+        event_id=field_text(fields, b"event_id"),
         ticket_id=ticket_id,
-        department=text("department"),
-        reason=text("reason"),
-        error=text("error"),
-        attempts=int(text("attempts") or 0),
-        dead_at=datetime.fromtimestamp(float(text("dead_at")), UTC) if text("dead_at") else None,
+        department=field_text(fields, b"department"),
+        reason=field_text(fields, b"reason"),
+        error=field_text(fields, b"error"),
+        attempts=int(field_text(fields, b"attempts") or 0),
+        dead_at=dead_at(fields),
     )
 
 
@@ -234,7 +232,7 @@ async def redeliver(redis: Redis, ids: list[str] | None = None) -> int:
         if wanted is not None and as_str(dlq_id) not in wanted:
             continue
         dead = _dead_delivery(dlq_id, fields)
-        job = Job(department=dead.department, body=as_str(fields.get(b"body", b"")))
+        job = Job(department=dead.department, body=field_text(fields, b"body"))
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hset(state.OUTBOUND_JOBS, dead.event_id, job.model_dump_json())
             pipe.zadd(state.OUTBOUND_DUE, {dead.event_id: time.time()})
