@@ -111,8 +111,9 @@ def verify(
 ) -> None:
     if not offered:
         raise HttpError(401, "bad_signature", "missing X-Twilio-Signature header")
+    variants = _with_and_without_port(url)
     for token in tokens:
-        for variant in _with_and_without_port(url):
+        for variant in variants:
             if hmac.compare_digest(signature(token, variant, params, algorithm), offered):
                 return
     raise HttpError(401, "bad_signature", "X-Twilio-Signature does not match")
