@@ -12,6 +12,7 @@ status updates by time window by reading only the hours the window covers.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -256,6 +257,9 @@ class TicketStore:
             return sorted(await self._updates_of(ticket_ids, since, until), key=_in_order)[:limit]
         found: list[Update] = []
         seen: set[str] = set()
+        # Times of the changes found but not yet known to be complete, so each is counted once.
+        pending: list[datetime] = []
+        complete_count = 0
         # Hours outside the retention hold nothing: a window reaching far back or ahead reads no more.
         now = int(datetime.now(UTC).timestamp()) // _HOUR
         first = max(
@@ -271,9 +275,15 @@ class TicketStore:
             for hour, ids in zip(hours, members, strict=True):
                 if new := sorted({as_str(i) for i in ids} - seen):
                     seen.update(new)
-                    found += await self._updates_of(new, since, until)
+                    more = await self._updates_of(new, since, until)
+                    found += more
+                    for u in more:
+                        heapq.heappush(pending, u.at)
                 complete = datetime.fromtimestamp((hour + 1) * _HOUR, UTC)
-                if sum(1 for u in found if u.at < complete) >= limit:
+                while pending and pending[0] < complete:
+                    heapq.heappop(pending)
+                    complete_count += 1
+                if complete_count >= limit:
                     return sorted(found, key=_in_order)[:limit]
         return sorted(found, key=_in_order)[:limit]
 
