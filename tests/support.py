@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,11 +86,14 @@ async def recording_server() -> AsyncIterator[Recorder]:
         yield recorder
 
 
-async def wait_for(check: Callable[[], Awaitable[Any]], what: str, within: float = 60.0) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` after `within` seconds."""
+async def wait_for(check: Callable[[], Any], what: str, within: float = 60.0) -> Any:
+    """Poll `check` (plain or async) until it returns something truthy; fail naming `what` after `within`
+    seconds."""
     deadline = time.monotonic() + within
     while True:
-        value = await check()
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:

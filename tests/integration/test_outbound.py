@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from shared.cli import main
 from shared.effects import StoreWrite
 from shared.embedded import free_port
 from shared.store import TicketStore
-from tests.support import serving
+from tests.support import serving, wait_for
 
 pytestmark = pytest.mark.redis
 SECRETS = {"FAST_SECRET": "whsec_ZmFzdC1zZWNyZXQ=", "SLOW_SECRET": "slow-secret", "FLAKY_SECRET": "flaky"}
@@ -110,16 +110,6 @@ async def running(outbound: Outbound) -> AsyncIterator[None]:
         await task
 
 
-async def until(check: Callable[[], bool | Awaitable[bool]]) -> None:
-    """Poll until `check` holds; generous, so a loaded machine never fails a correct run."""
-    async with asyncio.timeout(30):
-        while True:
-            result = check()
-            if result if isinstance(result, bool) else await result:
-                return
-            await asyncio.sleep(0.02)
-
-
 def make(redis: Redis, source: RoutingSource, **settings: float) -> Outbound:
     opts = OutboundSettings(
         **{"timeout": 5.0, "max_attempts": 3, "backoff_base": 0.05, "backoff_cap": 0.2, "poll_interval": 0.02}
@@ -136,12 +126,12 @@ async def test_deliveries_are_signed_once_each_and_a_slow_department_blocks_no_o
     outbound = make(redis, routing(tmp_path, port, free_port()))
     await enqueue(redis, "slow", "e-slow")
     async with running(outbound):
-        await until(lambda: bool(rec.of("slow")))  # the slow call is in flight...
+        await wait_for(lambda: rec.of("slow"), "the slow call in flight")  # the slow call is in flight...
         await enqueue(redis, "fast", "e-fast")
-        await until(lambda: "fast" in rec.finished)
+        await wait_for(lambda: "fast" in rec.finished, "the fast delivery")
         assert "slow" not in rec.finished, "...and the fast department was served meanwhile"
-        await until(lambda: "slow" in rec.finished)
-        await until(lambda: _zcard(redis))
+        await wait_for(lambda: "slow" in rec.finished, "the slow delivery")
+        await wait_for(lambda: _nothing_due(redis), "no delivery due")
     [(_, headers, body)] = rec.of("fast")
     assert headers["webhook-id"] == "e-fast"
     assert verify([SECRETS["FAST_SECRET"]], headers, body) == "e-fast"
@@ -159,8 +149,8 @@ async def test_a_failing_department_is_retried_with_the_same_id_until_it_answers
     outbound = make(redis, routing(tmp_path, port, free_port()))
     await enqueue(redis, "flaky", "e-1")
     async with running(outbound):
-        await until(lambda: len(rec.of("flaky")) == 3)
-        await until(lambda: _zcard(redis))
+        await wait_for(lambda: len(rec.of("flaky")) == 3, "three tries")
+        await wait_for(lambda: _nothing_due(redis), "no delivery due")
     assert {r[1]["webhook-id"] for r in rec.of("flaky")} == {"e-1"}
     assert await redis.exists(state.outbound_sent("e-1"))
     assert await redis.xlen(streams.OUTBOUND_DLQ) == 0
@@ -179,7 +169,7 @@ async def run_until_settled(
     for department in departments:
         await enqueue(redis, department, f"e-{department}")
     async with running(outbound):
-        await until(lambda: _zcard(redis))
+        await wait_for(lambda: _nothing_due(redis), "no delivery due")
     return outbound
 
 
@@ -196,7 +186,7 @@ async def test_after_the_last_try_or_a_refusal_the_delivery_is_dead_lettered_wit
     assert await redis.zcard(state.OUTBOUND_DUE) == 0 and await redis.hlen(state.OUTBOUND_JOBS) == 0
 
 
-async def _zcard(redis: Redis) -> bool:
+async def _nothing_due(redis: Redis) -> bool:
     return int(await redis.zcard(state.OUTBOUND_DUE)) == 0
 
 
@@ -223,7 +213,7 @@ async def test_operators_list_dead_deliveries_and_queue_them_again_once_the_depa
     assert "queued 1 webhook(s) again" in capsys.readouterr().out
     assert await redis.xlen(streams.OUTBOUND_DLQ) == 0
     async with running(outbound):
-        await until(lambda: _zcard(redis))
+        await wait_for(lambda: _nothing_due(redis), "no delivery due")
     assert await redis.exists(state.outbound_sent("e-gone"))
     assert [r[1]["webhook-id"] for r in rec.of("gone")] == ["e-gone", "e-gone"]
     assert await redis.hlen(state.OUTBOUND_JOBS) == 0
