@@ -60,7 +60,8 @@ def verify(
     except ValueError:
         raise SignatureError("webhook-timestamp is not an integer") from None
     current = time.time() if now is None else now
-    if abs(current - ts) > tolerance:
+    # Compared, not subtracted: `current - ts` overflows a float for a timestamp of hundreds of digits.
+    if not current - tolerance <= ts <= current + tolerance:
         raise SignatureError("webhook-timestamp outside the tolerance window")
     offered = [s.split(",", 1)[1] for s in signatures.split() if s.startswith("v1,")]
     if not offered:

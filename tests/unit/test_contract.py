@@ -87,3 +87,11 @@ def test_caller_numbers_are_hashed_with_a_key_and_masked() -> None:
     assert ref.masked.endswith("8000") and "138" not in ref.masked
     assert ref.hash == caller_ref("+8613800138000", b"k1").hash != caller_ref("+8613800138000", b"k2").hash
     assert "13800138000" not in ref.model_dump_json()
+
+
+@pytest.mark.parametrize("timestamp", ["1" + "0" * 400, "-" + "9" * 400])
+def test_a_timestamp_too_large_for_a_float_is_a_signature_error_not_a_crash(timestamp: str) -> None:
+    # int() takes up to 4300 digits, but subtracting such an int from time.time() (a float) overflows.
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": timestamp, "webhook-signature": "v1,x"}
+    with pytest.raises(signatures.SignatureError, match="tolerance"):
+        signatures.verify(["whsec_b2xk"], headers, b"{}", now=1_000_000.5)
