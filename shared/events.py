@@ -17,7 +17,10 @@ from shared import streams
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("datetime must carry a timezone")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-14:00: pydantic turns only ValueError into a 422
+        raise ValueError("datetime out of range once in UTC") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]

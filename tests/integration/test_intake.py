@@ -95,6 +95,7 @@ async def test_a_rate_counter_that_lost_its_expiry_gets_its_window_back(redis: R
         (b"{not json", {}, 400, "invalid_json"),
         (call(transcript=None), {}, 422, "invalid_payload"),
         (call(location={"lat": 500}), {}, 422, "invalid_payload"),
+        (call(started_at="9999-12-31T23:59:59-14:00"), {}, 422, "invalid_payload"),  # year 10000 in UTC
     ],
 )
 async def test_bad_input_gets_a_precise_4xx_and_stores_nothing(

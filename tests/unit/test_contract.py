@@ -56,6 +56,18 @@ def test_datetimes_must_be_aware_and_are_kept_in_utc() -> None:
     assert shifted.occurred_at.tzinfo == UTC
 
 
+@pytest.mark.parametrize(
+    "edge",
+    [  # in UTC, year 10000 and year 0
+        datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-14))),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+    ],
+)
+def test_a_datetime_with_no_utc_equivalent_is_a_validation_error(edge: datetime) -> None:
+    with pytest.raises(ValidationError, match="out of range"):
+        event(occurred_at=edge)
+
+
 def test_every_stream_has_one_event_type() -> None:
     assert set(STREAM_EVENTS) == set(streams.ALL_STREAMS)
     assert streams.dlq(streams.RECEIVED) == "tickets.received.dlq"
