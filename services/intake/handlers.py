@@ -65,6 +65,8 @@ for i = 1, 2 do
     return {0, redis.call('GET', KEYS[i])}
   end
 end
+-- the ticket id follows from the source id: past the markers' TTL a retry finds the ticket itself
+if redis.call('EXISTS', KEYS[4]) == 1 then return {0, ARGV[1]} end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', '__data__', ARGV[3])
 redis.call('HSET', KEYS[4], unpack(ARGV, 10))
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])

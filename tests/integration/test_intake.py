@@ -14,8 +14,15 @@ from services.intake.signatures import signed_headers
 from shared import streams
 from shared.codec import decode
 from shared.events import TicketReceived
-from shared.store import TicketStore
-from tests.integration.intake_support import NUMBER, SECRET, call, intake_client, post_signed
+from shared.store import TicketStore, keys
+from tests.integration.intake_support import (
+    NUMBER,
+    SECRET,
+    call,
+    dispatch_to,
+    intake_client,
+    post_signed,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -75,6 +82,23 @@ async def test_a_replayed_delivery_id_with_another_call_leaves_that_call_free_fo
     assert replayed.json() == {"ticket_id": first.json()["ticket_id"], "duplicate": True}
     assert own.json()["duplicate"] is False and own.json()["ticket_id"] != first.json()["ticket_id"]
     assert await redis.xlen(streams.RECEIVED) == 2
+
+
+async def test_a_retry_after_the_dedupe_markers_expired_does_not_reset_the_ticket(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    """The ticket id follows from the call id, so a late retry (an Open311 app re-posting the same
+    body, a provider replaying after the markers' 7 days) finds the ticket, not a fresh one."""
+    first = await post(client, call(), webhook_id="msg_1")
+    ticket_id = first.json()["ticket_id"]
+    await dispatch_to(redis, ticket_id, "water_utility")
+    await redis.delete(*[k async for k in redis.scan_iter("hotline:dedupe:*")])  # as DEDUPE_TTL_SECONDS do
+    late = await post(client, call(), webhook_id="msg_2")
+    assert late.status_code == 202 and late.json() == {"ticket_id": ticket_id, "duplicate": True}
+    ticket = await TicketStore(redis).get(ticket_id)
+    assert ticket is not None and ticket.status == "dispatched" and ticket.department == "water_utility"
+    assert await redis.xlen(streams.RECEIVED) == 1
+    assert await redis.llen(keys.history(ticket_id)) == 2  # received, dispatched: no second "received"
 
 
 async def test_a_rate_counter_that_lost_its_expiry_gets_its_window_back(redis: Redis, redis_url: str) -> None:
