@@ -66,6 +66,9 @@ FMS_STATUS = {
 # A day's margin: a start computed back from an end in the first days of year 1 stays a datetime.
 _EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
 # Seven or more digits, allowing the separators people type in phone numbers; a date (2026-11-28) is not one.
+# What XML 1.0 cannot carry even escaped (most C0 controls, lone surrogates, U+FFFE/U+FFFF): one such
+# character in a report would make every XML listing that shows it unreadable.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NUMBER = re.compile(r"(?<!\d)(?!\d{4}[-/.]\d\d?[-/.]\d\d?(?!\d))[+(]?\d(?:[\s\-().]*\d){6,}")
 
 
@@ -199,7 +202,7 @@ def _xml(name: str, value: Any, parent: ET.Element | None = None) -> ET.Element:
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     elif value is not None:
-        element.text = str(value)
+        element.text = _NOT_XML.sub("", str(value))
     return element
 
 

@@ -188,6 +188,21 @@ async def test_get_requests_shows_progress_from_the_ticket_store(
     assert token == [{"service_request_id": created, "token": created}]
 
 
+async def test_control_characters_in_a_report_do_not_break_the_xml_of_every_listing(
+    client: httpx.AsyncClient,
+) -> None:
+    """XML 1.0 cannot carry most C0 controls, even escaped: one report holding one would otherwise make
+    requests.xml unreadable for every client (FixMyStreet reads XML)."""
+    resp = await create(client, description="Pipe\x0cburst\x01 here\tnow", address_string="No.\x0b 5")
+    created = resp.json()[0]["service_request_id"]
+    for path in (f"{BASE}/requests/{created}.xml", f"{BASE}/requests.xml", f"{BASE}/requests"):
+        root = ET.fromstring((await client.get(path)).content)
+        assert root.findtext("request/description") == "Pipeburst here\tnow"
+        assert root.findtext("request/address") == "No. 5"
+    listing = (await client.get(f"{BASE}/requests.json")).json()
+    assert listing[0]["description"] == "Pipe\x0cburst\x01 here\tnow"  # JSON carries them as they are
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [
