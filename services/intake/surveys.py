@@ -48,6 +48,8 @@ RESOLVED_WORDS = {"yes": True, "no": False, "是": True, "否": False, "已解�
 
 
 def _satisfaction(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic would take true as 1, the lowest score
+        raise ValueError("satisfaction is a score of 1-5 or a word, not true/false")
     return surveys.SATISFACTION_WORDS.get(value.strip(), value) if isinstance(value, str) else value
 
 

@@ -106,6 +106,7 @@ async def test_no_answer_without_an_open_survey(client: httpx.AsyncClient, redis
         (answer("x", satisfaction=7), SURVEY_SECRET, 422),
         (answer("x", satisfaction="很好"), SURVEY_SECRET, 422),
         (answer("x", satisfaction=None), SURVEY_SECRET, 422),
+        (answer("x", satisfaction=True), SURVEY_SECRET, 422),  # a yes/no is no score (it was taken as 1)
         (answer("x", resolved="maybe"), SURVEY_SECRET, 422),
         (answer("x"), SECRET, 401),
     ],
