@@ -4,7 +4,8 @@ XML by default (`services`, `services.xml`), JSON on `.json`; errors are the spe
 arrays with 400 (anything malformed, schema errors included), 403 (api_key) and 404. Services come from
 the taxonomy; a request's status, agency and expected time come from the ticket store, so an app sees
 the ticket move. Only POST needs an api_key. What a request exposes is limited on purpose: descriptions
-only of reports that came in through Open311 (a phone transcript is not published), and never contact data.
+only of reports that came in through Open311 (a phone transcript is not published), with digit runs that
+could be a phone number blanked, and never contact data.
 
 `servicerequestupdates` is FixMyStreet's extension (its `Open311.pm` polls it with the last two hours):
 each change of a ticket's status, in FixMyStreet's status words, described for the public (the agency,
@@ -272,8 +273,12 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def _unnumbered(text: str) -> str:
+    return _NUMBER.sub("[number removed]", text)
+
+
 def _public(text: str) -> str:
-    return _NUMBER.sub("[number removed]", text.strip())[:1000]
+    return _unnumbered(text.strip())[:1000]
 
 
 def _described(entry: dict[str, Any], agency: str) -> str:
@@ -418,7 +423,7 @@ def routes(deps: Deps) -> list[Route]:
             status_notes=f"duplicate of {duplicate_of}" if duplicate_of else ticket.status,
             service_name=category.name if category else None,
             service_code=code,
-            description=ticket.text if ticket.channel == "open311" else None,
+            description=_unnumbered(ticket.text) if ticket.channel == "open311" and ticket.text else None,
             agency_responsible=deps.department_names.get(ticket.department or ""),
             requested_datetime=when(ticket.received_at),
             updated_datetime=when(ticket.updated_at),
