@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("hotline.intake")
@@ -55,11 +55,15 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise HttpError(413, "too_large", f"body exceeds {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, "too_large", f"body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, "too_large", f"body exceeds {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer; 499 (nginx's "client closed request") keeps it out of the 5xx.
+        raise HttpError(499, "client_disconnected", "the client hung up before sending the body") from None
     return b"".join(chunks)
 
 

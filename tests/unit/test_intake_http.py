@@ -1,0 +1,48 @@
+"""Intake's HTTP plumbing (capped bodies, problem answers, metrics) on hand-built ASGI requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.intake.http import IntakeMetrics, instrumented, read_body
+
+
+def _request(*messages: dict[str, Any]) -> Request:
+    pending = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", b"1000")]}
+    return Request(scope, receive)
+
+
+async def test_a_client_that_hangs_up_mid_body_is_not_counted_as_a_server_error() -> None:
+    """An abandoned upload (a phone losing its network) is the client's doing: counted apart, not as
+    the 5xx that HotlineIntakeErrors pages on, and not logged as an unhandled error."""
+    registry = CollectorRegistry()
+    metrics = IntakeMetrics(registry)
+
+    async def endpoint(request: Request) -> Response:
+        await read_body(request, 4096)
+        return Response(status_code=202)
+
+    handler = instrumented("telephony", metrics, endpoint)
+    response = await handler(
+        _request(
+            {"type": "http.request", "body": b'{"call_id":', "more_body": True}, {"type": "http.disconnect"}
+        )
+    )
+    assert response.status_code == 499
+    assert (
+        registry.get_sample_value("hotline_intake_requests_total", {"route": "telephony", "status": "499"})
+        == 1
+    )
+    assert (
+        registry.get_sample_value("hotline_intake_requests_total", {"route": "telephony", "status": "500"})
+        is None
+    )
