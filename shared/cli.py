@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 from rich.table import Table
@@ -97,12 +98,22 @@ def _print_endpoints(console: Console, stack: Stack) -> None:
     table.add_column("listens on")
     for service in SERVICES:
         table.add_row(service, f"{stack.url_of(service)}  (/metrics /livez /readyz)")
-    table.add_row("redis", f"{stack.redis_url}" + ("  (embedded)" if stack.embedded else ""))
+    table.add_row("redis", _redacted(stack.redis_url or "") + ("  (embedded)" if stack.embedded else ""))
     table.add_row("logs", str(stack.log_dir))
     console.print(table)
     console.print(
         f"Post a call: POST {stack.url_of('intake')}/v1/webhooks/telephony (Standard Webhooks signed)"
     )
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (REDIS_URL may carry one; the terminal may be a log)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
