@@ -148,6 +148,12 @@ class TicketNotFoundError(LookupError):
     pass
 
 
+def names_a_ticket(ticket_id: str) -> bool:
+    """False for an id with the key separator: `{id}:history` names a ticket's history list, which read
+    as a ticket hash gets WRONGTYPE from Redis. Ids from requests are checked with this."""
+    return ":" not in ticket_id
+
+
 def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
@@ -205,6 +211,8 @@ class TicketStore:
             pipe.eval(_APPLY, len(script_keys), *script_keys, *args)
 
     async def get(self, ticket_id: str) -> Ticket | None:
+        if not names_a_ticket(ticket_id):
+            return None
         return _ticket(ticket_id, await self.redis.hgetall(keys.ticket(ticket_id)))
 
     async def get_or_raise(self, ticket_id: str) -> Ticket:
@@ -219,6 +227,10 @@ class TicketStore:
         """The tickets (None: no such ticket). With `fields`, only those are read and the others keep
         their defaults (None also when none of them is set): a worker that needs a few fields of each
         ticket of a batch skips reading and validating the rest."""
+        if not all(names_a_ticket(t) for t in ticket_ids):
+            named = [t for t in ticket_ids if names_a_ticket(t)]
+            found = dict(zip(named, await self.get_many(named, fields), strict=True))
+            return [found.get(t) for t in ticket_ids]
         async with self.redis.pipeline(transaction=False) as pipe:
             for ticket_id in ticket_ids:
                 if fields is None:

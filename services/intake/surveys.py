@@ -25,7 +25,7 @@ from shared import streams, surveys
 from shared.bus import as_str
 from shared.codec import pack
 from shared.events import SurveyAnswered, utcnow
-from shared.store import keys
+from shared.store import keys, names_a_ticket
 
 PATH = "/v1/webhooks/survey"
 
@@ -98,6 +98,8 @@ def routes(deps: Deps) -> list[Route]:
     async def answer(request: Request) -> Response:
         await deps.limit("webhook", client_ip(request))
         _, data = await deps.signed_json(request, deps.settings.survey_webhook_secrets, SurveyAnswer)
+        if not names_a_ticket(data.ticket_id):
+            raise HttpError(404, "unknown_ticket", f"no ticket {data.ticket_id}")
         current = await available(redis.hget(keys.ticket(data.ticket_id), surveys.ROUND_FIELD))
         for _ in range(3):  # a new round can open between the read and the script: read it again
             survey_round = int(current) if current is not None else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.intake.app import IntakeSettings, create_app
+from services.intake.settings import DEV_OPERATOR_TOKEN, dev_department_token
 from services.intake.signatures import signed_headers
 from shared import streams
 from shared.codec import decode
@@ -18,6 +20,7 @@ from shared.store import TicketStore, keys
 from tests.integration.intake_support import (
     NUMBER,
     SECRET,
+    SURVEY_SECRET,
     call,
     dispatch_to,
     intake_client,
@@ -232,3 +235,40 @@ async def test_transcript_and_notes_together_are_capped_at_the_event_limit(
         resp = await post(c, call(transcript="话" * 15_000, agent_notes="记" * 15_000))
     assert resp.status_code == 422
     assert "together exceed" in resp.json()["error"]["fields"][0]["problem"]
+
+
+@pytest.mark.parametrize("suffix", [":history", ":applied"])
+async def test_an_id_naming_a_ticket_s_other_keys_is_unknown_not_a_storage_outage(
+    client: httpx.AsyncClient, redis: Redis, suffix: str
+) -> None:
+    """`{ticket}:history` is the ticket's history list in Redis: read as a ticket hash it made Redis answer
+    WRONGTYPE, which every route took for an outage (503, Retry-After: providers retry forever, and the
+    5xx alert fires); Open311's routes are public."""
+    ticket_id = (await post(client, call(), webhook_id="msg_1")).json()["ticket_id"]
+    await redis.sadd(keys.applied(ticket_id), "dispatch:x")
+    odd = ticket_id + suffix
+    operator = {"authorization": f"Bearer {DEV_OPERATOR_TOKEN}"}
+    department = {"authorization": f"Bearer {dev_department_token('water_utility')}"}
+    answers = [
+        await client.get(f"/open311/v2/requests/{odd}.json"),
+        await client.get(f"/open311/v2/tokens/{odd}.json"),
+        await client.post(
+            f"/v1/operators/tickets/{odd}/category", json={"category": "health"}, headers=operator
+        ),
+        await client.post(
+            f"/v1/operators/tickets/{odd}/route", json={"department": "health_commission"}, headers=operator
+        ),
+        await client.post(f"/v1/departments/water_utility/tickets/{odd}/accept", headers=department),
+        await post_signed(
+            client,
+            "/v1/webhooks/survey",
+            json.dumps({"ticket_id": odd, "resolved": True, "satisfaction": 5}).encode(),
+            "msg_s",
+            SURVEY_SECRET,
+        ),
+    ]
+    assert [r.status_code for r in answers] == [404] * len(answers), [r.text for r in answers]
+    listing = await client.get(
+        "/open311/v2/requests.json", params={"service_request_id": f"{odd},{ticket_id}"}
+    )
+    assert listing.status_code == 200 and [r["service_request_id"] for r in listing.json()] == [ticket_id]
