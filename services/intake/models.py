@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events import Location, UtcDatetime
 
@@ -27,6 +27,13 @@ class TelephonyCall(BaseModel):
     ivr_choice: str | None = Field(default=None, max_length=64)
     location: Location | None = None
     language: Literal["zh", "en"] | None = None
+
+    @field_validator("location")
+    @classmethod
+    def _whole_coordinates(cls, value: Location | None) -> Location | None:
+        if value is not None and (value.lat is None) != (value.lon is None):
+            raise ValueError("lat and lon go together")
+        return value
 
     @model_validator(mode="after")
     def _has_text(self) -> TelephonyCall:

@@ -139,6 +139,17 @@ async def test_schema_errors_name_the_fields(client: httpx.AsyncClient) -> None:
     assert [f["field"] for f in resp.json()["error"]["fields"]] == ["location.lat"]
 
 
+async def test_half_a_coordinate_is_refused_not_silently_dropped(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    # The classifier places a ticket by coordinates only with both; a lone lat was accepted and ignored.
+    resp = await post(client, call(location={"lat": 39.9, "address": "No. 5"}))
+    assert resp.status_code == 422
+    assert [f["field"] for f in resp.json()["error"]["fields"]] == ["location"]
+    assert await redis.xlen(streams.RECEIVED) == 0
+    assert (await post(client, call(location={"address": "No. 5"}))).status_code == 202
+
+
 async def test_unsigned_requests_are_refused(client: httpx.AsyncClient) -> None:
     resp = await client.post(
         "/v1/webhooks/telephony", content=call(), headers={"content-type": "application/json"}
