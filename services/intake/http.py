@@ -74,7 +74,10 @@ def media_type(request: Request) -> str:
 def require_content_type(request: Request, *allowed: str) -> None:
     if media_type(request) not in allowed:
         raise HttpError(415, "unsupported_media_type", f"Content-Type must be one of: {', '.join(allowed)}")
-    charset = request.headers.get("content-type", "").lower().partition("charset=")[2].strip(' "')
+    params = request.headers.get("content-type", "").lower().split(";")[1:]
+    charset = next(
+        (v.strip(' "') for n, _, v in (p.partition("=") for p in params) if n.strip() == "charset"), ""
+    )
     if charset and charset not in ("utf-8", "utf8"):
         raise HttpError(415, "unsupported_media_type", "the charset must be UTF-8")
 

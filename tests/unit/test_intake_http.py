@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.intake.http import IntakeMetrics, instrumented, read_body
+from services.intake.http import HttpError, IntakeMetrics, instrumented, read_body, require_content_type
 
 
 def _request(*messages: dict[str, Any]) -> Request:
@@ -46,3 +47,36 @@ async def test_a_client_that_hangs_up_mid_body_is_not_counted_as_a_server_error(
         registry.get_sample_value("hotline_intake_requests_total", {"route": "telephony", "status": "500"})
         is None
     )
+
+
+def _typed(content_type: str) -> Request:
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "headers": [(b"content-type", content_type.encode())],
+    }
+    return Request(scope)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=UTF-8",
+        'application/json;charset="utf-8"',
+        "application/json; charset=utf-8; profile=call",
+        "application/json; profile=call; charset=utf8",
+    ],
+)
+def test_a_utf8_charset_is_accepted_wherever_it_stands_among_the_parameters(content_type: str) -> None:
+    require_content_type(_typed(content_type), "application/json")
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=latin-1", "application/json; profile=x; charset=gbk"]
+)
+def test_another_charset_is_a_415(content_type: str) -> None:
+    with pytest.raises(HttpError) as refused:
+        require_content_type(_typed(content_type), "application/json")
+    assert refused.value.status == 415
