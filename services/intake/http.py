@@ -46,6 +46,11 @@ def problem(request: Request, error: HttpError) -> Response:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing more than `limit` bytes whether or not Content-Length tells the truth."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise HttpError(
+            415, "unsupported_media_type", "Content-Encoding is not supported: send the body as is"
+        )
     declared = request.headers.get("content-length")
     if declared is not None:
         try:

@@ -80,3 +80,14 @@ def test_another_charset_is_a_415(content_type: str) -> None:
     with pytest.raises(HttpError) as refused:
         require_content_type(_typed(content_type), "application/json")
     assert refused.value.status == 415
+
+
+async def test_a_compressed_body_is_a_415_naming_the_encoding_not_invalid_json() -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"\x1f\x8b\x08\x00", "more_body": False}
+
+    headers = [(b"content-type", b"application/json"), (b"content-encoding", b"gzip")]
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": headers}, receive)
+    with pytest.raises(HttpError) as refused:
+        await read_body(request, 4096)
+    assert refused.value.status == 415 and "Content-Encoding" in refused.value.message
