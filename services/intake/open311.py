@@ -16,6 +16,7 @@ could be a phone number are blanked). One jurisdiction: `jurisdiction_id` is acc
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -258,9 +259,11 @@ def _checked(attribute: Attribute, values: list[str]) -> list[str]:
             raise _bad(f"{where}: unknown value(s) {unknown}; allowed: {sorted(allowed)}")
     if attribute.datatype == "number":
         try:
-            [float(v) for v in values]
+            finite = all(math.isfinite(float(v)) for v in values)  # float() takes "nan" and "inf"
         except ValueError:
-            raise _bad(f"{where} must be a number") from None
+            finite = False
+        if not finite:
+            raise _bad(f"{where} must be a number")
     if attribute.datatype == "datetime":
         try:
             [datetime.fromisoformat(v) for v in values]
