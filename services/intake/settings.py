@@ -42,9 +42,11 @@ TokenHashes = Annotated[dict[str, list[str]], AfterValidator(_hex_hashes)]
 def _webhook_secrets(value: list[str]) -> list[str]:
     for secret in value:
         try:
-            secret_bytes(secret)
+            key = secret_bytes(secret)
         except ValueError:
             raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+        if not key:  # an HMAC with an empty key: anyone could sign
+            raise ValueError("a webhook secret must not be empty")
     return value
 
 
@@ -57,7 +59,12 @@ class IntakeSettings(CommonSettings):
 
     port: int = 8080
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
-    caller_hash_key: str = DEV_CALLER_KEY
+    caller_hash_key: str = Field(
+        default=DEV_CALLER_KEY,
+        min_length=16,
+        description="Key of the HMAC that replaces callers' numbers: numbers are few enough to guess, so only"
+        " the key's secrecy protects them",
+    )
     webhook_secrets: WebhookSecrets = Field(
         default=[DEV_SECRET], min_length=1, description="Standard Webhooks secrets of telephony (rotation)"
     )
@@ -66,7 +73,9 @@ class IntakeSettings(CommonSettings):
         min_length=1,
         description="Standard Webhooks secrets of the surveys",
     )
-    twilio_auth_tokens: list[str] = Field(default=[DEV_TWILIO_TOKEN], min_length=1)
+    twilio_auth_tokens: list[Annotated[str, Field(min_length=1)]] = Field(
+        default=[DEV_TWILIO_TOKEN], min_length=1
+    )
     public_base_url: str = Field(
         default="http://127.0.0.1:8080",
         description="The URL the outside world calls intake by; Twilio signs it, so set it behind an ingress",
