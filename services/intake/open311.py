@@ -67,10 +67,10 @@ FMS_STATUS = {
 }
 # A day's margin: a start computed back from an end in the first days of year 1 stays a datetime.
 _EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
-# Seven or more digits, allowing the separators people type in phone numbers; a date (2026-11-28) is not one.
 # What XML 1.0 cannot carry even escaped (most C0 controls, lone surrogates, U+FFFE/U+FFFF): one such
 # character in a report would make every XML listing that shows it unreadable.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Seven or more digits, allowing the separators people type in phone numbers; a date (2026-11-28) is not one.
 _NUMBER = re.compile(r"(?<!\d)(?!\d{4}[-/.]\d\d?[-/.]\d\d?(?!\d))[+(]?\d(?:[\s\-().]*\d){6,}")
 
 
