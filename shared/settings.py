@@ -11,7 +11,8 @@ DATA_DIR = Path(__file__).with_name("data")
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore")
+    # A refused setting must not print what it was given: REDIS_URL and the credentials carry secrets.
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore", hide_input_in_errors=True)
 
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
@@ -33,7 +34,20 @@ class CommonSettings(BaseSettings):
     # Entries every group is done with are still kept this long, for inspection and replays.
     stream_retention_seconds: int = Field(default=24 * 3600, ge=0)
     graceful_timeout: float = 15.0
+    # The built-in development credentials let `make run` work out of the box; a deployment sets this so a
+    # forgotten credential stops the service at start instead of leaving a publicly known key in use.
+    require_production_credentials: bool = False
     log_level: str = "INFO"
     taxonomy_path: Path = DATA_DIR / "taxonomy.yaml"
     routing_path: Path = DATA_DIR / "routing.yaml"
     gazetteer_path: Path = DATA_DIR / "gazetteer.yaml"
+
+
+def refuse_dev_credentials(settings: CommonSettings, in_use: list[str]) -> None:
+    """Fail validation, naming the settings (never their values), when production credentials are required
+    and `in_use` lists settings still at their development values."""
+    if settings.require_production_credentials and in_use:
+        raise ValueError(
+            "HOTLINE_REQUIRE_PRODUCTION_CREDENTIALS is set but these still hold the public development"
+            f" credentials: {', '.join(in_use)}"
+        )

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from faststream.asgi import AsgiFastStream
 from prometheus_client import CollectorRegistry
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from services.evaluation.api import api_routes
 from services.evaluation.gauges import RateGauges
@@ -23,7 +23,7 @@ from shared.bus import make_broker, redis_client
 from shared.effects import Effects
 from shared.events import Event, SurveyAnswered, TicketDispatched, TicketUpdated
 from shared.outbound import OutboundSender, RetryPolicy
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, refuse_dev_credentials
 from shared.worker import Consumer, Worker
 
 E = TypeVar("E", bound=Event)
@@ -51,6 +51,13 @@ class EvaluationSettings(CommonSettings):
     min_volume: int = Field(default=20, ge=1, description="Cases a unit needs in a window to be ranked")
     gauges_refresh_seconds: float = Field(default=15.0, gt=0)
     gauges_max_units: int = Field(default=200, ge=1, description="Units per dimension exported as gauges")
+
+    @model_validator(mode="after")
+    def _production_credentials(self) -> EvaluationSettings:
+        # The secret only signs requests to a gateway: without one it is never used.
+        dev = self.survey_gateway_url is not None and self.survey_secret == DEV_SURVEY_SECRET
+        refuse_dev_credentials(self, ["survey_secret"] if dev else [])
+        return self
 
 
 def build(settings: EvaluationSettings | None = None) -> tuple[Worker, AsgiFastStream]:

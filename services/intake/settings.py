@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import AfterValidator, Field, model_validator
 
 from services.intake.credentials import token_hash
 from services.intake.signatures import secret_bytes
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, refuse_dev_credentials
 
 DEV_SECRET = "whsec_aG90bGluZS1kZXZlbG9wbWVudC1zZWNyZXQ="  # "hotline-development-secret"
 DEV_SURVEY_SECRET = (
@@ -54,9 +53,6 @@ WebhookSecrets = Annotated[list[str], AfterValidator(_webhook_secrets)]
 
 
 class IntakeSettings(CommonSettings):
-    # A refused setting must not print the secret it was given.
-    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore", hide_input_in_errors=True)
-
     port: int = 8080
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     caller_hash_key: str = Field(
@@ -106,6 +102,11 @@ class IntakeSettings(CommonSettings):
     rate_window_seconds: int = Field(default=60, ge=1)
     timezone: str = Field(default="UTC", description="The zone Open311 datetimes are written in")
     open311_contact: str = "12345 hotline, https://example.org/12345"
+
+    @model_validator(mode="after")
+    def _production_credentials(self) -> IntakeSettings:
+        refuse_dev_credentials(self, self.dev_credentials_in_use())
+        return self
 
     def dev_credentials_in_use(self) -> list[str]:
         found = [

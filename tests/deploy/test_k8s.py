@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from services.dispatch.routing import load_routing
+from services.intake.settings import IntakeSettings
 from shared.settings import DATA_DIR, CommonSettings
 from shared.taxonomy import load_taxonomy
 from tests.deploy.manifests import (
@@ -30,7 +31,17 @@ from tests.deploy.manifests import (
     validation_errors,
 )
 
-SECRET_KEYS = {"redis-password", "webhook-secrets", "caller-hash-key"}
+SECRET_KEYS = {
+    "redis-password",
+    "webhook-secrets",
+    "caller-hash-key",
+    "survey-webhook-secrets",
+    "twilio-auth-tokens",
+    "open311-api-keys",
+    "department-tokens",
+    "operator-tokens",
+    "survey-secret",
+}
 
 
 def _deployment(docs: list[Doc], service: str) -> Doc:
@@ -209,6 +220,20 @@ def test_secrets_are_referenced_never_inlined() -> None:
     readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
     for key in SECRET_KEYS:
         assert f"`{key}`" in readme, f"deploy/README.md does not document the secret key {key}"
+
+
+def test_every_intake_credential_comes_from_the_secret_and_a_missing_one_stops_the_start() -> None:
+    (generator,) = [g for g in kustomization(BASE)["configMapGenerator"] if g["name"] == "hotline-env"]
+    env = dict(item.split("=", 1) for item in generator["literals"])
+    assert env["HOTLINE_REQUIRE_PRODUCTION_CREDENTIALS"] == "true"
+    assert env["HOTLINE_PUBLIC_BASE_URL"].startswith("https://")
+    (container,) = [
+        c for where, c in _containers(base_resources()) if where.startswith("Deployment/hotline-intake/")
+    ]
+    from_secret = {e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    # With nothing set, every credential is at its development value: each needs its own Secret key.
+    credentials = IntakeSettings().dev_credentials_in_use()
+    assert {f"HOTLINE_{name.upper()}" for name in credentials} <= from_secret
 
 
 def test_monitors_select_every_service_on_its_http_port() -> None:
