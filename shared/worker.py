@@ -39,6 +39,10 @@ log = logging.getLogger("hotline.worker")
 E = TypeVar("E", bound=Event)
 Entry = tuple[bytes, dict[bytes, bytes]]
 
+# Claimed entries delivered more often than this (read, then claimed once) were taken over before and
+# never finished: the claimer handles them one at a time (`Worker.claim_once`).
+ISOLATE_AFTER = 2
+
 
 @dataclass(frozen=True)
 class Consumer(Generic[E]):
@@ -91,7 +95,7 @@ class Worker:
     # -- the batch: decode, handle, commit -------------------------------------------------------
 
     async def process(
-        self, consumer: Consumer[Any], entries: list[Entry], *, claimed: bool = False
+        self, consumer: Consumer[Any], entries: list[Entry], *, cut_off_first: bool = False
     ) -> BatchResult:
         started = time.perf_counter()
         stream, group = consumer.stream, consumer.group
@@ -106,19 +110,14 @@ class Worker:
             except Exception as exc:  # a corrupt envelope can fail anywhere in the parser
                 dead.append(_Dead(entry_id, fields, "undecodable", repr(exc)[:500], 1))
 
-        if claimed and good:
+        if cut_off_first and good and good[0][0] == entries[0][0]:
             # A poison entry that kills the process never raises here: cut it off by its delivery count.
-            counts = await self._delivery_counts(stream, group, [i for i, _ in good])
-            alive = []
-            for entry_id, event in good:
-                n = counts.get(entry_id, 1)
-                if n > self.settings.max_deliveries:
-                    dead.append(
-                        _Dead(entry_id, fields_of[entry_id], "max_deliveries", f"delivered {n} times", n)
-                    )
-                else:
-                    alive.append((entry_id, event))
-            good = alive
+            # Only the first entry: see `claim_once` for why it is the one the last attempt died on.
+            entry_id = good[0][0]
+            n = (await self._delivery_counts(stream, group, [entry_id])).get(entry_id, 1)
+            if n > max(self.settings.max_deliveries, ISOLATE_AFTER + 1):
+                dead.append(_Dead(entry_id, fields_of[entry_id], "max_deliveries", f"delivered {n} times", n))
+                good = good[1:]
 
         results, failed = await self._handle(consumer, good)
 
@@ -245,7 +244,20 @@ class Worker:
             await self._drop_deleted(consumer, me)
         if live:
             self.metrics.claimed.labels(self.service, consumer.stream).inc(len(live))
-            await self.process(consumer, live, claimed=True)
+            counts = await self._delivery_counts(
+                consumer.stream, consumer.group, [entry_id for entry_id, _ in live]
+            )
+            if max(counts.values()) <= ISOLATE_AFTER:
+                # A first takeover (read once, claimed once): the batch as it was read.
+                await self.process(consumer, live)
+            else:
+                # Taken over before and still not finished: one of these may kill its process, and a
+                # batch dies whole, so each batch mate would reach max_deliveries with it. One entry at
+                # a time, each committed alone: a pass that dies leaves the entries before the killer
+                # done, so on the next pass (from 0-0, in id order) the killer is the first entry, the
+                # only one `process` cuts off by its delivery count.
+                for n, entry in enumerate(live):
+                    await self.process(consumer, [entry], cut_off_first=n == 0)
         return cursor
 
     async def _drop_deleted(self, consumer: Consumer[Any], me: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -260,3 +261,34 @@ async def test_idle_consumers_with_nothing_pending_are_reaped(redis: Redis) -> N
     assert await worker.reap_consumers(consumer, idle_ms=10) == ["pod-old-idle"]
     names = {c["name"] for c in await redis.xinfo_consumers(streams.RECEIVED, GROUP)}
     assert names == {b"pod-old-holding"}
+
+
+async def test_a_worker_killer_takes_only_itself_to_the_dlq_not_its_batch_mates(redis: Redis) -> None:
+    """An entry that kills the process kills every batch it is in: its batch mates must not share its fate."""
+
+    async def killing(events: list[TicketReceived]) -> list[Effects]:
+        if any(e.ticket_id == "T3" for e in events):
+            raise SystemExit("the process died")  # a BaseException: nothing below it runs or commits
+        return await handler(events)
+
+    consumer = Consumer(streams.RECEIVED, GROUP, TicketReceived, killing)
+    await add(redis, *(received(i) for i in range(6)))
+    entries = await read(redis, consumer="crashed-pod")  # the batch killed its reader
+    killer = entries[3][0]
+    for _ in range(12):  # a fresh process each time, as after a restart
+        await asyncio.sleep(0.15)
+        worker = Worker(
+            service="test",
+            settings=CommonSettings(claim_idle_ms=100, max_deliveries=5),
+            redis=redis,
+            consumers=[consumer],
+        )
+        with contextlib.suppress(SystemExit):
+            await worker.claim_once(consumer)
+        if await pending(redis) == 0:
+            break
+    dead = await redis.xrange(streams.dlq(streams.RECEIVED))
+    assert [f[b"original_id"] for _, f in dead] == [killer]
+    assert dead[0][1][b"reason"] == b"max_deliveries"
+    assert await redis.xlen(streams.CLASSIFIED) == 5
+    assert await pending(redis) == 0
