@@ -139,7 +139,10 @@ class Worker:
                     )
                     retry.append(entry_id)
 
-        await self._commit(consumer, results, dead)
+        for entry_id, why in (await self._commit(consumer, results, dead, fields_of)).items():
+            # Committed and acked, but a write or publish of it failed inside the transaction.
+            results.pop(entry_id, None)
+            dead.append(_Dead(entry_id, fields_of[entry_id], "commit_error", why, 1))
 
         m = self.metrics
         m.batch_seconds.labels(self.service, stream).observe(time.perf_counter() - started)
@@ -189,32 +192,72 @@ class Worker:
         return results, failed
 
     async def _commit(
-        self, consumer: Consumer[Any], results: dict[bytes, Effects], dead: list[_Dead]
-    ) -> None:
+        self,
+        consumer: Consumer[Any],
+        results: dict[bytes, Effects],
+        dead: list[_Dead],
+        fields_of: dict[bytes, dict[bytes, bytes]],
+    ) -> dict[bytes, str]:
+        """Commit the batch; returns the entries a command of which failed inside the transaction.
+
+        MULTI/EXEC does not roll back: when one command fails at run time (a store script hitting a key
+        of the wrong type, say), the others, the XACK included, still apply. Such entries are acked by
+        then, so they are dead-lettered afterwards (`commit_error`) rather than lost without a trace.
+        """
         ack = [*results, *(d.entry_id for d in dead)]
         if not ack:
-            return
+            return {}
         maxlen = self.settings.stream_maxlen
+        owners: list[bytes | None] = []  # the entry each queued command is for
         async with self.redis.pipeline(transaction=True) as pipe:
-            for effects in results.values():
+            for entry_id, effects in results.items():
                 for write in effects.writes:
                     await self.store.apply(write, scope=consumer.group, pipe=pipe)
+                    owners.append(entry_id)
                 for out in effects.publish:
                     pipe.xadd(out.stream, {DATA_FIELD: pack(out.event)}, maxlen=maxlen, approximate=True)
+                    owners.append(entry_id)
             for d in dead:
-                dead_fields: dict[Any, Any] = {
-                    **d.fields,
-                    b"reason": d.reason.encode(),
-                    b"error": d.error.encode(),
-                    b"service": self.service.encode(),
-                    b"group": consumer.group.encode(),
-                    b"original_id": d.entry_id,
-                    b"deliveries": str(d.deliveries).encode(),
-                    b"dead_at": str(time.time()).encode(),
-                }
-                pipe.xadd(streams.dlq(consumer.stream), dead_fields, maxlen=maxlen, approximate=True)
+                pipe.xadd(
+                    streams.dlq(consumer.stream),
+                    self._dead_fields(consumer, d),
+                    maxlen=maxlen,
+                    approximate=True,
+                )
+                owners.append(None)
             pipe.xack(consumer.stream, consumer.group, *ack)
-            await pipe.execute()
+            owners.append(None)
+            replies = await pipe.execute(raise_on_error=False)
+        failed: dict[bytes, str] = {}
+        for owner, reply in zip(owners, replies, strict=True):
+            if isinstance(reply, Exception):
+                if owner is None:  # a dead letter or the ack itself: as if the commit had failed
+                    raise reply
+                failed.setdefault(owner, f"{type(reply).__name__}: {reply}"[:500])
+        if failed:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for entry_id, error in failed.items():
+                    d = _Dead(entry_id, fields_of[entry_id], "commit_error", error, 1)
+                    pipe.xadd(
+                        streams.dlq(consumer.stream),
+                        self._dead_fields(consumer, d),
+                        maxlen=maxlen,
+                        approximate=True,
+                    )
+                await pipe.execute()
+        return failed
+
+    def _dead_fields(self, consumer: Consumer[Any], d: _Dead) -> dict[Any, Any]:
+        return {
+            **d.fields,
+            b"reason": d.reason.encode(),
+            b"error": d.error.encode(),
+            b"service": self.service.encode(),
+            b"group": consumer.group.encode(),
+            b"original_id": d.entry_id,
+            b"deliveries": str(d.deliveries).encode(),
+            b"dead_at": str(time.time()).encode(),
+        }
 
     async def _delivery_counts(self, stream: str, group: str, ids: list[bytes]) -> dict[bytes, int]:
         async with self.redis.pipeline(transaction=False) as pipe:

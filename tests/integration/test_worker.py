@@ -292,3 +292,26 @@ async def test_a_worker_killer_takes_only_itself_to_the_dlq_not_its_batch_mates(
     assert dead[0][1][b"reason"] == b"max_deliveries"
     assert await redis.xlen(streams.CLASSIFIED) == 5
     assert await pending(redis) == 0
+
+
+async def test_a_write_failing_inside_the_commit_is_dead_lettered_not_lost(redis: Redis) -> None:
+    """MULTI/EXEC applies the other commands, the XACK included, when one fails: that one needs a trace."""
+    await redis.set("hotline:counters:test", "not a hash")  # T2's write will hit a key of the wrong type
+
+    async def writing(events: list[TicketReceived]) -> list[Effects]:
+        key = lambda e: "hotline:counters:test" if e.ticket_id == "T2" else "hotline:counters:ok"  # noqa: E731
+        return [
+            Effects(writes=[StoreWrite(e.ticket_id, e.event_id, ops=[["HINCRBY", key(e), "n", 1]])])
+            for e in events
+        ]
+
+    consumer = Consumer(streams.RECEIVED, GROUP, TicketReceived, writing)
+    worker = Worker(service="test", settings=CommonSettings(), redis=redis, consumers=[consumer])
+    await add(redis, received(1), received(2), received(3))
+    result = await worker.process(consumer, await read(redis))
+    assert len(result.done) == 2 and len(result.dead) == 1
+    assert await redis.hget("hotline:counters:ok", "n") == b"2"
+    assert await pending(redis) == 0
+    [(_, fields)] = await redis.xrange(streams.dlq(streams.RECEIVED))
+    assert fields[b"reason"] == b"commit_error" and b"WRONGTYPE" in fields[b"error"]
+    assert decode(fields, TicketReceived).ticket_id == "T2"
