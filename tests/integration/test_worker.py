@@ -315,3 +315,29 @@ async def test_a_write_failing_inside_the_commit_is_dead_lettered_not_lost(redis
     [(_, fields)] = await redis.xrange(streams.dlq(streams.RECEIVED))
     assert fields[b"reason"] == b"commit_error" and b"WRONGTYPE" in fields[b"error"]
     assert decode(fields, TicketReceived).ticket_id == "T2"
+
+
+async def test_an_event_of_another_type_is_dead_lettered_even_when_it_would_validate(redis: Redis) -> None:
+    """A TicketEscalated validates as a TicketReopened: on tickets.reopened it would reopen its ticket."""
+    from shared.events import TicketEscalated, TicketReopened
+
+    seen: list[TicketReopened] = []
+
+    async def reopen(events: list[TicketReopened]) -> list[Effects]:
+        seen.extend(events)
+        return [Effects() for _ in events]
+
+    consumer = Consumer(streams.REOPENED, streams.DISPATCH, TicketReopened, reopen)
+    worker = Worker(service="test", settings=CommonSettings(), redis=redis, consumers=[consumer])
+    wrong = TicketEscalated(
+        event_id="x1", ticket_id="T1", occurred_at=T0, department="d", reason="late", overdue_since=T0
+    )
+    right = TicketReopened(event_id="r1", ticket_id="T2", occurred_at=T0, reason="not resolved")
+    for event in (wrong, right):
+        await redis.xadd(streams.REOPENED, {DATA_FIELD: pack(event)})
+    reply = await redis.xreadgroup(streams.DISPATCH, "w1", {streams.REOPENED: ">"}, count=10)
+    result = await worker.process(consumer, list(reply[0][1]))
+    assert [e.ticket_id for e in seen] == ["T2"]
+    assert len(result.done) == 1 and len(result.dead) == 1
+    [(_, fields)] = await redis.xrange(streams.dlq(streams.REOPENED))
+    assert fields[b"reason"] == b"invalid" and b"TicketEscalated" in fields[b"error"]
