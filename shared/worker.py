@@ -61,6 +61,10 @@ class _Dead:
     deliveries: int
 
 
+class _BatchFailed(Exception):
+    """The handler failed on a batch of several events (the cause): `process` goes one at a time."""
+
+
 @dataclass
 class BatchResult:
     """What happened to one batch: used by metrics and by tests."""
@@ -119,7 +123,26 @@ class Worker:
                 dead.append(_Dead(entry_id, fields_of[entry_id], "max_deliveries", f"delivered {n} times", n))
                 good = good[1:]
 
-        results, failed = await self._handle(consumer, good)
+        try:
+            results, failed = await self._handle(consumer, good)
+        except _BatchFailed as exc:
+            # One bad event must not hold back the batch: find it by processing the entries one at a
+            # time, each committed before the next is handled, so that a ticket's later events see what
+            # its earlier ones wrote (handlers thread that state through a batch themselves).
+            log.warning(
+                "%s: a batch of %d from %s failed (%r); one entry at a time",
+                self.service,
+                len(entries),
+                stream,
+                exc.__cause__,
+            )
+            merged = BatchResult()
+            for n, entry in enumerate(entries):
+                one = await self.process(consumer, [entry], cut_off_first=cut_off_first and n == 0)
+                merged.done += one.done
+                merged.retry += one.retry
+                merged.dead += one.dead
+            return merged
 
         retry: list[bytes] = []
         if failed:
@@ -181,15 +204,7 @@ class Worker:
         except Exception as exc:
             if len(good) == 1:
                 return {}, {good[0][0]: exc}
-        # One bad event must not hold back the batch: find it by handling the events one at a time.
-        results: dict[bytes, Effects] = {}
-        failed: dict[bytes, BaseException] = {}
-        for entry_id, event in good:
-            try:
-                results[entry_id] = (await consumer.handle([event]))[0]
-            except Exception as exc:
-                failed[entry_id] = exc
-        return results, failed
+            raise _BatchFailed from exc
 
     async def _commit(
         self,

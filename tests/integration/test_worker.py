@@ -341,3 +341,33 @@ async def test_an_event_of_another_type_is_dead_lettered_even_when_it_would_vali
     assert len(result.done) == 1 and len(result.dead) == 1
     [(_, fields)] = await redis.xrange(streams.dlq(streams.REOPENED))
     assert fields[b"reason"] == b"invalid" and b"TicketEscalated" in fields[b"error"]
+
+
+async def test_after_a_failure_each_event_sees_the_writes_of_the_events_before_it(redis: Redis) -> None:
+    """Handlers thread a ticket's state through a batch (dispatch, evaluation): when one event fails and
+    the rest are handled one at a time, a ticket's second event must still see what its first one wrote."""
+    store = TicketStore(redis)
+
+    async def counting(events: list[TicketReceived]) -> list[Effects]:
+        seen: dict[str, int] = {}  # what this batch wrote so far, as dispatch's _Tickets keeps it
+        out = []
+        for e in events:
+            if "boom" in e.text:
+                raise RuntimeError("cannot handle it")
+            if e.ticket_id not in seen:
+                ticket = await store.get(e.ticket_id)
+                seen[e.ticket_id] = int(getattr(ticket, "n", 0) or 0) if ticket else 0
+            seen[e.ticket_id] += 1
+            out.append(
+                Effects(writes=[StoreWrite(e.ticket_id, e.event_id, fields={"n": str(seen[e.ticket_id])})])
+            )
+        return out
+
+    consumer = Consumer(streams.RECEIVED, GROUP, TicketReceived, counting)
+    worker = Worker(service="test", settings=CommonSettings(), redis=redis, consumers=[consumer])
+    same = [received(1), received(2).model_copy(update={"ticket_id": "T1"})]  # two events of one ticket
+    boom = received(3).model_copy(update={"text": "boom"})
+    await add(redis, same[0], boom, same[1])
+    result = await worker.process(consumer, await read(redis))
+    assert len(result.done) == 2 and len(result.retry) == 1
+    assert await redis.hget("hotline:ticket:T1", "n") == b"2"
