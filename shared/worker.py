@@ -289,7 +289,7 @@ class Worker:
     async def claim_once(self, consumer: Consumer[Any], start: bytes | str = b"0-0") -> Any:
         """One XAUTOCLAIM pass (COUNT batch_size); returns the cursor to continue from."""
         me = f"{self.settings.consumer_name}-claimer"
-        cursor, entries, *_ = await self.redis.xautoclaim(
+        cursor, entries, *rest = await self.redis.xautoclaim(
             consumer.stream,
             consumer.group,
             me,
@@ -297,9 +297,14 @@ class Worker:
             start,
             count=self.settings.batch_size,
         )
+        # Pending entries whose data was deleted (MAXLEN past the cap, XDEL): Redis >= 7 drops them from
+        # the PEL and names them here; 6.2 returns them as (None, None) and keeps them pending.
+        gone: list[bytes] = list(rest[0]) if rest and rest[0] else []
         live = [(i, f) for i, f in entries or [] if i is not None and f is not None]
         if len(live) < len(entries or []):
-            await self._drop_deleted(consumer, me)
+            gone += await self._drop_deleted(consumer, me)
+        if gone:
+            await self._record_gone(consumer, gone)
         if live:
             self.metrics.claimed.labels(self.service, consumer.stream).inc(len(live))
             counts = await self._delivery_counts(
@@ -318,14 +323,35 @@ class Worker:
                     await self.process(consumer, [entry], cut_off_first=n == 0)
         return cursor
 
-    async def _drop_deleted(self, consumer: Consumer[Any], me: str) -> None:
+    async def _drop_deleted(self, consumer: Consumer[Any], me: str) -> list[bytes]:
         # Redis 6.2 returns trimmed entries as (None, None) and keeps them pending: ack them away.
         pending = await self.redis.xpending_range(
             consumer.stream, consumer.group, "-", "+", 100, consumername=me
         )
+        dropped: list[bytes] = []
         for p in pending:
             if not await self.redis.xrange(consumer.stream, p["message_id"], p["message_id"]):
                 await self.redis.xack(consumer.stream, consumer.group, p["message_id"])
+                dropped.append(as_str(p["message_id"]).encode())
+        return dropped
+
+    async def _record_gone(self, consumer: Consumer[Any], ids: list[bytes]) -> None:
+        """Entries delivered but deleted before they were acknowledged: their data is lost, but not
+        without a trace: a dead letter (no payload) names each one."""
+        error = "deleted from the stream before it was acknowledged (trimmed past the MAXLEN cap?)"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for entry_id in ids:
+                d = _Dead(entry_id, {}, "deleted", error, 0)
+                pipe.xadd(
+                    streams.dlq(consumer.stream),
+                    self._dead_fields(consumer, d),
+                    maxlen=self.settings.stream_maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
+        for entry_id in ids:
+            self.metrics.dead_letters.labels(self.service, consumer.stream, "deleted").inc()
+            log.error("%s: %s entry %s lost: %s", self.service, consumer.stream, as_str(entry_id), error)
 
     async def _claim_loop(self, consumer: Consumer[Any]) -> None:
         cursor: bytes | str = b"0-0"

@@ -371,3 +371,17 @@ async def test_after_a_failure_each_event_sees_the_writes_of_the_events_before_i
     result = await worker.process(consumer, await read(redis))
     assert len(result.done) == 2 and len(result.retry) == 1
     assert await redis.hget("hotline:ticket:T1", "n") == b"2"
+
+
+async def test_an_entry_deleted_while_pending_leaves_a_dead_letter(redis: Redis) -> None:
+    """Its data is gone (trimmed past the MAXLEN cap, XDEL), but its loss is recorded, not silent."""
+    worker, consumer = make_worker(redis, claim_idle_ms=100)
+    await add(redis, received(1), received(2))
+    entries = await read(redis, consumer="crashed-pod")
+    await redis.xdel(streams.RECEIVED, entries[0][0])
+    await asyncio.sleep(0.15)
+    await worker.claim_once(consumer)
+    assert await pending(redis) == 0
+    assert await redis.xlen(streams.CLASSIFIED) == 1
+    [(_, fields)] = await redis.xrange(streams.dlq(streams.RECEIVED))
+    assert fields[b"reason"] == b"deleted" and fields[b"original_id"] == entries[0][0]
