@@ -61,6 +61,13 @@ class _Dead:
     deliveries: int
 
 
+# Delete a consumer only if it holds nothing: DELCONSUMER drops its pending entries from the group.
+_REAP = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return -1 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+
 class _BatchFailed(Exception):
     """The handler failed on a batch of several events (the cause): `process` goes one at a time."""
 
@@ -94,6 +101,7 @@ class Worker:
         self.registry = registry or CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry, service)
         self._stop = asyncio.Event()
+        self._reap = redis.register_script(_REAP)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- the batch: decode, handle, commit -------------------------------------------------------
@@ -422,8 +430,10 @@ class Worker:
         for info in await self.redis.xinfo_consumers(consumer.stream, consumer.group):
             name = as_str(info["name"])
             mine = name.startswith(self.settings.consumer_name)
-            if info["pending"] == 0 and info["idle"] > idle_ms and not mine:
-                await self.redis.xgroup_delconsumer(consumer.stream, consumer.group, name)
+            if info["pending"] or info["idle"] <= idle_ms or mine:
+                continue
+            # Checked again in the same script: it may have taken entries since it was listed.
+            if await self._reap(keys=[consumer.stream], args=[consumer.group, name]) >= 0:
                 reaped.append(name)
         return reaped
 

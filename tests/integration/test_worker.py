@@ -385,3 +385,27 @@ async def test_an_entry_deleted_while_pending_leaves_a_dead_letter(redis: Redis)
     assert await redis.xlen(streams.CLASSIFIED) == 1
     [(_, fields)] = await redis.xrange(streams.dlq(streams.RECEIVED))
     assert fields[b"reason"] == b"deleted" and fields[b"original_id"] == entries[0][0]
+
+
+async def test_a_consumer_that_took_entries_since_it_was_listed_is_not_reaped(redis: Redis) -> None:
+    """XINFO CONSUMERS, then DELCONSUMER: a consumer that claims entries in between must keep them,
+    or they leave the group's PEL and nobody can claim them again."""
+    worker, consumer = make_worker(redis, consumer_name="pod-b")
+    await add(redis, received(1))
+    await redis.xreadgroup(GROUP, "pod-a-claimer", {streams.RECEIVED: ">"}, count=1)
+    await redis.xack(streams.RECEIVED, GROUP, *(i for i, _ in await redis.xrange(streams.RECEIVED)))
+    await asyncio.sleep(0.05)
+    listed = await redis.xinfo_consumers(streams.RECEIVED, GROUP)  # pod-a-claimer: idle, nothing pending
+    await add(redis, received(2))
+    await redis.xreadgroup(GROUP, "pod-a-claimer", {streams.RECEIVED: ">"}, count=1)  # it takes one now
+
+    async def stale(*_: Any) -> Any:
+        return listed
+
+    redis_info = worker.redis.xinfo_consumers
+    worker.redis.xinfo_consumers = stale  # type: ignore[method-assign]
+    try:
+        assert await worker.reap_consumers(consumer, idle_ms=10) == []
+    finally:
+        worker.redis.xinfo_consumers = redis_info  # type: ignore[method-assign]
+    assert await pending(redis) == 1
