@@ -6,6 +6,7 @@ Workers write stream entries with plain pipelined XADDs (one round trip per batc
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import TypeVar
 
@@ -49,13 +50,39 @@ def pack(event: Event) -> bytes:
 _CONTENT_TYPE = _string(b"content-type") + _string(b"application/json") + _string(b"event-type")
 
 
-def _body(raw: bytes) -> bytes:
-    """The event JSON inside an entry; entries not written by `pack` go through faststream's parser."""
-    if raw.startswith(_MAGIC) and len(raw) >= _HEADERS_AT:
-        version, _, body_at = _PREFIX.unpack_from(raw, len(_MAGIC))
-        if version == SUPPORTED_VERSION and body_at <= len(raw):
-            return raw[body_at:]
-    return BinaryMessageFormatV1.parse(raw)[0]
+def _body(raw: bytes, model: type[Event]) -> tuple[bytes, str | None]:
+    """The event JSON inside an entry and the event type its envelope names (None: it names none);
+    entries not written by `pack` go through faststream's parser."""
+    if raw.startswith(_MAGIC) and len(raw) >= _HEADERS_AT + 2:
+        version, headers_at, body_at = _PREFIX.unpack_from(raw, len(_MAGIC))
+        if version == SUPPORTED_VERSION and headers_at == _HEADERS_AT and body_at <= len(raw):
+            if raw.endswith(_type_header(model), 0, body_at):  # as `pack` writes it: the last header
+                return raw[body_at:], model.__name__
+            return raw[body_at:], _event_type(raw[headers_at:body_at])
+    body, headers = BinaryMessageFormatV1.parse(raw)
+    event_type = headers.get("event-type") if isinstance(headers, dict) else None
+    return body, event_type if isinstance(event_type, str) else None
+
+
+def _event_type(headers: bytes) -> str | None:
+    (count,), at = _SHORT.unpack_from(headers), 2
+    for _ in range(count):
+        strings = []
+        for _ in range(2):  # the header's name, then its value
+            (size,) = _SHORT.unpack_from(headers, at)
+            strings.append(headers[at + 2 : at + 2 + size])
+            at += 2 + size
+        if strings[0] == b"event-type":
+            return strings[1].decode()
+    return None
+
+
+_SHORT = struct.Struct(">H")
+
+
+@functools.cache
+def _type_header(model: type[Event]) -> bytes:
+    return _string(b"event-type") + _string(model.__name__.encode())
 
 
 def entry_fields(data: bytes) -> dict[bytes, bytes]:
@@ -68,7 +95,10 @@ def decode(fields: dict[bytes, bytes], model: type[E]) -> E:
         raise PoisonError(
             f"entry has no {DATA_FIELD.decode()} field (fields: {sorted(k.decode() for k in fields)})"
         )
-    body = _body(raw)
+    body, event_type = _body(raw, model)
+    if event_type is not None and event_type != model.__name__:
+        # Some events validate as others (a TicketDispatched as a TicketReopened): the envelope decides.
+        raise PoisonError(f"a {event_type} on a stream of {model.__name__}")
     try:
         event = model.model_validate_json(body)
     except ValidationError as exc:

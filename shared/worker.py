@@ -39,6 +39,10 @@ log = logging.getLogger("hotline.worker")
 E = TypeVar("E", bound=Event)
 Entry = tuple[bytes, dict[bytes, bytes]]
 
+# Claimed entries delivered more often than this (read, then claimed once) were taken over before and
+# never finished: the claimer handles them one at a time (`Worker.claim_once`).
+ISOLATE_AFTER = 2
+
 
 @dataclass(frozen=True)
 class Consumer(Generic[E]):
@@ -55,6 +59,17 @@ class _Dead:
     reason: str
     error: str
     deliveries: int
+
+
+# Delete a consumer only if it holds nothing: DELCONSUMER drops its pending entries from the group.
+_REAP = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return -1 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+
+class _BatchFailed(Exception):
+    """The handler failed on a batch of several events (the cause): `process` goes one at a time."""
 
 
 @dataclass
@@ -86,12 +101,13 @@ class Worker:
         self.registry = registry or CollectorRegistry()
         self.metrics = WorkerMetrics(self.registry, service)
         self._stop = asyncio.Event()
+        self._reap = redis.register_script(_REAP)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- the batch: decode, handle, commit -------------------------------------------------------
 
     async def process(
-        self, consumer: Consumer[Any], entries: list[Entry], *, claimed: bool = False
+        self, consumer: Consumer[Any], entries: list[Entry], *, cut_off_first: bool = False
     ) -> BatchResult:
         started = time.perf_counter()
         stream, group = consumer.stream, consumer.group
@@ -106,21 +122,35 @@ class Worker:
             except Exception as exc:  # a corrupt envelope can fail anywhere in the parser
                 dead.append(_Dead(entry_id, fields, "undecodable", repr(exc)[:500], 1))
 
-        if claimed and good:
+        if cut_off_first and good and good[0][0] == entries[0][0]:
             # A poison entry that kills the process never raises here: cut it off by its delivery count.
-            counts = await self._delivery_counts(stream, group, [i for i, _ in good])
-            alive = []
-            for entry_id, event in good:
-                n = counts.get(entry_id, 1)
-                if n > self.settings.max_deliveries:
-                    dead.append(
-                        _Dead(entry_id, fields_of[entry_id], "max_deliveries", f"delivered {n} times", n)
-                    )
-                else:
-                    alive.append((entry_id, event))
-            good = alive
+            # Only the first entry: see `claim_once` for why it is the one the last attempt died on.
+            entry_id = good[0][0]
+            n = (await self._delivery_counts(stream, group, [entry_id])).get(entry_id, 1)
+            if n > max(self.settings.max_deliveries, ISOLATE_AFTER + 1):
+                dead.append(_Dead(entry_id, fields_of[entry_id], "max_deliveries", f"delivered {n} times", n))
+                good = good[1:]
 
-        results, failed = await self._handle(consumer, good)
+        try:
+            results, failed = await self._handle(consumer, good)
+        except _BatchFailed as exc:
+            # One bad event must not hold back the batch: find it by processing the entries one at a
+            # time, each committed before the next is handled, so that a ticket's later events see what
+            # its earlier ones wrote (handlers thread that state through a batch themselves).
+            log.warning(
+                "%s: a batch of %d from %s failed (%r); one entry at a time",
+                self.service,
+                len(entries),
+                stream,
+                exc.__cause__,
+            )
+            merged = BatchResult()
+            for n, entry in enumerate(entries):
+                one = await self.process(consumer, [entry], cut_off_first=cut_off_first and n == 0)
+                merged.done += one.done
+                merged.retry += one.retry
+                merged.dead += one.dead
+            return merged
 
         retry: list[bytes] = []
         if failed:
@@ -140,7 +170,10 @@ class Worker:
                     )
                     retry.append(entry_id)
 
-        await self._commit(consumer, results, dead)
+        for entry_id, why in (await self._commit(consumer, results, dead, fields_of)).items():
+            # Committed and acked, but a write or publish of it failed inside the transaction.
+            results.pop(entry_id, None)
+            dead.append(_Dead(entry_id, fields_of[entry_id], "commit_error", why, 1))
 
         m = self.metrics
         m.batch_seconds.labels(self.service, stream).observe(time.perf_counter() - started)
@@ -179,43 +212,75 @@ class Worker:
         except Exception as exc:
             if len(good) == 1:
                 return {}, {good[0][0]: exc}
-        # One bad event must not hold back the batch: find it by handling the events one at a time.
-        results: dict[bytes, Effects] = {}
-        failed: dict[bytes, BaseException] = {}
-        for entry_id, event in good:
-            try:
-                results[entry_id] = (await consumer.handle([event]))[0]
-            except Exception as exc:
-                failed[entry_id] = exc
-        return results, failed
+            raise _BatchFailed from exc
 
     async def _commit(
-        self, consumer: Consumer[Any], results: dict[bytes, Effects], dead: list[_Dead]
-    ) -> None:
+        self,
+        consumer: Consumer[Any],
+        results: dict[bytes, Effects],
+        dead: list[_Dead],
+        fields_of: dict[bytes, dict[bytes, bytes]],
+    ) -> dict[bytes, str]:
+        """Commit the batch; returns the entries a command of which failed inside the transaction.
+
+        MULTI/EXEC does not roll back: when one command fails at run time (a store script hitting a key
+        of the wrong type, say), the others, the XACK included, still apply. Such entries are acked by
+        then, so they are dead-lettered afterwards (`commit_error`) rather than lost without a trace.
+        """
         ack = [*results, *(d.entry_id for d in dead)]
         if not ack:
-            return
+            return {}
         maxlen = self.settings.stream_maxlen
+        owners: list[bytes | None] = []  # the entry each queued command is for
         async with self.redis.pipeline(transaction=True) as pipe:
-            for effects in results.values():
+            for entry_id, effects in results.items():
                 for write in effects.writes:
                     await self.store.apply(write, scope=consumer.group, pipe=pipe)
+                    owners.append(entry_id)
                 for out in effects.publish:
                     pipe.xadd(out.stream, {DATA_FIELD: pack(out.event)}, maxlen=maxlen, approximate=True)
+                    owners.append(entry_id)
             for d in dead:
-                dead_fields: dict[Any, Any] = {
-                    **d.fields,
-                    b"reason": d.reason.encode(),
-                    b"error": d.error.encode(),
-                    b"service": self.service.encode(),
-                    b"group": consumer.group.encode(),
-                    b"original_id": d.entry_id,
-                    b"deliveries": str(d.deliveries).encode(),
-                    b"dead_at": str(time.time()).encode(),
-                }
-                pipe.xadd(streams.dlq(consumer.stream), dead_fields, maxlen=maxlen, approximate=True)
+                pipe.xadd(
+                    streams.dlq(consumer.stream),
+                    self._dead_fields(consumer, d),
+                    maxlen=maxlen,
+                    approximate=True,
+                )
+                owners.append(None)
             pipe.xack(consumer.stream, consumer.group, *ack)
-            await pipe.execute()
+            owners.append(None)
+            replies = await pipe.execute(raise_on_error=False)
+        failed: dict[bytes, str] = {}
+        for owner, reply in zip(owners, replies, strict=True):
+            if isinstance(reply, Exception):
+                if owner is None:  # a dead letter or the ack itself: as if the commit had failed
+                    raise reply
+                failed.setdefault(owner, f"{type(reply).__name__}: {reply}"[:500])
+        if failed:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for entry_id, error in failed.items():
+                    d = _Dead(entry_id, fields_of[entry_id], "commit_error", error, 1)
+                    pipe.xadd(
+                        streams.dlq(consumer.stream),
+                        self._dead_fields(consumer, d),
+                        maxlen=maxlen,
+                        approximate=True,
+                    )
+                await pipe.execute()
+        return failed
+
+    def _dead_fields(self, consumer: Consumer[Any], d: _Dead) -> dict[Any, Any]:
+        return {
+            **d.fields,
+            b"reason": d.reason.encode(),
+            b"error": d.error.encode(),
+            b"service": self.service.encode(),
+            b"group": consumer.group.encode(),
+            b"original_id": d.entry_id,
+            b"deliveries": str(d.deliveries).encode(),
+            b"dead_at": str(time.time()).encode(),
+        }
 
     async def _delivery_counts(self, stream: str, group: str, ids: list[bytes]) -> dict[bytes, int]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -232,7 +297,7 @@ class Worker:
     async def claim_once(self, consumer: Consumer[Any], start: bytes | str = b"0-0") -> Any:
         """One XAUTOCLAIM pass (COUNT batch_size); returns the cursor to continue from."""
         me = f"{self.settings.consumer_name}-claimer"
-        cursor, entries, *_ = await self.redis.xautoclaim(
+        cursor, entries, *rest = await self.redis.xautoclaim(
             consumer.stream,
             consumer.group,
             me,
@@ -240,22 +305,61 @@ class Worker:
             start,
             count=self.settings.batch_size,
         )
+        # Pending entries whose data was deleted (MAXLEN past the cap, XDEL): Redis >= 7 drops them from
+        # the PEL and names them here; 6.2 returns them as (None, None) and keeps them pending.
+        gone: list[bytes] = list(rest[0]) if rest and rest[0] else []
         live = [(i, f) for i, f in entries or [] if i is not None and f is not None]
         if len(live) < len(entries or []):
-            await self._drop_deleted(consumer, me)
+            gone += await self._drop_deleted(consumer, me)
+        if gone:
+            await self._record_gone(consumer, gone)
         if live:
             self.metrics.claimed.labels(self.service, consumer.stream).inc(len(live))
-            await self.process(consumer, live, claimed=True)
+            counts = await self._delivery_counts(
+                consumer.stream, consumer.group, [entry_id for entry_id, _ in live]
+            )
+            if max(counts.values()) <= ISOLATE_AFTER:
+                # A first takeover (read once, claimed once): the batch as it was read.
+                await self.process(consumer, live)
+            else:
+                # Taken over before and still not finished: one of these may kill its process, and a
+                # batch dies whole, so each batch mate would reach max_deliveries with it. One entry at
+                # a time, each committed alone: a pass that dies leaves the entries before the killer
+                # done, so on the next pass (from 0-0, in id order) the killer is the first entry, the
+                # only one `process` cuts off by its delivery count.
+                for n, entry in enumerate(live):
+                    await self.process(consumer, [entry], cut_off_first=n == 0)
         return cursor
 
-    async def _drop_deleted(self, consumer: Consumer[Any], me: str) -> None:
+    async def _drop_deleted(self, consumer: Consumer[Any], me: str) -> list[bytes]:
         # Redis 6.2 returns trimmed entries as (None, None) and keeps them pending: ack them away.
         pending = await self.redis.xpending_range(
             consumer.stream, consumer.group, "-", "+", 100, consumername=me
         )
+        dropped: list[bytes] = []
         for p in pending:
             if not await self.redis.xrange(consumer.stream, p["message_id"], p["message_id"]):
                 await self.redis.xack(consumer.stream, consumer.group, p["message_id"])
+                dropped.append(as_str(p["message_id"]).encode())
+        return dropped
+
+    async def _record_gone(self, consumer: Consumer[Any], ids: list[bytes]) -> None:
+        """Entries delivered but deleted before they were acknowledged: their data is lost, but not
+        without a trace: a dead letter (no payload) names each one."""
+        error = "deleted from the stream before it was acknowledged (trimmed past the MAXLEN cap?)"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for entry_id in ids:
+                d = _Dead(entry_id, {}, "deleted", error, 0)
+                pipe.xadd(
+                    streams.dlq(consumer.stream),
+                    self._dead_fields(consumer, d),
+                    maxlen=self.settings.stream_maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
+        for entry_id in ids:
+            self.metrics.dead_letters.labels(self.service, consumer.stream, "deleted").inc()
+            log.error("%s: %s entry %s lost: %s", self.service, consumer.stream, as_str(entry_id), error)
 
     async def _claim_loop(self, consumer: Consumer[Any]) -> None:
         cursor: bytes | str = b"0-0"
@@ -326,8 +430,10 @@ class Worker:
         for info in await self.redis.xinfo_consumers(consumer.stream, consumer.group):
             name = as_str(info["name"])
             mine = name.startswith(self.settings.consumer_name)
-            if info["pending"] == 0 and info["idle"] > idle_ms and not mine:
-                await self.redis.xgroup_delconsumer(consumer.stream, consumer.group, name)
+            if info["pending"] or info["idle"] <= idle_ms or mine:
+                continue
+            # Checked again in the same script: it may have taken entries since it was listed.
+            if await self._reap(keys=[consumer.stream], args=[consumer.group, name]) >= 0:
                 reaped.append(name)
         return reaped
 

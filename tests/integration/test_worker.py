@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -260,3 +261,151 @@ async def test_idle_consumers_with_nothing_pending_are_reaped(redis: Redis) -> N
     assert await worker.reap_consumers(consumer, idle_ms=10) == ["pod-old-idle"]
     names = {c["name"] for c in await redis.xinfo_consumers(streams.RECEIVED, GROUP)}
     assert names == {b"pod-old-holding"}
+
+
+async def test_a_worker_killer_takes_only_itself_to_the_dlq_not_its_batch_mates(redis: Redis) -> None:
+    """An entry that kills the process kills every batch it is in: its batch mates must not share its fate."""
+
+    async def killing(events: list[TicketReceived]) -> list[Effects]:
+        if any(e.ticket_id == "T3" for e in events):
+            raise SystemExit("the process died")  # a BaseException: nothing below it runs or commits
+        return await handler(events)
+
+    consumer = Consumer(streams.RECEIVED, GROUP, TicketReceived, killing)
+    await add(redis, *(received(i) for i in range(6)))
+    entries = await read(redis, consumer="crashed-pod")  # the batch killed its reader
+    killer = entries[3][0]
+    for _ in range(12):  # a fresh process each time, as after a restart
+        await asyncio.sleep(0.15)
+        worker = Worker(
+            service="test",
+            settings=CommonSettings(claim_idle_ms=100, max_deliveries=5),
+            redis=redis,
+            consumers=[consumer],
+        )
+        with contextlib.suppress(SystemExit):
+            await worker.claim_once(consumer)
+        if await pending(redis) == 0:
+            break
+    dead = await redis.xrange(streams.dlq(streams.RECEIVED))
+    assert [f[b"original_id"] for _, f in dead] == [killer]
+    assert dead[0][1][b"reason"] == b"max_deliveries"
+    assert await redis.xlen(streams.CLASSIFIED) == 5
+    assert await pending(redis) == 0
+
+
+async def test_a_write_failing_inside_the_commit_is_dead_lettered_not_lost(redis: Redis) -> None:
+    """MULTI/EXEC applies the other commands, the XACK included, when one fails: that one needs a trace."""
+    await redis.set("hotline:counters:test", "not a hash")  # T2's write will hit a key of the wrong type
+
+    async def writing(events: list[TicketReceived]) -> list[Effects]:
+        key = lambda e: "hotline:counters:test" if e.ticket_id == "T2" else "hotline:counters:ok"  # noqa: E731
+        return [
+            Effects(writes=[StoreWrite(e.ticket_id, e.event_id, ops=[["HINCRBY", key(e), "n", 1]])])
+            for e in events
+        ]
+
+    consumer = Consumer(streams.RECEIVED, GROUP, TicketReceived, writing)
+    worker = Worker(service="test", settings=CommonSettings(), redis=redis, consumers=[consumer])
+    await add(redis, received(1), received(2), received(3))
+    result = await worker.process(consumer, await read(redis))
+    assert len(result.done) == 2 and len(result.dead) == 1
+    assert await redis.hget("hotline:counters:ok", "n") == b"2"
+    assert await pending(redis) == 0
+    [(_, fields)] = await redis.xrange(streams.dlq(streams.RECEIVED))
+    assert fields[b"reason"] == b"commit_error" and b"WRONGTYPE" in fields[b"error"]
+    assert decode(fields, TicketReceived).ticket_id == "T2"
+
+
+async def test_an_event_of_another_type_is_dead_lettered_even_when_it_would_validate(redis: Redis) -> None:
+    """A TicketEscalated validates as a TicketReopened: on tickets.reopened it would reopen its ticket."""
+    from shared.events import TicketEscalated, TicketReopened
+
+    seen: list[TicketReopened] = []
+
+    async def reopen(events: list[TicketReopened]) -> list[Effects]:
+        seen.extend(events)
+        return [Effects() for _ in events]
+
+    consumer = Consumer(streams.REOPENED, streams.DISPATCH, TicketReopened, reopen)
+    worker = Worker(service="test", settings=CommonSettings(), redis=redis, consumers=[consumer])
+    wrong = TicketEscalated(
+        event_id="x1", ticket_id="T1", occurred_at=T0, department="d", reason="late", overdue_since=T0
+    )
+    right = TicketReopened(event_id="r1", ticket_id="T2", occurred_at=T0, reason="not resolved")
+    for event in (wrong, right):
+        await redis.xadd(streams.REOPENED, {DATA_FIELD: pack(event)})
+    reply = await redis.xreadgroup(streams.DISPATCH, "w1", {streams.REOPENED: ">"}, count=10)
+    result = await worker.process(consumer, list(reply[0][1]))
+    assert [e.ticket_id for e in seen] == ["T2"]
+    assert len(result.done) == 1 and len(result.dead) == 1
+    [(_, fields)] = await redis.xrange(streams.dlq(streams.REOPENED))
+    assert fields[b"reason"] == b"invalid" and b"TicketEscalated" in fields[b"error"]
+
+
+async def test_after_a_failure_each_event_sees_the_writes_of_the_events_before_it(redis: Redis) -> None:
+    """Handlers thread a ticket's state through a batch (dispatch, evaluation): when one event fails and
+    the rest are handled one at a time, a ticket's second event must still see what its first one wrote."""
+    store = TicketStore(redis)
+
+    async def counting(events: list[TicketReceived]) -> list[Effects]:
+        seen: dict[str, int] = {}  # what this batch wrote so far, as dispatch's _Tickets keeps it
+        out = []
+        for e in events:
+            if "boom" in e.text:
+                raise RuntimeError("cannot handle it")
+            if e.ticket_id not in seen:
+                ticket = await store.get(e.ticket_id)
+                seen[e.ticket_id] = int(getattr(ticket, "n", 0) or 0) if ticket else 0
+            seen[e.ticket_id] += 1
+            out.append(
+                Effects(writes=[StoreWrite(e.ticket_id, e.event_id, fields={"n": str(seen[e.ticket_id])})])
+            )
+        return out
+
+    consumer = Consumer(streams.RECEIVED, GROUP, TicketReceived, counting)
+    worker = Worker(service="test", settings=CommonSettings(), redis=redis, consumers=[consumer])
+    same = [received(1), received(2).model_copy(update={"ticket_id": "T1"})]  # two events of one ticket
+    boom = received(3).model_copy(update={"text": "boom"})
+    await add(redis, same[0], boom, same[1])
+    result = await worker.process(consumer, await read(redis))
+    assert len(result.done) == 2 and len(result.retry) == 1
+    assert await redis.hget("hotline:ticket:T1", "n") == b"2"
+
+
+async def test_an_entry_deleted_while_pending_leaves_a_dead_letter(redis: Redis) -> None:
+    """Its data is gone (trimmed past the MAXLEN cap, XDEL), but its loss is recorded, not silent."""
+    worker, consumer = make_worker(redis, claim_idle_ms=100)
+    await add(redis, received(1), received(2))
+    entries = await read(redis, consumer="crashed-pod")
+    await redis.xdel(streams.RECEIVED, entries[0][0])
+    await asyncio.sleep(0.15)
+    await worker.claim_once(consumer)
+    assert await pending(redis) == 0
+    assert await redis.xlen(streams.CLASSIFIED) == 1
+    [(_, fields)] = await redis.xrange(streams.dlq(streams.RECEIVED))
+    assert fields[b"reason"] == b"deleted" and fields[b"original_id"] == entries[0][0]
+
+
+async def test_a_consumer_that_took_entries_since_it_was_listed_is_not_reaped(redis: Redis) -> None:
+    """XINFO CONSUMERS, then DELCONSUMER: a consumer that claims entries in between must keep them,
+    or they leave the group's PEL and nobody can claim them again."""
+    worker, consumer = make_worker(redis, consumer_name="pod-b")
+    await add(redis, received(1))
+    await redis.xreadgroup(GROUP, "pod-a-claimer", {streams.RECEIVED: ">"}, count=1)
+    await redis.xack(streams.RECEIVED, GROUP, *(i for i, _ in await redis.xrange(streams.RECEIVED)))
+    await asyncio.sleep(0.05)
+    listed = await redis.xinfo_consumers(streams.RECEIVED, GROUP)  # pod-a-claimer: idle, nothing pending
+    await add(redis, received(2))
+    await redis.xreadgroup(GROUP, "pod-a-claimer", {streams.RECEIVED: ">"}, count=1)  # it takes one now
+
+    async def stale(*_: Any) -> Any:
+        return listed
+
+    redis_info = worker.redis.xinfo_consumers
+    worker.redis.xinfo_consumers = stale  # type: ignore[method-assign]
+    try:
+        assert await worker.reap_consumers(consumer, idle_ms=10) == []
+    finally:
+        worker.redis.xinfo_consumers = redis_info  # type: ignore[method-assign]
+    assert await pending(redis) == 1
