@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -358,24 +359,31 @@ class Phase:
     http: dict[str, Any]
     sampler: Sampler
     tickets: list[dict[str, float]] = field(default_factory=list)
+    not_dispatched: Counter[str] = field(default_factory=Counter)
 
 
-def stage_latencies(client: sync_redis.Redis, ticket_ids: list[str]) -> list[dict[str, float]]:
+def stage_latencies(
+    client: sync_redis.Redis, ticket_ids: list[str]
+) -> tuple[list[dict[str, float]], Counter[str]]:
+    """Stage times of the dispatched tickets, and how many of the others ended in each status (a
+    ticket that repeats an open one is linked to it, `duplicate`, instead of being dispatched)."""
     from shared.store import keys
 
     rows = []
     for lo in range(0, len(ticket_ids), 1000):
         with client.pipeline(transaction=False) as pipe:
             for t in ticket_ids[lo : lo + 1000]:
-                pipe.hmget(keys.ticket(t), "received_at", "classified_at", "dispatched_at")
+                pipe.hmget(keys.ticket(t), "received_at", "classified_at", "dispatched_at", "status")
             rows += pipe.execute()
     out = []
-    for received, classified, dispatched in rows:
+    others: Counter[str] = Counter()
+    for received, classified, dispatched, status in rows:
         if not (received and classified and dispatched):
+            others[status.decode() if status else "missing"] += 1
             continue
         r, c, d = (datetime.fromisoformat(v.decode()).timestamp() for v in (received, classified, dispatched))
         out.append({"received": r, "classified": c, "dispatched": d})
-    return out
+    return out, others
 
 
 def run_phase(
@@ -404,7 +412,7 @@ def run_phase(
             time.sleep(0.1)
     proc.join()
     phase = Phase(name, f"{rate:.0f}/s" if mode == "open" else f"closed, {connections} conn", http, sampler)
-    phase.tickets = stage_latencies(client, http["ticket_ids"])
+    phase.tickets, phase.not_dispatched = stage_latencies(client, http["ticket_ids"])
     return phase
 
 
@@ -425,6 +433,8 @@ def report(phase: Phase) -> None:
             f"  dispatched {len(tickets)} of {ok} accepted; full loop {len(tickets) / (last - first):.0f}"
             f" tickets/s (first received -> last dispatched, {last - first:.1f} s)"
         )
+        if phase.not_dispatched:
+            print(f"  not dispatched, by status: {dict(sorted(phase.not_dispatched.items()))}")
         for label, a, b in (
             ("webhook -> dispatched", "received", "dispatched"),
             ("  received -> classified", "received", "classified"),

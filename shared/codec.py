@@ -50,18 +50,26 @@ def pack(event: Event) -> bytes:
 _CONTENT_TYPE = _string(b"content-type") + _string(b"application/json") + _string(b"event-type")
 
 
-def _body(raw: bytes, model: type[Event]) -> tuple[bytes, str | None]:
-    """The event JSON inside an entry and the event type its envelope names (None: it names none);
-    entries not written by `pack` go through faststream's parser."""
+def _body(raw: bytes, model: type[Event]) -> bytes:
+    """The event JSON inside an entry; entries not written by `pack` go through faststream's parser.
+    Some events validate as others (a TicketDispatched as a TicketReopened), so an envelope naming another
+    event type is refused; one naming none is read as `model`."""
     if raw.startswith(_MAGIC) and len(raw) >= _HEADERS_AT + 2:
         version, headers_at, body_at = _PREFIX.unpack_from(raw, len(_MAGIC))
         if version == SUPPORTED_VERSION and headers_at == _HEADERS_AT and body_at <= len(raw):
             if raw.endswith(_type_header(model), 0, body_at):  # as `pack` writes it: the last header
-                return raw[body_at:], model.__name__
-            return raw[body_at:], _event_type(raw[headers_at:body_at])
+                return raw[body_at:]
+            _check_type(_event_type(raw[headers_at:body_at]), model)
+            return raw[body_at:]
     body, headers = BinaryMessageFormatV1.parse(raw)
     event_type = headers.get("event-type") if isinstance(headers, dict) else None
-    return body, event_type if isinstance(event_type, str) else None
+    _check_type(event_type if isinstance(event_type, str) else None, model)
+    return body
+
+
+def _check_type(event_type: str | None, model: type[Event]) -> None:
+    if event_type is not None and event_type != model.__name__:
+        raise PoisonError(f"a {event_type} on a stream of {model.__name__}")
 
 
 def _event_type(headers: bytes) -> str | None:
@@ -95,10 +103,7 @@ def decode(fields: dict[bytes, bytes], model: type[E]) -> E:
         raise PoisonError(
             f"entry has no {DATA_FIELD.decode()} field (fields: {sorted(k.decode() for k in fields)})"
         )
-    body, event_type = _body(raw, model)
-    if event_type is not None and event_type != model.__name__:
-        # Some events validate as others (a TicketDispatched as a TicketReopened): the envelope decides.
-        raise PoisonError(f"a {event_type} on a stream of {model.__name__}")
+    body = _body(raw, model)
     try:
         event = model.model_validate_json(body)
     except ValidationError as exc:
