@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -30,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.intake.deps import Deps
+from services.intake.handlers import DEDUPE_TTL_SECONDS
 from services.intake.http import (
     HttpError,
     available,
@@ -408,6 +410,11 @@ OPERATIONS = [
 ]
 
 
+def retry_window() -> int:
+    """The number of the de-duplication window it is now: as long as intake keeps a delivery's marker."""
+    return int(time.time()) // DEDUPE_TTL_SECONDS
+
+
 def routes(deps: Deps) -> list[Route]:
     settings, taxonomy = deps.settings, deps.taxonomy
     base_url = settings.public_base_url.rstrip("/") + BASE
@@ -517,11 +524,14 @@ def routes(deps: Deps) -> list[Route]:
         if category is None:
             raise _bad(f"unknown service_code {form.service_code!r}")
         attributes = _attributes(category, params)
-        # A client's retry (same body, or the same Idempotency-Key) finds the first ticket.
+        # A client's retry (the same Idempotency-Key, or the same body within the retry window) finds the
+        # first ticket. The same body in a later window is a new report (a light out again at the same
+        # pin): the ticket id follows from the source id, so without the window it would be folded into
+        # the old, perhaps closed, ticket for good. A retry straddling two windows gets a second ticket,
+        # which the classifier links to the first as a duplicate while that one is open.
         key = request.headers.get("idempotency-key")
-        source_id = hashlib.sha256(client.encode() + b"\x1f" + (key.encode() if key else body)).hexdigest()[
-            :32
-        ]
+        source = key.encode() if key else body + b"\x1f" + str(retry_window()).encode()
+        source_id = hashlib.sha256(client.encode() + b"\x1f" + source).hexdigest()[:32]
         event = deps.received(
             "open311",
             source_id,

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from redis.asyncio import Redis
 
+from services.intake import open311
 from services.intake.settings import DEV_OPEN311_KEY
 from shared import streams
 from shared.codec import decode
@@ -107,6 +108,26 @@ async def test_post_creates_a_ticket_through_the_same_intake(client: httpx.Async
     again = await create(client, fmt=".xml")
     assert ET.fromstring(again.content).findtext("request/service_request_id") == ticket_id
     assert await redis.xlen(streams.RECEIVED) == 1
+
+
+async def test_the_same_body_in_a_later_window_is_a_new_report_but_the_same_key_is_a_retry(
+    client: httpx.AsyncClient, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = (await create(client)).json()[0]["service_request_id"]
+    keyed = await client.post(f"{BASE}/requests.json", data=report(), headers={"Idempotency-Key": "k-1"})
+    keyed_id = keyed.json()[0]["service_request_id"]
+    assert keyed_id != first
+    # Weeks later: the markers of both deliveries have expired (DEDUPE_TTL_SECONDS).
+    await redis.delete(*[k async for k in redis.scan_iter("hotline:dedupe:*")])
+    now = open311.retry_window()
+    monkeypatch.setattr(open311, "retry_window", lambda: now + 1)
+    later = (await create(client)).json()[0]["service_request_id"]
+    assert later not in (first, keyed_id), "a new report of the same thing gets its own ticket"
+    again = await client.post(f"{BASE}/requests.json", data=report(), headers={"Idempotency-Key": "k-1"})
+    assert again.json()[0]["service_request_id"] == keyed_id, (
+        "an Idempotency-Key is a retry whenever it comes"
+    )
+    assert await redis.xlen(streams.RECEIVED) == 3
 
 
 @pytest.mark.parametrize(
