@@ -10,15 +10,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import parse_qs
 
 from faststream.asgi import AsgiResponse, get
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.evaluation.rates import (
     DIMENSIONS,
@@ -50,6 +52,32 @@ def _error(message: str) -> AsgiResponse:
     return _json({"error": {"code": "bad_request", "message": message}}, 400)
 
 
+def _storage_guarded(
+    route: Callable[[Any], Awaitable[AsgiResponse]],
+) -> Callable[[Any], Awaitable[AsgiResponse]]:
+    """Redis out of reach is an outage, not a bug: 503 with Retry-After (as intake does), not a 500."""
+
+    @functools.wraps(route)
+    async def guarded(scope: Any) -> AsgiResponse:
+        try:
+            return await route(scope)
+        except (RedisError, OSError) as exc:
+            return AsgiResponse(
+                json.dumps(
+                    {
+                        "error": {
+                            "code": "unavailable",
+                            "message": f"storage unavailable, retry later ({type(exc).__name__})",
+                        }
+                    }
+                ).encode(),
+                503,
+                headers={"content-type": "application/json", "retry-after": "5"},
+            )
+
+    return guarded
+
+
 def _choice(params: dict[str, list[str]], name: str, allowed: tuple[str, ...], default: str) -> str:
     value = params.get(name, [default])[-1]
     if value not in allowed:
@@ -71,6 +99,7 @@ def api_routes(
         return params, board(await load_table(redis, window, bucket), window, bucket, min_volume)
 
     @get(description="The 三率 of every department, district or category in one window")
+    @_storage_guarded
     async def rates(scope: Any) -> AsgiResponse:
         try:
             params, b = await read_board(scope)
@@ -89,6 +118,7 @@ def api_routes(
         )
 
     @get(description="Ranking of departments, districts or categories by one rate, case-mix adjusted")
+    @_storage_guarded
     async def rankings(scope: Any) -> AsgiResponse:
         try:
             params, b = await read_board(scope)
@@ -110,6 +140,7 @@ def api_routes(
         )
 
     @get(description="Tickets flagged for supervision (督办), latest first")
+    @_storage_guarded
     async def supervision(scope: Any) -> AsgiResponse:
         params = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
         try:

@@ -31,6 +31,7 @@ from starlette.routing import Route
 from services.dispatch.handlers import on_classified
 from services.dispatch.routing import load_routing
 from services.dispatch.state import Snapshot
+from services.evaluation.api import api_routes
 from services.evaluation.app import EvaluationSettings, build
 from services.evaluation.handlers import Policy, on_answered, on_dispatched, on_updated
 from services.evaluation.rates import assess, load_table
@@ -39,6 +40,7 @@ from services.evaluation.surveys import SurveyConfig, SurveyDesk, SurveyMetrics
 from services.intake.app import IntakeSettings, create_app
 from services.intake.signatures import signed_headers, verify
 from shared import streams
+from shared.bus import redis_client
 from shared.cli import main
 from shared.codec import decode, pack
 from shared.effects import Effects
@@ -489,6 +491,18 @@ async def test_the_survey_route_answers_503_when_redis_is_down() -> None:
         resp = await answer(c, "T1", resolved=True, satisfaction=5)
     await app.state.redis.aclose()
     assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
+
+
+async def test_the_rates_api_answers_503_not_500_when_redis_is_down() -> None:
+    redis = redis_client("redis://127.0.0.1:1/0")
+    try:
+        for path, route in api_routes(redis, ZoneInfo("Asia/Shanghai"), min_volume=1):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=route), base_url="http://e") as c:
+                resp = await c.get(path)
+            assert resp.status_code == 503, (path, resp.status_code, resp.text)
+            assert resp.headers["retry-after"] == "5" and resp.json()["error"]["code"] == "unavailable"
+    finally:
+        await redis.aclose()
 
 
 # -- the monthly report ---------------------------------------------------------------------------------
