@@ -11,6 +11,7 @@ import hiredis
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.typing import EncodableT
 
@@ -52,11 +53,21 @@ async def redis_ready(redis: Redis) -> bool:
 T = TypeVar("T")
 
 
+class BadRedisUrlError(RedisConnectionError, ValueError):
+    """A Redis URL the client cannot parse: no Redis to reach, like a refused connection."""
+
+
 def run_with_redis(url: str, work: Callable[[Redis], Awaitable[T]]) -> T:
-    """Run `work` to completion on a client of its own, closed afterwards: for one-shot commands."""
+    """Run `work` to completion on a client of its own, closed afterwards: for one-shot commands.
+
+    A URL that does not parse raises BadRedisUrlError (a redis ConnectionError), so a command reports it
+    with the connection errors rather than as a traceback."""
 
     async def run() -> T:
-        redis = redis_client(url)
+        try:
+            redis = redis_client(url)
+        except ValueError as exc:  # redis-py's message names the fault, not the URL (it may hold a password)
+            raise BadRedisUrlError(f"bad Redis URL: {exc}") from None
         try:
             return await work(redis)
         finally:

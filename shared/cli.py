@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 from rich.table import Table
 
@@ -46,7 +48,16 @@ def main(argv: list[str] | None = None) -> int:
         register(sub)
 
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except (RedisConnectionError, RedisTimeoutError) as exc:  # down, refusing us, or REDIS_URL malformed
+        from shared.settings import CommonSettings
+
+        print(
+            f"hotline: error: Redis at {_redacted(CommonSettings().redis_url)}: {exc} (check REDIS_URL)",
+            file=sys.stderr,
+        )
+        return 1
     return code
 
 
@@ -108,8 +119,12 @@ def _print_endpoints(console: Console, stack: Stack) -> None:
 
 def _redacted(url: str) -> str:
     """The URL without its password (REDIS_URL may carry one; the terminal may be a log)."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL urllib can take apart: none of it is shown, it may hold a password
+        return "(a malformed URL)"
+    if password is None:
         return url
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]

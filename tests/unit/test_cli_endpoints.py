@@ -1,12 +1,13 @@
-"""What `hotline up` prints: where everything listens, never the Redis password."""
+"""What `hotline` prints about Redis: where everything listens, what is wrong, never the password."""
 
 from __future__ import annotations
 
 from io import StringIO
 
+import pytest
 from rich.console import Console
 
-from shared.cli import _print_endpoints
+from shared.cli import _print_endpoints, main
 from shared.runner import Stack
 
 
@@ -24,3 +25,27 @@ def test_a_user_name_is_kept_and_its_password_hidden() -> None:
     stack = Stack(redis_url="rediss://hotline:s3cr3t-pw@redis.internal:6380/1", base_port=18000)
     _print_endpoints(Console(file=out, width=200), stack)
     assert "rediss://hotline:***@redis.internal:6380/1" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cr3t-pw@127.0.0.1:1/0", "redis://:***@127.0.0.1:1/0"),  # nothing listens on port 1
+        ("notaurl", "bad Redis URL"),  # no scheme: redis-py refuses to parse it
+        ("redis://u:s3cr3t-pw@[::1", "(a malformed URL)"),  # urllib refuses it too
+        ("redis://u:s3cr3t-pw@h:noport/0", "redis://u:***@h:noport/0"),
+    ],
+)
+@pytest.mark.parametrize("command", [["dlq", "list"], ["outbound", "list"], ["init"]])
+def test_an_unusable_redis_url_is_one_line_on_stderr_and_exit_1_never_a_traceback_or_the_password(
+    url: str,
+    shown: str,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REDIS_URL", url)
+    assert main(command) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("hotline: error: Redis at ")
+    assert shown in err and "s3cr3t-pw" not in err
