@@ -61,6 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a --limit of 0 or -1 is a mistake, not "all")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def _plugins() -> list:  # type: ignore[type-arg]
     """Each service's own subcommands (model training, reports, DLQ tools...), when the service has them."""
     import importlib

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from shared import dlq, streams
 from shared.bus import run_with_redis
+from shared.cli import positive_int
 from shared.settings import CommonSettings
 
 
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sub = parser.add_subparsers(dest="dlq_command", required=True)
     ls = sub.add_parser("list", help="dead letters with their reasons")
     ls.add_argument("--stream", choices=streams.ALL_STREAMS, help="only this stream's dead letters")
-    ls.add_argument("--limit", type=int, default=100)
+    ls.add_argument("--limit", type=positive_int, default=100)
     ls.add_argument("--json", action="store_true", help="one JSON array as the last line")
     ls.set_defaults(func=cmd_list)
     rp = sub.add_parser("replay", help="put dead letters back on their stream")

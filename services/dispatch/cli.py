@@ -10,6 +10,7 @@ from rich.table import Table
 
 from services.dispatch.outbound import dead_deliveries, redeliver
 from shared.bus import run_with_redis
+from shared.cli import positive_int
 from shared.settings import CommonSettings
 
 
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("outbound", help="department webhooks given up on, and sending them again")
     sub = parser.add_subparsers(dest="outbound_command", required=True)
     ls = sub.add_parser("list", help="undelivered webhooks with the reason and the last error")
-    ls.add_argument("--limit", type=int, default=100)
+    ls.add_argument("--limit", type=positive_int, default=100)
     ls.add_argument("--json", action="store_true", help="one JSON array as the last line")
     ls.set_defaults(func=cmd_list)
     rp = sub.add_parser("replay", help="queue them again (fresh tries) once the department's system is back")

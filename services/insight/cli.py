@@ -15,6 +15,8 @@ from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 
+from shared.cli import positive_int
+
 REQUIRED = ("id", "title", "text", "created_at", "location")
 HOTSPOT_DATA = "teddycup2020c/hotspot_messages.csv"
 
@@ -49,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ch = subparsers.add_parser("chronic", help="每月一题 candidates: problems recurring across weeks")
     _data_args(ch)
     ch.add_argument("--month", required=True, help="YYYY-MM")
-    ch.add_argument("--top", type=int, default=10, metavar="K")
-    ch.add_argument("--weeks", type=int, default=12, help="weeks looked back from the month's end")
+    ch.add_argument("--top", type=positive_int, default=10, metavar="K")
+    ch.add_argument("--weeks", type=positive_int, default=12, help="weeks looked back from the month's end")
     ch.set_defaults(func=cmd_chronic)
 
 

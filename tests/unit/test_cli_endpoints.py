@@ -49,3 +49,14 @@ def test_an_unusable_redis_url_is_one_line_on_stderr_and_exit_1_never_a_tracebac
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("hotline: error: Redis at ")
     assert shown in err and "s3cr3t-pw" not in err
+
+
+@pytest.mark.parametrize("command", [["dlq", "list"], ["outbound", "list"]])
+@pytest.mark.parametrize("limit", ["0", "-1", "ten"])
+def test_a_list_limit_below_one_is_a_usage_error_not_a_redis_error(
+    command: list[str], limit: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--limit", limit])
+    assert exited.value.code == 2 and "argument --limit:" in capsys.readouterr().err

@@ -116,3 +116,15 @@ def test_hotspots_on_the_real_dataset_has_the_promised_shape(capsys: pytest.Capt
         assert datetime.fromisoformat(issue["start"]) <= datetime.fromisoformat(issue["end"])
         assert len(issue["message_ids"]) >= 2
     assert [i["heat"] for i in issues] == sorted((i["heat"] for i in issues), reverse=True)
+
+
+@pytest.mark.parametrize(("option", "value"), [("--top", "-1"), ("--top", "0"), ("--weeks", "0")])
+def test_chronic_refuses_a_count_below_one_instead_of_slicing_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    data = write(tmp_path / "m.csv", sample(30))
+    with pytest.raises(SystemExit) as exited:
+        main(["chronic", "--data", str(data), "--month", "2019-09", option, value])
+    assert (
+        exited.value.code == 2 and f"argument {option}: {value} is not at least 1" in capsys.readouterr().err
+    )
