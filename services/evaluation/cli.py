@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         report = run_with_redis(settings.redis_url, lambda redis: load_month(redis, args.month, min_volume))
     except ValueError as exc:
-        print(f"hotline report: {exc}")
+        print(f"hotline report: {exc}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
     html = args.out / f"sanlv-{report.month}.html"
     table = args.out / f"sanlv-{report.month}.csv"
     chronic = args.out / f"meiyueyiti-{report.month}.csv"
-    html.write_text(render_html(report), encoding="utf-8")
-    table.write_text(render_csv(report), encoding="utf-8")
-    chronic.write_text(render_chronic_csv(report), encoding="utf-8")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_html(report), encoding="utf-8")
+        table.write_text(render_csv(report), encoding="utf-8")
+        chronic.write_text(render_chronic_csv(report), encoding="utf-8")
+    except OSError as exc:
+        print(f"hotline report: cannot write into {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(f"wrote {html}, {table} and {chronic}")
     return 0

@@ -509,7 +509,11 @@ async def test_the_rates_api_answers_503_not_500_when_redis_is_down() -> None:
 
 
 async def test_the_report_writes_html_with_charts_and_a_csv_of_the_same_numbers(
-    redis: Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    redis: Redis,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     tz = POLICY.tz
     # Three weeks of November: two departments, the harder category all at one of them.
@@ -602,3 +606,10 @@ async def test_the_report_writes_html_with_charts_and_a_csv_of_the_same_numbers(
     assert int(city["evaluated"]) == 60 and int(city["resolved"]) == 48
 
     assert await asyncio.to_thread(main, ["report", "--month", "2026-13", "--out", str(tmp_path)]) == 2
+    assert "'2026-13' is not a month" in capsys.readouterr().err
+    # An --out that cannot be a directory: one line on stderr and exit 2, not an OSError traceback.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("", encoding="utf-8")
+    code = await asyncio.to_thread(main, ["report", "--month", "2026-11", "--out", str(blocked / "sub")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("hotline report: cannot write into") and len(err.splitlines()) == 1
