@@ -211,6 +211,11 @@ async def test_operators_list_dead_deliveries_and_queue_them_again_once_the_depa
     rec.status["gone"] = 204  # the department's system is fixed
     assert await asyncio.to_thread(main, ["outbound", "replay", "--id", dead["dlq_id"]]) == 0
     assert "queued 1 webhook(s) again" in capsys.readouterr().out
+    # The same id again (or a mistyped one) is nothing to replay: said on stderr, exit 1, not silence.
+    assert await asyncio.to_thread(main, ["outbound", "replay", "--id", dead["dlq_id"], "--id", "1-0"]) == 1
+    assert "2 of the 2 given id(s) are not undelivered webhooks" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["dlq", "replay", "--stream", streams.RECEIVED, "--id", "1-0"]) == 1
+    assert "1 of the 1 given id(s) are not dead letters of tickets.received" in capsys.readouterr().err
     assert await redis.xlen(streams.OUTBOUND_DLQ) == 0
     async with running(outbound):
         await wait_for(lambda: _nothing_due(redis), "no delivery due")
