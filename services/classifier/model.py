@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -276,11 +277,12 @@ class TextClassifier:
             meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
             vocab = json.loads((directory / VOCAB_FILE).read_bytes())
             # allow_pickle=False: object arrays (the only way an .npz carries code) raise instead of loading.
-            with np.load(directory / MODEL_FILE, allow_pickle=False) as npz:
+            # The file opened here, not by np.load, which leaves it open when the zip inside is damaged.
+            with (directory / MODEL_FILE).open("rb") as f, np.load(f, allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
             report_path = directory / REPORT_FILE
             report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # a cut or damaged .npz
             raise ModelLoadError(f"{directory}: cannot read the model: {exc}") from None
         model = cls._from_parts(directory, meta, vocab, arrays, report)
         if model._hash != meta.get("content_sha256"):

@@ -125,6 +125,15 @@ def test_refuses_wrong_shapes_and_missing_files(starter_dir: Path, tmp_path: Pat
         TextClassifier.load(tmp_path / "absent")
 
 
+@pytest.mark.parametrize("keep", [0, 100, -200])  # empty, cut before the arrays, cut before the zip index
+def test_refuses_a_truncated_array_file(starter_dir: Path, tmp_path: Path, keep: int) -> None:
+    model = _copy(starter_dir, tmp_path / "m")
+    data = (model / MODEL_FILE).read_bytes()
+    (model / MODEL_FILE).write_bytes(data[:keep])
+    with pytest.raises(ModelLoadError, match="cannot read the model"):
+        TextClassifier.load(model)
+
+
 def test_train_rejects_unusable_data() -> None:
     with pytest.raises(ValueError, match="two categories"):
         TextClassifier.train(["a", "b"], ["x", "x"])
