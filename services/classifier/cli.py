@@ -120,9 +120,12 @@ def train_command(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return _fail(str(exc))
         bar.update(task, description="saving", completed=TRAIN_STEPS)
-        model.save(args.out)
-        if taxonomy is not None:
-            shutil.copyfile(taxonomy, args.out / TAXONOMY_FILE)
+        try:
+            model.save(args.out)
+            if taxonomy is not None:
+                shutil.copyfile(taxonomy, args.out / TAXONOMY_FILE)
+        except OSError as exc:
+            return _fail(f"{args.out}: cannot write the model: {exc.strerror or exc}")
 
     report = model.report
     err.print(f"model {model.version} → {args.out}")

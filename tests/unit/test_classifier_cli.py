@@ -139,3 +139,21 @@ def test_standalone_module_reports_bad_column_without_traceback(tmp_path: Path) 
     assert result.returncode == 2
     assert "no column 'body'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_into_an_unwritable_out_is_one_error_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topics = {"water": "水管 漏水 停水 水压 水表 自来水", "noise": "噪音 施工 深夜 广场舞 喇叭 扰民"}
+    rows = [
+        f"{' '.join(words.split()[i:] + words.split()[:i])} {i},{label}"
+        for label, words in topics.items()
+        for i in range(6)
+    ]
+    data = tmp_path / "small.csv"
+    data.write_text("text,category\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("", encoding="utf-8")
+    args = ["model", "train", "--data", str(data), "--text-col", "text", "--label-col", "category"]
+    assert main([*args, "--raw-labels", "--out", str(blocked / "model")]) == 2
+    assert f"error: {blocked / 'model'}: cannot write the model" in capsys.readouterr().err
