@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="start everything, post N sample calls, check all are dispatched, stop"
     )
     _stack_args(demo)
-    demo.add_argument("--tickets", type=int, default=200)
+    demo.add_argument("--tickets", type=positive_int, default=200)
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every ticket")
     demo.set_defaults(func=cmd_demo)
 

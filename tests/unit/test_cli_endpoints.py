@@ -60,3 +60,13 @@ def test_a_list_limit_below_one_is_a_usage_error_not_a_redis_error(
     with pytest.raises(SystemExit) as exited:
         main([*command, "--limit", limit])
     assert exited.value.code == 2 and "argument --limit:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tickets", ["0", "-5"])
+def test_demo_refuses_a_ticket_count_below_one_before_starting_anything(
+    tickets: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("shared.cli.cmd_demo", lambda args: 0)  # never start the stack here
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--tickets", tickets])
+    assert exited.value.code == 2 and "argument --tickets:" in capsys.readouterr().err
