@@ -72,6 +72,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def unmatched_ids(given: list[str] | None, matched: int, what: str) -> int:
+    """The exit code of a replay by `--id`: 1, said on stderr, when some given ids matched nothing (a
+    mistyped or already replayed id is not "done"); `what` names what they should have been."""
+    wanted = len(set(given or []))
+    if matched >= wanted:
+        return 0
+    print(f"hotline: error: {wanted - matched} of the {wanted} given id(s) are not {what}", file=sys.stderr)
+    return 1
+
+
 def _plugins() -> list:  # type: ignore[type-arg]
     """Each service's own subcommands (model training, reports, DLQ tools...), when the service has them."""
     import importlib

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from redis.asyncio import Redis
 from rich.console import Console
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from shared import dlq, streams
 from shared.bus import run_with_redis
-from shared.cli import positive_int
+from shared.cli import positive_int, unmatched_ids
 from shared.settings import CommonSettings
 
 
@@ -56,11 +55,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         CommonSettings().redis_url, lambda redis: dlq.replay(redis, args.stream, args.ids)
     )
     print(f"replayed {replayed} dead letter(s) onto {args.stream}")
-    if args.ids and replayed < len(set(args.ids)):  # a mistyped or already replayed id is not "done"
-        print(
-            f"hotline: error: {len(set(args.ids)) - replayed} of the {len(set(args.ids))} given id(s) "
-            f"are not dead letters of {args.stream} (see `hotline dlq list --stream {args.stream}`)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return unmatched_ids(
+        args.ids,
+        replayed,
+        f"dead letters of {args.stream} (see `hotline dlq list --stream {args.stream}`)",
+    )

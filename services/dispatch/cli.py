@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from rich.console import Console
 from rich.table import Table
 
 from services.dispatch.outbound import dead_deliveries, redeliver
 from shared.bus import run_with_redis
-from shared.cli import positive_int
+from shared.cli import positive_int, unmatched_ids
 from shared.settings import CommonSettings
 
 
@@ -44,11 +43,4 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     queued = run_with_redis(CommonSettings().redis_url, lambda redis: redeliver(redis, args.ids))
     print(f"queued {queued} webhook(s) again")
-    if args.ids and queued < len(set(args.ids)):  # a mistyped or already replayed id is not "done"
-        print(
-            f"hotline: error: {len(set(args.ids)) - queued} of the {len(set(args.ids))} given id(s) "
-            "are not undelivered webhooks (see `hotline outbound list`)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return unmatched_ids(args.ids, queued, "undelivered webhooks (see `hotline outbound list`)")
