@@ -23,6 +23,7 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.redis import RedisBroker
 from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from shared import streams
@@ -241,12 +242,7 @@ class Worker:
                     pipe.xadd(out.stream, {DATA_FIELD: pack(out.event)}, maxlen=maxlen, approximate=True)
                     owners.append(entry_id)
             for d in dead:
-                pipe.xadd(
-                    streams.dlq(consumer.stream),
-                    self._dead_fields(consumer, d),
-                    maxlen=maxlen,
-                    approximate=True,
-                )
+                self._queue_dead(pipe, consumer, d)
                 owners.append(None)
             pipe.xack(consumer.stream, consumer.group, *ack)
             owners.append(None)
@@ -260,15 +256,19 @@ class Worker:
         if failed:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for entry_id, error in failed.items():
-                    d = _Dead(entry_id, fields_of[entry_id], "commit_error", error, 1)
-                    pipe.xadd(
-                        streams.dlq(consumer.stream),
-                        self._dead_fields(consumer, d),
-                        maxlen=maxlen,
-                        approximate=True,
-                    )
+                    dead_one = _Dead(entry_id, fields_of[entry_id], "commit_error", error, 1)
+                    self._queue_dead(pipe, consumer, dead_one)
                 await pipe.execute()
         return failed
+
+    def _queue_dead(self, pipe: Pipeline, consumer: Consumer[Any], d: _Dead) -> None:
+        """Queue `d`'s dead letter on the consumer's DLQ stream in `pipe`."""
+        pipe.xadd(
+            streams.dlq(consumer.stream),
+            self._dead_fields(consumer, d),
+            maxlen=self.settings.stream_maxlen,
+            approximate=True,
+        )
 
     def _dead_fields(self, consumer: Consumer[Any], d: _Dead) -> dict[Any, Any]:
         return {
@@ -349,13 +349,7 @@ class Worker:
         error = "deleted from the stream before it was acknowledged (trimmed past the MAXLEN cap?)"
         async with self.redis.pipeline(transaction=True) as pipe:
             for entry_id in ids:
-                d = _Dead(entry_id, {}, "deleted", error, 0)
-                pipe.xadd(
-                    streams.dlq(consumer.stream),
-                    self._dead_fields(consumer, d),
-                    maxlen=self.settings.stream_maxlen,
-                    approximate=True,
-                )
+                self._queue_dead(pipe, consumer, _Dead(entry_id, {}, "deleted", error, 0))
             await pipe.execute()
         for entry_id in ids:
             self.metrics.dead_letters.labels(self.service, consumer.stream, "deleted").inc()
