@@ -42,9 +42,11 @@ class BadRequestError(ValueError):
     pass
 
 
-def _json(body: Any, status: int = 200) -> AsgiResponse:
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> AsgiResponse:
     return AsgiResponse(
-        json.dumps(body, ensure_ascii=False).encode(), status, headers={"content-type": "application/json"}
+        json.dumps(body, ensure_ascii=False).encode(),
+        status,
+        headers={"content-type": "application/json", **(headers or {})},
     )
 
 
@@ -62,18 +64,8 @@ def _storage_guarded(
         try:
             return await route(scope)
         except (RedisError, OSError) as exc:
-            return AsgiResponse(
-                json.dumps(
-                    {
-                        "error": {
-                            "code": "unavailable",
-                            "message": f"storage unavailable, retry later ({type(exc).__name__})",
-                        }
-                    }
-                ).encode(),
-                503,
-                headers={"content-type": "application/json", "retry-after": "5"},
-            )
+            message = f"storage unavailable, retry later ({type(exc).__name__})"
+            return _json({"error": {"code": "unavailable", "message": message}}, 503, {"retry-after": "5"})
 
     return guarded
 
