@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.intake.app import IntakeSettings
-from shared.audit import audit
 from shared.bus import redis_client
-from shared.demo import make_calls, post_calls, wait_dispatched
-from shared.embedded import EmbeddedRedis
-from shared.runner import Stack
 from tests.faults.departments import routing_with_webhooks
 from tests.support import Recorder, recording_server, wait_for
+from tools.audit import audit
+from tools.demo import make_calls, post_calls, wait_dispatched
+from tools.embedded import EmbeddedRedis
+from tools.runner import Stack
 
 WORKERS = ("classifier", "dispatch", "evaluation", "insight")
 

@@ -49,8 +49,8 @@ from services.classifier.starter import ensure_default_model
 from shared import streams
 from shared.bus import init_streams, redis_client
 from shared.codec import DATA_FIELD, pack
-from shared.embedded import EmbeddedRedis, free_port
 from shared.events import Location, TicketReceived
+from tools.embedded import EmbeddedRedis, free_port
 
 BATCH = 100
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)

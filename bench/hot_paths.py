@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.embedded import EmbeddedRedis
+from tools.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[1]
 

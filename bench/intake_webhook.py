@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.intake.settings import DEV_SECRET  # noqa: E402
-from services.intake.signatures import signed_headers  # noqa: E402
-from shared.embedded import EmbeddedRedis, free_port  # noqa: E402
+from shared.standard_webhooks import signed_headers  # noqa: E402
+from tools.embedded import EmbeddedRedis, free_port  # noqa: E402
 
 PATH = "/v1/webhooks/telephony"
 

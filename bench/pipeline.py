@@ -4,7 +4,7 @@
    redis-py chain (4 processes: XREADGROUP COUNT 100 BLOCK, then one pipeline of XADDs + XACK) and once by
    our worker runtime (4 processes, each a `shared.worker.Worker` whose handler only forwards the event).
    Rounds are interleaved; the ratio worker/raw of the medians is the figure to compare.
-2. Pipeline: every service as its own process (`shared.runner.Stack`) on one Redis; a separate load process
+2. Pipeline: every service as its own process (`tools.runner.Stack`) on one Redis; a separate load process
    posts signed telephony webhooks (pre-built, raw HTTP/1.1) at fixed offered rates (open loop, latency from
    each request's due time) and then at saturation (closed loop). Per phase: HTTP latency, webhook ->
    dispatched latency per stage from the ticket store (`received_at`, `classified_at`, `dispatched_at`),
@@ -52,10 +52,10 @@ sys.path.insert(0, str(ROOT))
 from services.intake.settings import DEV_SECRET  # noqa: E402
 from shared import loadgen, streams  # noqa: E402
 from shared.codec import DATA_FIELD, pack  # noqa: E402
-from shared.demo import make_calls  # noqa: E402
-from shared.embedded import EmbeddedRedis, free_port  # noqa: E402
 from shared.events import TicketReceived, utcnow  # noqa: E402
-from shared.runner import SERVICES, Stack  # noqa: E402
+from tools.demo import make_calls  # noqa: E402
+from tools.embedded import EmbeddedRedis, free_port  # noqa: E402
+from tools.runner import SERVICES, Stack  # noqa: E402
 
 HOPS = 4
 GROUP = "hop"

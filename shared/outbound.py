@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 from pydantic import BaseModel, Field
 
-from services.intake.signatures import signed_headers
+from shared.standard_webhooks import signed_headers
 
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 

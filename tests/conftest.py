@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.bus import init_streams, redis_client
-from shared.embedded import EmbeddedRedis
+from tools.embedded import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.embedded import free_port
+from tools.embedded import free_port
 
 
 @dataclass

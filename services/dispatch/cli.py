@@ -10,7 +10,7 @@ from rich.table import Table
 
 from services.dispatch.outbound import dead_deliveries, redeliver
 from shared.bus import run_with_redis
-from shared.cli import positive_int, unmatched_ids
+from shared.cliargs import positive_int, unmatched_ids
 from shared.settings import CommonSettings
 
 

@@ -29,11 +29,11 @@ from services.dispatch import state
 from services.dispatch.metrics import DispatchMetrics
 from services.dispatch.routing import RoutingSource
 from services.dispatch.state import OutboundJob as Job
-from services.intake.signatures import signed_headers
 from shared import streams
 from shared.bus import as_str, read_range
 from shared.dlq import dead_at, field_text
 from shared.outbound import backoff, retryable
+from shared.standard_webhooks import signed_headers
 
 log = logging.getLogger("hotline.dispatch.outbound")
 

@@ -15,7 +15,7 @@ from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 
-from shared.cli import positive_int
+from shared.cliargs import positive_int
 
 REQUIRED = ("id", "title", "text", "created_at", "location")
 HOTSPOT_DATA = "teddycup2020c/hotspot_messages.csv"

@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from services.intake import signatures
 from services.intake.credentials import Credentials
 from services.intake.handlers import (
     Accepted,
@@ -35,6 +34,7 @@ from services.intake.http import (
 )
 from services.intake.privacy import caller_ref
 from services.intake.settings import IntakeSettings
+from shared import standard_webhooks
 from shared.events import Channel, Event, TicketReceived, utcnow
 from shared.ids import derive_id, ticket_id_for
 from shared.store import TicketStore
@@ -100,8 +100,8 @@ class Deps:
         require_content_type(request, "application/json")
         body = await read_body(request, self.settings.max_body_bytes)
         try:
-            webhook_id = signatures.verify(secrets, request.headers, body)
-        except signatures.SignatureError as exc:
+            webhook_id = standard_webhooks.verify(secrets, request.headers, body)
+        except standard_webhooks.SignatureError as exc:
             raise HttpError(401, "bad_signature", str(exc)) from None
         return webhook_id, parse_json(model, body)
 

@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from services.intake.credentials import token_hash
-from services.intake.signatures import secret_bytes
 from shared.settings import CommonSettings, refuse_dev_credentials
+from shared.standard_webhooks import secret_bytes
 
 DEV_SECRET = "whsec_aG90bGluZS1kZXZlbG9wbWVudC1zZWNyZXQ="  # "hotline-development-secret"
 DEV_SURVEY_SECRET = (

@@ -180,9 +180,9 @@ def test_workers_create_their_groups_before_reading() -> None:
     docs = base_resources()
     for service in WORKERS:
         (init,) = pod_spec(_deployment(docs, service))["initContainers"]
-        assert init["args"] == ["shared.cli", "init"]
+        assert init["args"] == ["tools.cli", "init"]
     (job,) = of_kind(docs, "Job")
-    assert pod_spec(job)["containers"][0]["args"] == ["shared.cli", "init"]
+    assert pod_spec(job)["containers"][0]["args"] == ["tools.cli", "init"]
 
 
 def test_every_module_the_manifests_run_exists() -> None:

@@ -20,9 +20,6 @@ import pytest
 import yaml
 
 from services.intake.app import IntakeSettings
-from shared.demo import make_calls, post_calls, wait_dispatched
-from shared.embedded import free_port
-from shared.runner import Stack
 from tests.deploy.manifests import (
     ANNOUNCED,
     DEPLOY,
@@ -34,6 +31,9 @@ from tests.deploy.manifests import (
     metric_names,
     rule_expressions,
 )
+from tools.demo import make_calls, post_calls, wait_dispatched
+from tools.embedded import free_port
+from tools.runner import Stack
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 TICKETS = 30

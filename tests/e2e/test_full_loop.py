@@ -13,15 +13,15 @@ import httpx
 import pytest
 
 from services.intake.settings import DEV_SECRET, DEV_SURVEY_SECRET, dev_department_token
-from services.intake.signatures import signed_headers
 from shared import streams
 from shared.bus import read_range, redis_client
 from shared.codec import decode
-from shared.demo import post_calls
 from shared.events import TicketDispatched
-from shared.runner import Stack
+from shared.standard_webhooks import signed_headers
 from shared.store import Ticket, TicketStore
 from tests.support import Recorder, recording_server, wait_for
+from tools.demo import post_calls
+from tools.runner import Stack
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 

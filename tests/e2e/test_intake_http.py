@@ -30,8 +30,8 @@ from services.intake.settings import (
     DEV_SURVEY_SECRET,
     DEV_TWILIO_TOKEN,
 )
-from services.intake.signatures import signed_headers
-from shared.embedded import free_port
+from shared.standard_webhooks import signed_headers
+from tools.embedded import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 NUMBER = "13912345678"

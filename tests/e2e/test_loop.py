@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from services.intake.app import IntakeSettings
-from shared.demo import make_calls, post_calls, wait_dispatched
-from shared.runner import SERVICES, Stack
+from tools.demo import make_calls, post_calls, wait_dispatched
+from tools.runner import SERVICES, Stack
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 

@@ -14,16 +14,16 @@ import pytest
 
 from services.intake.app import IntakeSettings
 from shared import streams
-from shared.audit import audit
 from shared.bus import redis_client
 from shared.codec import DATA_FIELD, pack
-from shared.demo import make_calls, post_calls, wait_dispatched
-from shared.embedded import EmbeddedRedis
 from shared.events import TicketReceived, utcnow
-from shared.runner import Stack
 from shared.store import TicketStore
 from tests.faults.departments import routing_with_webhooks
 from tests.support import Recorder, recording_server, wait_for
+from tools.audit import audit
+from tools.demo import make_calls, post_calls, wait_dispatched
+from tools.embedded import EmbeddedRedis
+from tools.runner import Stack
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 SECRET = IntakeSettings().webhook_secrets[0]

@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from services.intake.signatures import signed_headers
 from shared.effects import StoreWrite
 from shared.events import Place, TicketClassified, Urgency, utcnow
+from shared.standard_webhooks import signed_headers
 from shared.store import TicketStore, iso
 
 SECRET = "whsec_dGVzdC1zZWNyZXQ="

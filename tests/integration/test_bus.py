@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, ResponseError
 
 from shared.bus import ScriptBatcher, redis_client
-from shared.embedded import free_port
+from tools.embedded import free_port
 
 pytestmark = pytest.mark.redis
 

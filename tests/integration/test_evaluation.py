@@ -38,13 +38,10 @@ from services.evaluation.rates import assess, load_table
 from services.evaluation.state import load_states
 from services.evaluation.surveys import SurveyConfig, SurveyDesk, SurveyMetrics
 from services.intake.app import IntakeSettings, create_app
-from services.intake.signatures import signed_headers, verify
 from shared import streams
 from shared.bus import redis_client
-from shared.cli import main
 from shared.codec import decode, pack
 from shared.effects import Effects
-from shared.embedded import free_port
 from shared.events import (
     SurveyAnswered,
     TicketDispatched,
@@ -54,9 +51,12 @@ from shared.events import (
 )
 from shared.outbound import OutboundSender, RetryPolicy
 from shared.settings import CommonSettings
+from shared.standard_webhooks import signed_headers, verify
 from shared.store import TicketStore, keys
 from tests.integration.intake_support import NUMBER, SECRET, classified_utilities, new_ticket, post_signed
 from tests.support import serving, wait_for
+from tools.cli import main
+from tools.embedded import free_port
 
 pytestmark = pytest.mark.redis
 

@@ -12,10 +12,10 @@ from redis.asyncio import Redis
 
 from services.intake.app import IntakeSettings, create_app
 from services.intake.settings import DEV_OPERATOR_TOKEN, dev_department_token
-from services.intake.signatures import signed_headers
 from shared import streams
 from shared.codec import decode
 from shared.events import TicketReceived
+from shared.standard_webhooks import signed_headers
 from shared.store import TicketStore, keys
 from tests.integration.intake_support import (
     NUMBER,

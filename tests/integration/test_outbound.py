@@ -21,13 +21,13 @@ from services.dispatch import state
 from services.dispatch.metrics import DispatchMetrics
 from services.dispatch.outbound import Outbound, OutboundSettings
 from services.dispatch.routing import RoutingSource
-from services.intake.signatures import verify
 from shared import streams
-from shared.cli import main
 from shared.effects import StoreWrite
-from shared.embedded import free_port
+from shared.standard_webhooks import verify
 from shared.store import TicketStore
 from tests.support import serving, wait_for
+from tools.cli import main
+from tools.embedded import free_port
 
 pytestmark = pytest.mark.redis
 SECRETS = {"FAST_SECRET": "whsec_ZmFzdC1zZWNyZXQ=", "SLOW_SECRET": "slow-secret", "FLAKY_SECRET": "flaky"}

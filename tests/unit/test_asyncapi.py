@@ -7,9 +7,9 @@ import json
 import pytest
 
 from shared import streams
-from shared.asyncapi import PRODUCERS, document
-from shared.cli import main
 from shared.events import STREAM_EVENTS
+from tools.asyncapi import PRODUCERS, document
+from tools.cli import main
 
 
 def test_every_stream_is_a_channel_with_its_event_schema() -> None:

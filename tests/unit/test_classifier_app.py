@@ -16,7 +16,7 @@ from services.classifier.app import ClassifierSettings, build, load_model
 from services.classifier.datafiles import DEFAULT_TAXONOMY
 from services.classifier.model import META_FILE, ModelLoadError, TextClassifier
 from services.classifier.starter import default_model_dir, ensure_default_model, models_root
-from shared.demo import sample_calls
+from tools.demo import sample_calls
 
 REPO = Path(__file__).resolve().parents[2]
 

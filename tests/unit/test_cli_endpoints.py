@@ -7,8 +7,8 @@ from io import StringIO
 import pytest
 from rich.console import Console
 
-from shared.cli import _print_endpoints, main
-from shared.runner import Stack
+from tools.cli import _print_endpoints, main
+from tools.runner import Stack
 
 
 def test_the_printed_redis_url_hides_its_password() -> None:
@@ -66,7 +66,7 @@ def test_a_list_limit_below_one_is_a_usage_error_not_a_redis_error(
 def test_demo_refuses_a_ticket_count_below_one_before_starting_anything(
     tickets: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("shared.cli.cmd_demo", lambda args: 0)  # never start the stack here
+    monkeypatch.setattr("tools.cli.cmd_demo", lambda args: 0)  # never start the stack here
     with pytest.raises(SystemExit) as exited:
         main(["demo", "--tickets", tickets])
     assert exited.value.code == 2 and "argument --tickets:" in capsys.readouterr().err

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from services.intake import signatures
 from services.intake.privacy import caller_ref
-from shared import streams
+from shared import standard_webhooks, streams
 from shared.codec import DATA_FIELD, PoisonError, decode, pack
 from shared.events import STREAM_EVENTS, TicketReceived
 from shared.ids import derive_id, ticket_id_for
@@ -82,16 +81,16 @@ def test_ids_are_deterministic() -> None:
 
 def test_standard_webhooks_signature_with_rotation_and_tolerance() -> None:
     body = b'{"call_id":"1"}'
-    headers = signatures.signed_headers("whsec_b2xk", "msg_1", body, timestamp=1_000_000)
-    assert signatures.verify(["whsec_bmV3", "whsec_b2xk"], headers, body, now=1_000_100) == "msg_1"
-    with pytest.raises(signatures.SignatureError, match="does not match"):
-        signatures.verify(["whsec_bmV3"], headers, body, now=1_000_100)
-    with pytest.raises(signatures.SignatureError, match="tolerance"):
-        signatures.verify(["whsec_b2xk"], headers, body, now=1_000_000 + 301)
-    with pytest.raises(signatures.SignatureError, match="does not match"):
-        signatures.verify(["whsec_b2xk"], headers, body + b" ", now=1_000_100)
-    with pytest.raises(signatures.SignatureError, match="missing"):
-        signatures.verify(["whsec_b2xk"], {}, body)
+    headers = standard_webhooks.signed_headers("whsec_b2xk", "msg_1", body, timestamp=1_000_000)
+    assert standard_webhooks.verify(["whsec_bmV3", "whsec_b2xk"], headers, body, now=1_000_100) == "msg_1"
+    with pytest.raises(standard_webhooks.SignatureError, match="does not match"):
+        standard_webhooks.verify(["whsec_bmV3"], headers, body, now=1_000_100)
+    with pytest.raises(standard_webhooks.SignatureError, match="tolerance"):
+        standard_webhooks.verify(["whsec_b2xk"], headers, body, now=1_000_000 + 301)
+    with pytest.raises(standard_webhooks.SignatureError, match="does not match"):
+        standard_webhooks.verify(["whsec_b2xk"], headers, body + b" ", now=1_000_100)
+    with pytest.raises(standard_webhooks.SignatureError, match="missing"):
+        standard_webhooks.verify(["whsec_b2xk"], {}, body)
 
 
 def test_caller_numbers_are_hashed_with_a_key_and_masked() -> None:
@@ -105,5 +104,5 @@ def test_caller_numbers_are_hashed_with_a_key_and_masked() -> None:
 def test_a_timestamp_too_large_for_a_float_is_a_signature_error_not_a_crash(timestamp: str) -> None:
     # int() takes up to 4300 digits, but subtracting such an int from time.time() (a float) overflows.
     headers = {"webhook-id": "msg_1", "webhook-timestamp": timestamp, "webhook-signature": "v1,x"}
-    with pytest.raises(signatures.SignatureError, match="tolerance"):
-        signatures.verify(["whsec_b2xk"], headers, b"{}", now=1_000_000.5)
+    with pytest.raises(standard_webhooks.SignatureError, match="tolerance"):
+        standard_webhooks.verify(["whsec_b2xk"], headers, b"{}", now=1_000_000.5)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.insight.cli import HOTSPOT_DATA, dataset_path
-from shared.cli import main
+from tools.cli import main
 
 COLUMNS = ["id", "user", "title", "text", "created_at", "likes", "location"]
 DATASET = dataset_path(HOTSPOT_DATA)

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.intake import signatures
 from services.intake.settings import DEV_SECRET
-from shared.loadgen import closed_loop, open_loop, percentile, signed_telephony_requests
+from shared import standard_webhooks
+from tools.loadgen import closed_loop, open_loop, percentile, signed_telephony_requests
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_requests_are_signed_for_intake() -> None:
     headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
     assert head.startswith(b"POST /v1/webhooks/telephony HTTP/1.1\r\n")
     assert int(headers["Content-Length"]) == len(body)
-    assert signatures.verify([DEV_SECRET], headers, body) == "msg_c0"
+    assert standard_webhooks.verify([DEV_SECRET], headers, body) == "msg_c0"
 
 
 async def test_open_loop_counts_latency_from_the_due_time(server: tuple[int, list[bytes]]) -> None:

@@ -18,14 +18,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from services.intake.signatures import signed_headers
 from shared.bus import redis_client
+from shared.standard_webhooks import signed_headers
 from shared.store import Ticket, TicketStore
 
 
 def sample_calls() -> list[dict[str, Any]]:
     """The demo's calls: written by the Hotline team (zh and en), shipped in the package."""
-    text = resources.files("shared").joinpath("data/sample_calls.jsonl").read_text(encoding="utf-8")
+    text = resources.files("tools").joinpath("data/sample_calls.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

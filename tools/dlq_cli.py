@@ -11,7 +11,7 @@ from rich.table import Table
 
 from shared import dlq, streams
 from shared.bus import run_with_redis
-from shared.cli import positive_int, unmatched_ids
+from shared.cliargs import positive_int, unmatched_ids
 from shared.settings import CommonSettings
 
 

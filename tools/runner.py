@@ -15,7 +15,7 @@ from types import TracebackType
 import httpx
 
 from shared.bus import init_streams, run_with_redis
-from shared.embedded import EmbeddedRedis, free_port_block
+from tools.embedded import EmbeddedRedis, free_port_block
 
 SERVICES: tuple[str, ...] = ("intake", "classifier", "dispatch", "evaluation", "insight")
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.intake.signatures import signed_headers
+from shared.standard_webhooks import signed_headers
 
 
 def http_request(

@@ -16,7 +16,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 from rich.table import Table
 
-from shared.runner import SERVICES, Stack
+from shared.cliargs import positive_int
+from tools.runner import SERVICES, Stack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,27 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (a --limit of 0 or -1 is a mistake, not "all")."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
-    return value
-
-
-def unmatched_ids(given: list[str] | None, matched: int, what: str) -> int:
-    """The exit code of a replay by `--id`: 1, said on stderr, when some given ids matched nothing (a
-    mistyped or already replayed id is not "done"); `what` names what they should have been."""
-    wanted = len(set(given or []))
-    if matched >= wanted:
-        return 0
-    print(f"hotline: error: {wanted - matched} of the {wanted} given id(s) are not {what}", file=sys.stderr)
-    return 1
-
-
 def _plugins() -> list:  # type: ignore[type-arg]
     """Each service's own subcommands (model training, reports, DLQ tools...), when the service has them."""
     import importlib
@@ -92,7 +72,7 @@ def _plugins() -> list:  # type: ignore[type-arg]
         "services.dispatch.cli",
         "services.evaluation.cli",
         "services.insight.cli",
-        "shared.dlq_cli",
+        "tools.dlq_cli",
     ):
         try:
             found.append(importlib.import_module(module).register)
@@ -189,7 +169,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _run_demo(console: Console, stack: Stack, n: int, timeout: float) -> int:
     from services.intake.app import IntakeSettings
-    from shared.demo import make_calls, post_calls, summary, wait_dispatched
+    from tools.demo import make_calls, post_calls, summary, wait_dispatched
 
     secret = IntakeSettings().webhook_secrets[0]
     calls = make_calls(n)
@@ -216,7 +196,7 @@ def _run_demo(console: Console, stack: Stack, n: int, timeout: float) -> int:
 def cmd_asyncapi(args: argparse.Namespace) -> int:
     import json
 
-    from shared.asyncapi import document
+    from tools.asyncapi import document
 
     print(json.dumps(document(), ensure_ascii=False, indent=2))
     return 0
