@@ -223,10 +223,16 @@ def render_error(request: Request, error: HttpError) -> Response:
     description = error.message
     if error.fields:
         description += ": " + "; ".join(f"{f['field']}: {f['problem']}" for f in error.fields)
-    fmt = request.path_params.get("fmt", "xml")
-    response = render(fmt, "errors", [{"code": status, "description": description}], status)
+    response = render(_format_of(request), "errors", [{"code": status, "description": description}], status)
     response.headers.update(error.headers or {})
     return response
+
+
+def _format_of(request: Request) -> str:
+    """The format the client asked for, also on a URL no route matched (`requests/T1.JSON`)."""
+    if fmt := request.path_params.get("fmt"):
+        return str(fmt)
+    return "json" if request.url.path.lower().endswith(".json") else "xml"
 
 
 def _bad(description: str) -> HttpError:
@@ -644,21 +650,28 @@ def routes(deps: Deps) -> list[Route]:
 
 
 def _window(query: QueryParams, deps: Deps, default: timedelta) -> tuple[datetime, datetime]:
-    """start_date and end_date; the window ends now and lasts `default` unless given."""
-    end = _date(query.get("end_date"), "end_date", deps) or utcnow()
-    start = _date(query.get("start_date"), "start_date", deps) or (
-        end - default if end > _EARLIEST + default else end
-    )
-    if start > end:
+    """start_date and end_date; the window ends now and lasts `default` unless given. A start after now
+    with no end asks for what has not happened yet: an empty window, not a contradiction."""
+    start = _date(query, "start_date", deps)
+    end = _date(query, "end_date", deps)
+    if start is not None and end is not None and start > end:
         raise _bad("start_date is after end_date")
+    if end is None:
+        end = max(utcnow(), start) if start is not None else utcnow()
+    if start is None:
+        start = end - default if end > _EARLIEST + default else end
     return start, end
 
 
-def _date(value: str | None, name: str, deps: Deps) -> datetime | None:
-    if not value:
+def _date(query: QueryParams, name: str, deps: Deps) -> datetime | None:
+    if name not in query:
         return None
+    # An empty value is a client's bug (a form field left blank), not "no limit": say so.
+    value = query[name].strip()
+    if not value:
+        raise _bad(f"{name} is empty: give an ISO 8601 datetime or leave it out")
     try:
-        parsed = datetime.fromisoformat(value.strip().replace(" ", "+"))
+        parsed = datetime.fromisoformat(value.replace(" ", "+"))
     except ValueError:
         raise _bad(f"{name} must be an ISO 8601 datetime, e.g. 2026-01-31T08:00:00+08:00") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=deps.zone)

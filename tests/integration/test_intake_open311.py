@@ -391,3 +391,75 @@ async def test_every_read_takes_a_jurisdiction_id_and_no_api_key(
     assert (
         await client.get(f"{BASE}/{path}", params={"jurisdiction_id": "city.example.org"})
     ).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", f"{BASE}/requests.xml", "GET, HEAD, POST"),
+        ("PUT", f"{BASE}/requests.json", "GET, HEAD, POST"),
+        ("POST", f"{BASE}/services.xml", "GET, HEAD"),
+        ("POST", f"{BASE}/requests/T1.xml", "GET, HEAD"),
+        ("DELETE", f"{BASE}/servicerequestupdates.xml", "GET, HEAD, POST"),
+        ("PUT", "/v1/webhooks/telephony", "POST"),
+        ("DELETE", "/livez", "GET, HEAD"),
+    ],
+)
+async def test_a_405_names_the_allowed_methods_in_the_route_s_own_format(
+    client: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    resp = await client.request(method, path)
+    assert resp.status_code == 405
+    assert resp.headers["allow"] == allow
+    if path.endswith(".xml"):
+        assert resp.headers["content-type"].startswith("text/xml")
+        assert ET.fromstring(resp.content).findtext("error/code") == "405"
+    elif path.endswith(".json"):
+        assert resp.json() == [{"code": 405, "description": "method not allowed"}]
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    [
+        ("requests/.x.json", "json"),
+        ("requests/a%2Fb.json", "json"),
+        ("requests/T1.JSON", "json"),
+        ("requests/a%2Fb.xml", "xml"),
+        ("requests/a/b", "xml"),
+        ("nothing-here.json", "json"),
+    ],
+)
+async def test_every_open311_404_is_the_spec_error_array(
+    client: httpx.AsyncClient, path: str, fmt: str
+) -> None:
+    resp = await client.get(f"{BASE}/{path}")
+    assert resp.status_code == 404
+    if fmt == "json":
+        [error] = resp.json()
+        assert error["code"] == 404 and error["description"]
+    else:
+        assert ET.fromstring(resp.content).findtext("error/code") == "404"
+
+
+@pytest.mark.parametrize("route", ["requests", "servicerequestupdates"])
+@pytest.mark.parametrize(
+    "query", ["start_date=", "end_date=", "start_date=%20&end_date=2026-01-01T00:00:00Z"]
+)
+async def test_an_empty_date_is_a_400_not_a_missing_one(
+    client: httpx.AsyncClient, route: str, query: str
+) -> None:
+    resp = await client.get(f"{BASE}/{route}.json?{query}")
+    assert resp.status_code == 400
+    [error] = resp.json()
+    assert "is empty" in error["description"]
+
+
+@pytest.mark.parametrize("route", ["requests", "servicerequestupdates"])
+async def test_a_future_start_date_alone_is_an_empty_answer(client: httpx.AsyncClient, route: str) -> None:
+    await create(client)
+    resp = await client.get(f"{BASE}/{route}.json", params={"start_date": "2099-01-01T00:00:00Z"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == []
+    both = {"start_date": "2099-01-01T00:00:00Z", "end_date": "2098-01-01T00:00:00Z"}
+    refused = await client.get(f"{BASE}/{route}.json", params=both)
+    assert refused.status_code == 400 and "start_date is after end_date" in refused.text
