@@ -74,6 +74,7 @@ class TicketReceived(Event):
     attributes: dict[str, list[str]] | None = Field(
         default=None, description="Answers to the service's extra questions (Open311 attribute[code])"
     )
+    media_url: str | None = Field(default=None, description="A photo of the problem (an http(s) URL)")
 
 
 class Place(BaseModel):
@@ -123,6 +124,7 @@ class TicketDispatched(Event):
     reason: str
     attempt: int = 1
     received_at: UtcDatetime
+    media_url: str | None = Field(default=None, description="The citizen's photo of the problem, if any")
 
 
 DepartmentAction = Literal["accept", "reject", "resolve", "note"]

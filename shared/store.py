@@ -129,6 +129,7 @@ class Ticket(BaseModel):
     lon: float | None = None
     address: str | None = None
     service_code: str | None = None
+    media_url: str | None = None
     received_at: datetime | None = None
     category: str | None = None
     confidence: float | None = None

@@ -123,9 +123,13 @@ class Deps:
             **details,
         )
 
-    async def accept(self, event: TicketReceived, *, delivery_id: str | None, rate: Rate) -> Accepted:
+    async def accept(
+        self, event: TicketReceived, *, delivery_id: str | None, rate: Rate, fingerprint: str | None = None
+    ) -> Accepted:
         """Store a new ticket (or find the one a retry already made), counting it in the metrics."""
-        result = await available(self.intake.accept(event, delivery_id=delivery_id, rate=rate))
+        result = await available(
+            self.intake.accept(event, delivery_id=delivery_id, rate=rate, fingerprint=fingerprint)
+        )
         if isinstance(result, RateLimited):
             raise too_many(result)
         self.metrics.tickets.labels(event.channel, "duplicate" if result.duplicate else "new").inc()

@@ -158,9 +158,15 @@ class TicketIntake:
         self._accept = ScriptBatcher(redis, _ACCEPT)
 
     async def accept(
-        self, event: TicketReceived, *, delivery_id: str | None = None, rate: Rate = NO_RATE
+        self,
+        event: TicketReceived,
+        *,
+        delivery_id: str | None = None,
+        rate: Rate = NO_RATE,
+        fingerprint: str | None = None,
     ) -> Accepted | RateLimited:
-        """Store the ticket and its event once; a repeated source or delivery id returns the first ticket."""
+        """Store the ticket and its event once; a repeated source or delivery id returns the first ticket.
+        `fingerprint` (of what the client sent) is kept on the ticket so a reused key can be told apart."""
         optional = {
             "title": event.title,
             "language": event.language,
@@ -169,6 +175,8 @@ class TicketIntake:
             "service_code": event.service_code,
             "ivr_choice": event.ivr_choice,
             "attributes": json.dumps(event.attributes, ensure_ascii=False) if event.attributes else None,
+            "media_url": event.media_url,
+            "request_fingerprint": fingerprint,
         }
         if event.location:
             optional |= {

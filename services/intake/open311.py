@@ -21,9 +21,10 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree as ET
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -37,17 +38,21 @@ from services.intake.http import (
     available,
     client_ip,
     instrumented,
+    media_type,
     parse_form,
+    parse_multipart,
     read_body,
     require_content_type,
 )
 from services.intake.openapi import Operation, Param
+from shared.bus import as_str
 from shared.events import Location, utcnow
-from shared.store import CLOSED_STATUSES, Ticket, Update
+from shared.store import CLOSED_STATUSES, Ticket, Update, keys
 from shared.taxonomy import Attribute, Category
 
 BASE = "/open311/v2"
 FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-01-01T00:00:00Z"
 DEFAULT_DAYS = 90
@@ -76,6 +81,10 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NUMBER = re.compile(r"(?<!\d)(?!\d{4}[-/.]\d\d?[-/.]\d\d?(?!\d))[+(]?\d(?:[\s\-().]*\d){6,}")
 
 
+# Whitespace, controls and the characters browsers refuse in URLs: a link with them is not a plain address.
+_NOT_URL = re.compile(r"[\s\x00-\x1f\x7f<>\"\\^`{|}]")
+
+
 class _Format(Convertor[str]):
     """`services`, `services.xml` or `services.json`: clients append the extension to a base URL."""
 
@@ -102,6 +111,20 @@ register_url_convertor("open311_fmt", _Format())
 register_url_convertor("open311_id", _Segment())
 
 
+def web_address(value: str) -> str:
+    """A media_url is shown to departments and published: only an absolute http(s) address, so a
+    `javascript:`, `file:` or `data:` URL never reaches a page or a department's system."""
+    value = value.strip()
+    try:
+        parts = urlsplit(value)
+        web = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an invalid IPv6 literal or port
+        web = False
+    if not web or _NOT_URL.search(value):
+        raise ValueError("media_url must be an absolute http or https URL")
+    return value
+
+
 class ServiceRequestForm(BaseModel):
     """POST requests: form fields. `attribute[CODE]=V` (or `attribute[CODE][]=V`, repeated) answer the
     service's questions. Contact fields are accepted and not kept, except `phone`, kept as a keyed hash."""
@@ -123,6 +146,11 @@ class ServiceRequestForm(BaseModel):
     phone: str | None = Field(default=None, max_length=32)
     description: str | None = Field(default=None, max_length=4000)
     media_url: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("media_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        return None if value is None else web_address(value)
 
     @model_validator(mode="after")
     def _located(self) -> ServiceRequestForm:
@@ -218,14 +246,24 @@ def render(fmt: str, root: str, data: Any, status: int = 200) -> Response:
 
 
 def render_error(request: Request, error: HttpError) -> Response:
-    """Open311 errors: 422 (schema) becomes the spec's 400; the description names the fields."""
-    status = 400 if error.status == 422 else error.status
+    """Open311 errors: 422 (schema) becomes the spec's 400; the description names the fields. A reused
+    Idempotency-Key stays 422, as the IETF idempotency-key draft answers it."""
+    status = 400 if error.status == 422 and error.code == "invalid_payload" else error.status
     description = error.message
     if error.fields:
         description += ": " + "; ".join(f"{f['field']}: {f['problem']}" for f in error.fields)
     response = render(_format_of(request), "errors", [{"code": status, "description": description}], status)
     response.headers.update(error.headers or {})
     return response
+
+
+async def form_of(request: Request, limit: int) -> list[tuple[str, str]]:
+    """A POST's form fields, urlencoded or multipart (FixMyStreet sends multipart when there are photos)."""
+    require_content_type(request, FORM, MULTIPART)
+    body = await read_body(request, limit)
+    if media_type(request) == MULTIPART:
+        return await parse_multipart(request, body)
+    return parse_form(body)
 
 
 def _format_of(request: Request) -> str:
@@ -349,14 +387,16 @@ OPERATIONS = [
     Operation(
         "post",
         f"{BASE}/requests.json",
-        "Report a problem (needs api_key)",
+        "Report a problem (needs api_key); urlencoded or multipart/form-data (files are not kept); an "
+        "Idempotency-Key makes retries safe, and reused for another report is a 422",
         "open311",
         ok=201,
         body=ServiceRequestForm,
         media=FORM,
         answer=Created,
         answer_is_list=True,
-        errors=(400, 403, 415),
+        params=(Param("Idempotency-Key", "header", "the same key and form create once", False),),
+        errors=(400, 403, 415, 422),
         open311=True,
     ),
     Operation(
@@ -447,6 +487,7 @@ def routes(deps: Deps) -> list[Route]:
             address=ticket.address,
             lat=ticket.lat,
             long=ticket.lon,
+            media_url=ticket.media_url,
         ).model_dump()
 
     async def discovery(request: Request) -> Response:
@@ -511,9 +552,7 @@ def routes(deps: Deps) -> list[Route]:
         )
 
     async def create(request: Request) -> Response:
-        require_content_type(request, FORM)
-        body = await read_body(request, settings.max_body_bytes)
-        params = parse_form(body)
+        params = await form_of(request, settings.max_body_bytes)
         fields = {k: v for k, v in params if v != "" and not k.startswith("attribute[")}
         client = deps.open311_keys.identify(fields.get("api_key"))
         if client is None:
@@ -530,14 +569,17 @@ def routes(deps: Deps) -> list[Route]:
         if category is None:
             raise _bad(f"unknown service_code {form.service_code!r}")
         attributes = _attributes(category, params)
-        # A client's retry (the same Idempotency-Key, or the same body within the retry window) finds the
-        # first ticket. The same body in a later window is a new report (a light out again at the same
+        # A client's retry (the same Idempotency-Key, or the same form within the retry window) finds the
+        # first ticket. The same form in a later window is a new report (a light out again at the same
         # pin): the ticket id follows from the source id, so without the window it would be folded into
         # the old, perhaps closed, ticket for good. A retry straddling two windows gets a second ticket,
-        # which the classifier links to the first as a duplicate while that one is open.
+        # which the classifier links to the first as a duplicate while that one is open. The form is
+        # compared as its fields, not its bytes: a multipart retry comes with a new boundary.
+        said = urlencode(params).encode()
         key = request.headers.get("idempotency-key")
-        source = key.encode() if key else body + b"\x1f" + str(retry_window()).encode()
+        source = key.encode() if key else said + b"\x1f" + str(retry_window()).encode()
         source_id = hashlib.sha256(client.encode() + b"\x1f" + source).hexdigest()[:32]
+        fingerprint = hashlib.sha256(said).hexdigest()[:32] if key else None
         event = deps.received(
             "open311",
             source_id,
@@ -547,8 +589,20 @@ def routes(deps: Deps) -> list[Route]:
             location=Location(lat=form.lat, lon=form.long, address=form.address_string or form.address_id),
             service_code=category.code,
             attributes=attributes or None,
+            media_url=form.media_url,
         )
-        result = await deps.accept(event, delivery_id=None, rate=deps.rate("open311_write", client))
+        rate = deps.rate("open311_write", client)
+        result = await deps.accept(event, delivery_id=None, rate=rate, fingerprint=fingerprint)
+        if result.duplicate and fingerprint is not None:
+            # IETF idempotency-key draft: a key reused for another request is the client's error, and the
+            # first request's answer would silently lose the second report.
+            first = await available(deps.redis.hget(keys.ticket(result.ticket_id), "request_fingerprint"))
+            if first is not None and as_str(first) != fingerprint:
+                raise HttpError(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was already used for a different request; use a new key",
+                )
         created = Created(service_request_id=result.ticket_id, service_notice="")
         return render(request.path_params["fmt"], "service_requests", [created.model_dump()], 201)
 

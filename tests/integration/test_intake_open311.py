@@ -463,3 +463,86 @@ async def test_a_future_start_date_alone_is_an_empty_answer(client: httpx.AsyncC
     both = {"start_date": "2099-01-01T00:00:00Z", "end_date": "2098-01-01T00:00:00Z"}
     refused = await client.get(f"{BASE}/{route}.json", params=both)
     assert refused.status_code == 400 and "start_date is after end_date" in refused.text
+
+
+async def test_an_idempotency_key_reused_with_another_report_is_a_422_and_keeps_nothing(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    key = {"Idempotency-Key": "fms-42"}
+    first = await client.post(f"{BASE}/requests.json", data=report(), headers=key)
+    assert first.status_code == 201
+    ticket_id = first.json()[0]["service_request_id"]
+    again = await client.post(f"{BASE}/requests.json", data=report(), headers=key)
+    assert again.status_code == 201 and again.json()[0]["service_request_id"] == ticket_id
+    other = await client.post(f"{BASE}/requests.xml", data=report(description="Pothole"), headers=key)
+    assert other.status_code == 422
+    assert "Idempotency-Key" in (ET.fromstring(other.content).findtext("error/description") or "")
+    assert await redis.xlen(streams.RECEIVED) == 1
+    stored = await TicketStore(redis).get_or_raise(ticket_id)
+    assert stored.text == "Burst water main on Chang'an Avenue"
+
+
+async def test_media_url_is_kept_published_and_only_http(client: httpx.AsyncClient, redis: Redis) -> None:
+    photo = "https://photos.example.org/p/1.jpeg?size=full"
+    created = (await create(client, media_url=photo)).json()[0]["service_request_id"]
+    [shown] = (await client.get(f"{BASE}/requests/{created}.json")).json()
+    assert shown["media_url"] == photo
+    xml = ET.fromstring((await client.get(f"{BASE}/requests/{created}.xml")).content)
+    assert xml.findtext("request/media_url") == photo
+    [(_, fields)] = await redis.xrange(streams.RECEIVED)
+    assert decode(fields, TicketReceived).media_url == photo
+    for bad in (
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "data:image/png;base64,AAAA",
+        "ftp://example.org/x.jpg",
+        "https://",
+        "//example.org/x.jpg",
+        "https://exa mple.org/x.jpg",
+    ):
+        resp = await create(client, media_url=bad, description=f"photo {bad}")
+        assert resp.status_code == 400, bad
+        assert "media_url" in resp.json()[0]["description"]
+    assert await redis.xlen(streams.RECEIVED) == 1
+
+
+async def test_a_multipart_report_with_a_photo_is_accepted(client: httpx.AsyncClient, redis: Redis) -> None:
+    """FixMyStreet posts multipart/form-data when a report carries photos."""
+    fields = {**report(), "media_url": "https://fms.example.org/photo/1.jpeg"}
+    files = {"photo1": ("1.jpeg", b"\xff\xd8\xff\xe0 not really a jpeg", "image/jpeg")}
+    resp = await client.post(f"{BASE}/requests.xml", data=fields, files=files)
+    assert resp.status_code == 201, resp.text
+    ticket_id = ET.fromstring(resp.content).findtext("request/service_request_id")
+    [(_, raw)] = await redis.xrange(streams.RECEIVED)
+    event = decode(raw, TicketReceived)
+    assert (event.ticket_id, event.service_code, event.attributes) == (
+        ticket_id,
+        "utilities",
+        {"supply": ["water"]},
+    )
+    assert event.media_url == "https://fms.example.org/photo/1.jpeg"
+    # The same report again (a retry, with a new boundary) is the same request, as in a urlencoded form.
+    again = await client.post(f"{BASE}/requests.xml", data=fields, files=files)
+    assert ET.fromstring(again.content).findtext("request/service_request_id") == ticket_id
+    assert await redis.xlen(streams.RECEIVED) == 1
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status"),
+    [
+        ("multipart/form-data", b"--x\r\n", 400),
+        (
+            "multipart/form-data; boundary=x",
+            b"--x\r\nContent-Disposition: form-data\r\n\r\nv\r\n--x--\r\n",
+            400,
+        ),
+        ("multipart/form-data; boundary=x", b"--x\r\n" + b"a" * 300_000, 413),
+    ],
+)
+async def test_a_multipart_body_that_cannot_be_read_is_refused(
+    client: httpx.AsyncClient, redis: Redis, content_type: str, body: bytes, status: int
+) -> None:
+    resp = await client.post(f"{BASE}/requests.json", content=body, headers={"content-type": content_type})
+    assert resp.status_code == status
+    assert resp.json()[0]["code"] == status
+    assert await redis.xlen(streams.RECEIVED) == 0
