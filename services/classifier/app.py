@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from faststream.asgi import AsgiFastStream
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from services.classifier import duplicates
 from services.classifier.duplicates import DuplicateIndex
@@ -30,6 +30,13 @@ class ClassifierSettings(CommonSettings):
     review_below: float = Field(
         default=0.5, ge=0, le=1, description="Confidence under which operators review"
     )
+    override_citizen_category_confidence: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="The model's confidence from which its category replaces the one the citizen chose "
+        "(Open311 service_code); never below review_below",
+    )
     model_dir: Path | None = Field(
         default=None,
         description="A directory written by `hotline model train` (HOTLINE_MODEL_DIR); unset: the default "
@@ -44,6 +51,15 @@ class ClassifierSettings(CommonSettings):
     duplicate_candidates: int = Field(
         default=500, ge=1, description="Most recent tickets per district and category compared with"
     )
+
+    @model_validator(mode="after")
+    def _override_only_when_sure(self) -> ClassifierSettings:
+        if self.override_citizen_category_confidence < self.review_below:
+            raise ValueError(
+                "override_citizen_category_confidence must be at least review_below: a model unsure "
+                "enough to ask for review never overrides the citizen's category"
+            )
+        return self
 
     def duplicate_policy(self) -> duplicates.Policy:
         return duplicates.Policy(
@@ -80,7 +96,12 @@ def build(
     index = DuplicateIndex(redis, policy)
 
     async def handle(events: list[TicketReceived]) -> list[Effects]:
-        analyses = analyse(events, model=chosen, gazetteer=gazetteer)
+        analyses = analyse(
+            events,
+            model=chosen,
+            gazetteer=gazetteer,
+            overrule_citizen_at=settings.override_citizen_category_confidence,
+        )
         found = await index.candidates(wanted_buckets(analyses, policy))
         return decide(
             analyses,

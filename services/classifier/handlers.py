@@ -57,11 +57,33 @@ class Analysis:
         return (self.place.district, self.prediction.category)
 
 
-def analyse(events: list[TicketReceived], *, model: Model, gazetteer: Locator) -> list[Analysis]:
+@dataclass(frozen=True)
+class CitizensChoice:
+    """The category the citizen chose (Open311 service_code), kept over a model not sure enough that it
+    is wrong. Its confidence is the model's for that category: a disagreement low enough goes to review."""
+
+    category: str
+    confidence: float
+    alternatives: Sequence[tuple[str, float]]
+    model_said: PredictionLike
+
+
+def with_citizens_choice(event: TicketReceived, p: PredictionLike, overrule_at: float) -> PredictionLike:
+    chosen = event.service_code
+    if not chosen or chosen == p.category or p.confidence >= overrule_at:
+        return p
+    return CitizensChoice(chosen, dict(p.alternatives).get(chosen, 0.0), p.alternatives, p)
+
+
+def analyse(
+    events: list[TicketReceived], *, model: Model, gazetteer: Locator, overrule_citizen_at: float = 0.9
+) -> list[Analysis]:
+    """`overrule_citizen_at`: the model's confidence from which its category replaces the citizen's."""
     texts = [_text_of(e) for e in events]
     predictions = model.predict(texts)
     out = []
-    for event, text, p in zip(events, texts, predictions, strict=True):
+    for event, text, predicted in zip(events, texts, predictions, strict=True):
+        p = with_citizens_choice(event, predicted, overrule_citizen_at)
         location = event.location
         address = location.address if location else None
         place = gazetteer.locate(
@@ -166,12 +188,16 @@ def _effects(
         "model_version": version,
         "needs_review": "1" if needs_review else "0",
         "classified_at": iso(classified.occurred_at),
+        "category_source": "citizen" if event.service_code == classified.category else "model",
     }
     ops: list[list[str | int | float]] = []
     if a.bucket is not None and a.signature is not None and match is None:
         fields[duplicates.SIGNATURE_FIELD] = duplicates.encode_signature(a.signature)
         ops.extend(duplicates.index_ops(a.bucket, event.ticket_id, event.received_at, policy))
     summary = f"{classified.category} ({classified.confidence:.2f}, {version}), urgency {classified.urgency}"
+    if isinstance(p, CitizensChoice):
+        said = p.model_said
+        summary += f", the citizen's choice kept (the model said {said.category} {said.confidence:.2f})"
     if classified.urgency_cue:
         summary += f" ({classified.urgency_cue})"
     summary += f", {a.place.district or 'place unknown'}"

@@ -469,7 +469,9 @@ def routes(deps: Deps) -> list[Route]:
         return value.astimezone(deps.zone).isoformat(timespec="seconds") if value else None
 
     def record(ticket: Ticket) -> dict[str, Any]:
-        code = ticket.category or ticket.service_code
+        # The citizen's own choice is what they and their app know the request by, whatever the
+        # classifier made of it for routing.
+        code = ticket.service_code or ticket.category
         category = taxonomy.get(code) if code else None
         closed = ticket.status in CLOSED_STATUSES
         duplicate_of = ticket.duplicate_of if ticket.status == "duplicate" else None

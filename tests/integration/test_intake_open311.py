@@ -546,3 +546,17 @@ async def test_a_multipart_body_that_cannot_be_read_is_refused(
     assert resp.status_code == status
     assert resp.json()[0]["code"] == status
     assert await redis.xlen(streams.RECEIVED) == 0
+
+
+async def test_open311_answers_with_the_code_the_citizen_sent(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    """Even where the classifier routed it under another category, the citizen's app knows the request by
+    its own service_code, and a listing filtered on that code still shows it."""
+    created = (await create(client, service_code="environment", description="Smoke from a chimney")).json()
+    ticket_id = created[0]["service_request_id"]
+    await dispatch_to(redis, ticket_id, "labour_bureau", category="labour_social_security")
+    [shown] = (await client.get(f"{BASE}/requests/{ticket_id}.json")).json()
+    assert (shown["service_code"], shown["service_name"]) == ("environment", "环境保护 / Environment")
+    listed = (await client.get(f"{BASE}/requests.json", params={"service_code": "environment"})).json()
+    assert [r["service_request_id"] for r in listed] == [ticket_id]
