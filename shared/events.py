@@ -128,14 +128,21 @@ class TicketDispatched(Event):
 
 
 DepartmentAction = Literal["accept", "reject", "resolve", "note"]
+# A citizen's comment on their own request (Open311 POST servicerequestupdates), for the department.
+CitizenAction = Literal["comment"]
 
 
 class TicketUpdated(Event):
-    """A department acted on a ticket (through intake's department API)."""
+    """A department acted on a ticket (through intake's department API), or the citizen commented on it
+    (action `comment`: `department` is then the one the ticket was with, and dispatch forwards it)."""
 
     department: str
-    action: DepartmentAction
+    action: DepartmentAction | CitizenAction
     note: str | None = Field(default=None, max_length=4000)
+    citizen_status: str | None = Field(
+        default=None, description="comment: the request's state as the citizen's app says it (FixMyStreet)"
+    )
+    media_url: str | None = Field(default=None, description="comment: the citizen's photo, if any")
 
 
 class SurveyAnswered(Event):

@@ -66,14 +66,18 @@ class Dispatcher:
 
     async def classified(self, events: list[TicketClassified]) -> list[Effects]:
         table, now = self.routing.refresh(), utcnow()
-        tickets = await self.store.get_many([e.ticket_id for e in events], fields=("department",))
+        tickets = await self.store.get_many([e.ticket_id for e in events], fields=("department", "media_url"))
         supply = await read_snapshot(
             self.redis, table, [handlers.classified_demand(e) for e in events if not e.duplicate_of]
         )
         out = []
         for event, ticket in zip(events, tickets, strict=True):
-            previous = ticket.department if ticket is not None else None
-            out.append(handlers.on_classified(event, table=table, supply=supply, now=now, previous=previous))
+            previous, media = (ticket.department, ticket.media_url) if ticket is not None else (None, None)
+            out.append(
+                handlers.on_classified(
+                    event, table=table, supply=supply, now=now, previous=previous, media_url=media
+                )
+            )
         return self._counted(out)
 
     async def updated(self, events: list[TicketUpdated]) -> list[Effects]:

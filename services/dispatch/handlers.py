@@ -51,6 +51,7 @@ class Assigned(BaseModel):
     rejections: int = 0
     rejected_by: str = ""
     reopen_count: int = 0
+    media_url: str | None = None
 
     @classmethod
     def of(cls, ticket: Ticket) -> Assigned:
@@ -84,9 +85,16 @@ def reopened_demand(ticket: Assigned, now: datetime) -> Demand | None:
 
 
 def on_classified(
-    event: TicketClassified, *, table: RoutingTable, supply: Supply, now: datetime, previous: str | None
+    event: TicketClassified,
+    *,
+    table: RoutingTable,
+    supply: Supply,
+    now: datetime,
+    previous: str | None,
+    media_url: str | None = None,
 ) -> Effects:
-    """A new ticket: a duplicate is linked both ways, anything else goes to the best department."""
+    """A new ticket: a duplicate is linked both ways, anything else goes to the best department, with
+    the citizen's photo (`media_url`) if there is one."""
     if event.duplicate_of:
         original = event.duplicate_of
         return Effects(
@@ -125,6 +133,7 @@ def on_classified(
         received_at=event.received_at,
         attempt=1,
         previous=previous,
+        media_url=media_url,
         status="dispatched",
         extra={
             "category": event.category,
@@ -141,7 +150,9 @@ def on_classified(
 def on_updated(
     event: TicketUpdated, *, ticket: Assigned | None, table: RoutingTable, supply: Supply, now: datetime
 ) -> Effects:
-    """A department accepted, rejected, resolved or noted a ticket."""
+    """A department accepted, rejected, resolved or noted a ticket, or the citizen commented on it."""
+    if event.action == "comment":
+        return _on_comment(event, ticket, table, now)
     history = {"at": iso(now), "event": event.action, "department": event.department, "note": event.note}
     if ticket is None or ticket.department != event.department or ticket.status not in ACTIVE:
         why = "not found" if ticket is None else f"{ticket.status} with {ticket.department}"
@@ -176,6 +187,38 @@ def on_updated(
             ops.append(["HINCRBY", state.ACCEPTANCE, learned, 1])
         return _write(event, fields, history, ops)
     return _on_rejected(event, ticket, history, table=table, supply=supply, now=now)
+
+
+def _on_comment(event: TicketUpdated, ticket: Assigned | None, table: RoutingTable, now: datetime) -> Effects:
+    """A citizen's comment goes to the department that has the ticket now (not the one intake saw): on
+    the ticket, where its queue shows it, and to its own system when it has a webhook."""
+    department = ticket.department if ticket is not None else None
+    history = {"at": iso(now), "event": "comment", "department": department, "note": event.note}
+    if ticket is None:
+        return _history_only(event, {**history, "summary": "ignored: ticket not found"})
+    fields = {
+        "citizen_comment": event.note or "",
+        "citizen_status": event.citizen_status,
+        "citizen_media_url": event.media_url,
+        "citizen_comment_at": iso(now),
+    }
+    dept = table.department(department) if department else None
+    if dept is None:
+        return _write(event, fields, {**history, "summary": "kept for the department it goes to"}, [])
+    ops: list[list[str | int | float]] = []
+    if dept.webhook_url:
+        forwarded = event.model_copy(update={"department": dept.id})
+        ops = _outbound(derive_id(event.event_id, "forwarded"), dept.id, forwarded.model_dump_json(), now)
+    return _write(event, fields, {**history, "summary": f"for {dept.id}"}, ops)
+
+
+def _outbound(event_id: str, department: str, body: str, now: datetime) -> list[list[str | int | float]]:
+    """The ops that queue a webhook to a department's own system (sent by `outbound.Outbound`)."""
+    job = state.OutboundJob(department=department, body=body)
+    return [
+        ["HSET", state.OUTBOUND_JOBS, event_id, job.model_dump_json()],
+        ["ZADD", state.OUTBOUND_DUE, now.timestamp(), event_id],
+    ]
 
 
 def _on_rejected(
@@ -326,6 +369,7 @@ def _redispatch(
         received_at=ticket.received_at,
         attempt=ticket.attempt + 1,
         previous=previous,
+        media_url=ticket.media_url,
         status="coordinator" if chosen.department == table.coordinator else "dispatched",
         extra=extra,
         table=table,
@@ -350,6 +394,7 @@ def _dispatch(
     received_at: datetime,
     attempt: int,
     previous: str | None,
+    media_url: str | None,
     status: str,
     extra: dict[str, str | None],
     table: RoutingTable,
@@ -373,6 +418,7 @@ def _dispatch(
         reason=chosen.reason,
         attempt=attempt,
         received_at=received_at,
+        media_url=media_url,
     )
     supply.added(department, demand.feedback_due)
     all_ops: list[list[str | int | float]] = list(ops or [])
@@ -394,11 +440,7 @@ def _dispatch(
         all_ops.append(["ZADD", state.COORDINATOR_QUEUE, now.timestamp(), ticket_id])
     dept = table.department(department)
     if dept is not None and dept.webhook_url:
-        job = state.OutboundJob(department=department, body=out.model_dump_json())
-        all_ops += [
-            ["HSET", state.OUTBOUND_JOBS, event_id, job.model_dump_json()],
-            ["ZADD", state.OUTBOUND_DUE, now.timestamp(), event_id],
-        ]
+        all_ops += _outbound(event_id, department, out.model_dump_json(), now)
     summary = f"to {department}: {chosen.reason}"
     write = StoreWrite(
         ticket_id=ticket_id,

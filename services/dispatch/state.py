@@ -29,7 +29,8 @@ OUTBOUND_JOBS = f"{PREFIX}:dispatch:outbound:jobs"
 
 
 class OutboundJob(BaseModel):
-    """A webhook delivery waiting in `OUTBOUND_JOBS`: the body is the TicketDispatched event's JSON."""
+    """A webhook delivery waiting in `OUTBOUND_JOBS`: the body is the event's JSON, a TicketDispatched or,
+    for a citizen's comment, a TicketUpdated with `action: comment`."""
 
     department: str
     body: str

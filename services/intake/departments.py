@@ -69,7 +69,12 @@ class QueueTicket(BaseModel):
     district: str | None = None
     street: str | None = None
     caller_masked: str | None = None
+    media_url: str | None = Field(None, description="the citizen's photo of the problem (http or https)")
     repeat_count: int = Field(0, description="how many later reports were linked to this one as duplicates")
+    citizen_comment: str | None = Field(None, description="the citizen's latest comment (Open311 update)")
+    citizen_status: str | None = Field(None, description="the state the citizen's app gave with it")
+    citizen_media_url: str | None = Field(None, description="the photo sent with that comment, if any")
+    citizen_comment_at: str | None = None
     received_at: str | None = None
     dispatched_at: str | None = None
     dispatch_due_at: str | None = None

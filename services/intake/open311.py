@@ -20,11 +20,19 @@ import math
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree as ET
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -45,11 +53,14 @@ from services.intake.http import (
     require_content_type,
 )
 from services.intake.openapi import Operation, Param
+from shared import streams
 from shared.bus import as_str
-from shared.events import Location, utcnow
+from shared.events import Location, TicketUpdated, utcnow
+from shared.ids import derive_id
 from shared.store import CLOSED_STATUSES, Ticket, Update, keys
 from shared.taxonomy import Attribute, Category
 
+M = TypeVar("M", bound=BaseModel)
 BASE = "/open311/v2"
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
@@ -125,6 +136,9 @@ def web_address(value: str) -> str:
     return value
 
 
+WebAddress = Annotated[str, AfterValidator(web_address)]
+
+
 class ServiceRequestForm(BaseModel):
     """POST requests: form fields. `attribute[CODE]=V` (or `attribute[CODE][]=V`, repeated) answer the
     service's questions. Contact fields are accepted and not kept, except `phone`, kept as a keyed hash."""
@@ -145,12 +159,7 @@ class ServiceRequestForm(BaseModel):
     last_name: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=32)
     description: str | None = Field(default=None, max_length=4000)
-    media_url: str | None = Field(default=None, max_length=2000)
-
-    @field_validator("media_url")
-    @classmethod
-    def _web_address(cls, value: str | None) -> str | None:
-        return None if value is None else web_address(value)
+    media_url: WebAddress | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
     def _located(self) -> ServiceRequestForm:
@@ -159,6 +168,54 @@ class ServiceRequestForm(BaseModel):
         if self.lat is None and not self.address_string and not self.address_id:
             raise ValueError("a location is required: lat and long, address_string or address_id")
         return self
+
+
+# The states FixMyStreet's client may send with an update (mySociety's Open311 extension), in any case.
+CITIZEN_STATUSES = (
+    "open",
+    "closed",
+    "fixed",
+    "in_progress",
+    "planned",
+    "action_scheduled",
+    "investigating",
+    "duplicate",
+    "not_councils_responsibility",
+    "no_further_action",
+    "internal_referral",
+    "reopen",
+    "for_triage",
+)
+
+
+class UpdateForm(BaseModel):
+    """POST servicerequestupdates (FixMyStreet's extension): a citizen's comment on their request, with
+    the state their app shows. Contact fields (email, first_name, last_name) are accepted and not kept."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_key: str = Field(min_length=1, max_length=200)
+    jurisdiction_id: str | None = Field(default=None, max_length=100)
+    service_request_id: str = Field(min_length=1, max_length=64)
+    update_id: str = Field(min_length=1, max_length=200, description="the client's own id of the update")
+    status: str = Field(description=f"one of {', '.join(CITIZEN_STATUSES)} (any case)")
+    description: str | None = Field(default=None, max_length=4000)
+    updated_datetime: datetime | None = None
+    media_url: WebAddress | None = Field(default=None, max_length=2000)
+    email: str | None = Field(default=None, max_length=254)
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, value: str) -> str:
+        if value.strip().lower() not in CITIZEN_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(CITIZEN_STATUSES)}")
+        return value.strip().lower()
+
+
+class UpdateCreated(BaseModel):
+    update_id: str
 
 
 class ServiceRequest(BaseModel):
@@ -264,6 +321,18 @@ async def form_of(request: Request, limit: int) -> list[tuple[str, str]]:
     if media_type(request) == MULTIPART:
         return await parse_multipart(request, body)
     return parse_form(body)
+
+
+def _validated(model: type[M], fields: dict[str, str]) -> M:
+    """The form as `model`, or the spec's 400 naming each field's problem."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+        raise _bad(problems) from None
 
 
 def _format_of(request: Request) -> str:
@@ -453,6 +522,19 @@ OPERATIONS = [
         errors=(400,),
         open311=True,
     ),
+    Operation(
+        "post",
+        f"{BASE}/servicerequestupdates.json",
+        "A citizen's update on their request (FixMyStreet's extension, needs api_key): on the ticket's "
+        "history and to its department; the same update_id is stored once",
+        "open311",
+        body=UpdateForm,
+        media=FORM,
+        answer=UpdateCreated,
+        answer_is_list=True,
+        errors=(400, 403, 404, 415),
+        open311=True,
+    ),
 ]
 
 
@@ -559,14 +641,7 @@ def routes(deps: Deps) -> list[Route]:
         client = deps.open311_keys.identify(fields.get("api_key"))
         if client is None:
             raise HttpError(403, "bad_api_key", "a valid api_key is required to create a request")
-        try:
-            form = ServiceRequestForm.model_validate(fields)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}"
-                for e in exc.errors(include_url=False, include_input=False, include_context=False)
-            )
-            raise _bad(problems) from None
+        form = _validated(ServiceRequestForm, fields)
         category = taxonomy.get(form.service_code)
         if category is None:
             raise _bad(f"unknown service_code {form.service_code!r}")
@@ -686,6 +761,43 @@ def routes(deps: Deps) -> list[Route]:
         )
         return render(request.path_params["fmt"], "service_request_updates", [update(u) for u in found])
 
+    async def comment(request: Request) -> Response:
+        """A citizen's update (FixMyStreet's POST servicerequestupdates): on the ticket's history, and to
+        the department through tickets.updated (dispatch forwards it). The client's update_id makes a
+        retry publish once and answer the same update_id."""
+        params = await form_of(request, settings.max_body_bytes)
+        fields = {k: v for k, v in params if v != ""}
+        client = deps.open311_keys.identify(fields.get("api_key"))
+        if client is None:
+            raise HttpError(403, "bad_api_key", "a valid api_key is required to post an update")
+        form = _validated(UpdateForm, fields)
+        ticket = await available(deps.store.get(form.service_request_id))
+        if ticket is None:
+            raise HttpError(404, "not_found", "no such service_request_id")
+        said = (form.description or "").strip() or None
+        event = TicketUpdated(
+            event_id=derive_id(ticket.ticket_id, "citizen", client, form.update_id),
+            ticket_id=ticket.ticket_id,
+            occurred_at=utcnow(),
+            department=ticket.department or "",
+            action="comment",
+            note=said,
+            citizen_status=form.status,
+            media_url=form.media_url,
+        )
+        result = await deps.publish_once(
+            "open311_update",
+            streams.UPDATED,
+            event,
+            history={
+                "event": "citizen_comment",
+                "summary": f"citizen via Open311 ({form.status}): {(said or 'no text')[:200]}",
+            },
+            rate=deps.rate("open311_write", client),
+        )
+        answer = [UpdateCreated(update_id=result.event_id).model_dump()]
+        return render(request.path_params["fmt"], "service_request_updates", answer)
+
     def route(path: str, name: str, endpoint: Any, method: str = "GET") -> Route:
         return Route(
             BASE + path,
@@ -702,6 +814,7 @@ def routes(deps: Deps) -> list[Route]:
         route("/requests/{service_request_id:open311_id}{fmt:open311_fmt}", "request", one),
         route("/tokens/{token:open311_id}{fmt:open311_fmt}", "token", token),
         route("/servicerequestupdates{fmt:open311_fmt}", "updates", updates),
+        route("/servicerequestupdates{fmt:open311_fmt}", "comment", comment, "POST"),
     ]
 
 
