@@ -11,6 +11,9 @@ could be a phone number blanked, and never contact data.
 each change of a ticket's status, in FixMyStreet's status words, described for the public (the agency,
 and the department's own note on accepting or resolving; never routing internals, and digit runs that
 could be a phone number are blanked). One jurisdiction: `jurisdiction_id` is accepted and ignored.
+A POST to it is the citizen's side (its client's `post_service_request_update`): a comment with the
+state their app shows, put on the ticket's history and sent to the department; that state is recorded,
+never applied (dispatch alone moves a ticket; "not fixed" after a resolution is heard through the survey).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from xml.etree import ElementTree as ET
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -197,7 +201,13 @@ class UpdateForm(BaseModel):
     api_key: str = Field(min_length=1, max_length=200)
     jurisdiction_id: str | None = Field(default=None, max_length=100)
     service_request_id: str = Field(min_length=1, max_length=64)
-    update_id: str = Field(min_length=1, max_length=200, description="the client's own id of the update")
+    update_id: str = Field(
+        min_length=1,
+        max_length=200,
+        # Older FixMyStreet releases send their comment's id as update_id_ext.
+        validation_alias=AliasChoices("update_id", "update_id_ext"),
+        description="the client's own id of the update",
+    )
     status: str = Field(description=f"one of {', '.join(CITIZEN_STATUSES)} (any case)")
     description: str | None = Field(default=None, max_length=4000)
     updated_datetime: datetime | None = None

@@ -191,3 +191,13 @@ async def test_bad_updates_get_the_spec_error_array_and_publish_nothing(
     xml = await client.post(f"{BASE}/servicerequestupdates.xml", data=update(ticket_id, "u1", **over))
     assert ET.fromstring(xml.content).findtext("error/code") == str(status)
     assert await redis.xlen(streams.UPDATED) == 0
+
+
+async def test_an_older_fixmystreet_s_update_id_ext_is_its_update_id(client: httpx.AsyncClient) -> None:
+    report = {"api_key": DEV_OPEN311_KEY, "service_code": "utilities", "address_string": "Chang'an Ave 1"}
+    ticket_id = (await client.post(f"{BASE}/requests.json", data=report)).json()[0]["service_request_id"]
+    form = {k: v for k, v in update(ticket_id, "").items() if k != "update_id"}
+    first = await client.post(f"{BASE}/servicerequestupdates.json", data={**form, "update_id_ext": "77"})
+    assert first.status_code == 200, first.text
+    again = await client.post(f"{BASE}/servicerequestupdates.json", data={**form, "update_id": "77"})
+    assert again.json() == first.json()

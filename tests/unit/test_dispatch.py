@@ -505,3 +505,38 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     assert 1.0 <= delays[0] <= 2.0 and 4.0 <= delays[2] <= 8.0
     assert all(30.0 <= d <= 60.0 for d in delays[5:])
     assert len({round(backoff(3, 2.0, 60.0, rng), 6) for _ in range(10)}) > 1
+
+
+@pytest.mark.parametrize(
+    ("ticket", "forwarded_to", "kept"),
+    [
+        (assigned("hooked"), "hooked", True),  # its webhook gets the comment
+        (assigned("water"), None, True),  # no webhook: its queue shows the comment
+        (assigned("water", status="resolved"), None, True),  # a closed ticket still hears from the citizen
+        (assigned("", status="received"), None, True),  # kept for whoever gets it
+        (None, None, False),
+    ],
+)
+def test_a_citizen_s_comment_goes_to_the_department_that_has_the_ticket_now(
+    ticket: Assigned | None, forwarded_to: str | None, kept: bool
+) -> None:
+    comment = update("comment", "water").model_copy(
+        update={"note": "still leaking", "citizen_status": "open", "media_url": "https://x.example/1.jpg"}
+    )
+    effects = on_updated(comment, ticket=ticket, table=TABLE, supply=FakeSupply(), now=MONDAY_10H)
+    [write] = effects.writes
+    assert not effects.publish and write.history is not None and write.history["event"] == "comment"
+    assert "status" not in write.fields and "department" not in write.fields  # dispatch's, not the citizen's
+    if kept:
+        assert write.fields["citizen_comment"] == "still leaking"
+        assert write.fields["citizen_media_url"] == "https://x.example/1.jpg"
+    else:
+        assert write.fields == {}
+    jobs = [op for op in write.ops if op[0] == "HSET" and op[1] == state.OUTBOUND_JOBS]
+    if forwarded_to is None:
+        assert jobs == []
+    else:
+        [job] = jobs
+        sent = state.OutboundJob.model_validate_json(str(job[3]))
+        body = TicketUpdated.model_validate_json(sent.body)
+        assert (sent.department, body.department, body.action) == (forwarded_to, forwarded_to, "comment")
