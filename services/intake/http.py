@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -119,25 +118,6 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
         return parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=1000)
     except (UnicodeDecodeError, ValueError):
         raise HttpError(400, "bad_form", "the body is not a UTF-8 form (at most 1000 fields)") from None
-
-
-async def parse_multipart(request: Request, body: bytes) -> list[tuple[str, str]]:
-    """A multipart/form-data body (already read within the size limit) as its text fields, in order.
-    Uploaded files are read and dropped: intake keeps no blobs, a photo is published by its media_url."""
-
-    async def chunks() -> AsyncGenerator[bytes]:
-        yield body
-
-    try:
-        form = await MultiPartParser(request.headers, chunks(), max_files=50, max_fields=1000).parse()
-    except MultiPartException as exc:
-        raise HttpError(
-            400, "bad_form", f"the body is not a readable multipart form: {exc.message}"
-        ) from None
-    try:
-        return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
-    finally:
-        await form.close()
 
 
 async def available(pending: Awaitable[T]) -> T:

@@ -27,13 +27,13 @@ from services.dispatch.routing import RoutingSource
 from services.intake.settings import DEV_OPEN311_KEY, dev_department_token
 from shared import streams
 from shared.codec import decode
-from shared.embedded import free_port
 from shared.events import TicketUpdated
 from shared.settings import DATA_DIR
 from shared.store import TicketStore
 from tests.integration.dispatch_support import Harness
 from tests.integration.intake_support import classified_utilities, intake_client
 from tests.support import serving, wait_for
+from tools.embedded import free_port
 
 pytestmark = pytest.mark.redis
 BASE = "/open311/v2"
