@@ -70,11 +70,11 @@ class TicketReceived(Event):
     location: Location | None = None
     ivr_choice: str | None = None
     service_code: str | None = Field(default=None, description="A category chosen by the citizen, if any")
+    media_url: str | None = Field(default=None, description="A photo of the problem (an http(s) URL)")
     received_at: UtcDatetime
     attributes: dict[str, list[str]] | None = Field(
         default=None, description="Answers to the service's extra questions (Open311 attribute[code])"
     )
-    media_url: str | None = Field(default=None, description="A photo of the problem (an http(s) URL)")
 
 
 class Place(BaseModel):

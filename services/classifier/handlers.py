@@ -82,8 +82,7 @@ def analyse(
     texts = [_text_of(e) for e in events]
     predictions = model.predict(texts)
     out = []
-    for event, text, predicted in zip(events, texts, predictions, strict=True):
-        p = with_citizens_choice(event, predicted, overrule_citizen_at)
+    for event, text, p in zip(events, texts, predictions, strict=True):
         location = event.location
         address = location.address if location else None
         place = gazetteer.locate(
@@ -92,6 +91,7 @@ def analyse(
             location.lon if location else None,
         )
         sig = duplicates.signature(text) if place.district is not None else None
+        p = with_citizens_choice(event, p, overrule_citizen_at)
         out.append(Analysis(event, p, urgency_of(text, p.category), place, sig))
     return out
 

@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 
-from services.intake import departments, open311, operators, surveys, telephony, twilio
+from services.intake import departments, http, open311, operators, surveys, telephony, twilio
 from services.intake.credentials import Credentials
 from services.intake.deps import Deps, load_department_names
-from services.intake.http import HttpError, IntakeMetrics, problem
+from services.intake.http import IntakeMetrics
 from services.intake.openapi import document
 from services.intake.settings import IntakeSettings
 from shared.bus import redis_client, redis_ready
@@ -75,7 +75,7 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return _refused(request, HttpError(404, "not_found", "no such route"))
+    return _refused(request, http.HttpError(404, "not_found", "no such route"))
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
@@ -86,11 +86,11 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
         if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
             methods |= route.methods
     allow = {"Allow": ", ".join(sorted(methods))}
-    return _refused(request, HttpError(405, "method_not_allowed", "method not allowed", headers=allow))
+    return _refused(request, http.HttpError(405, "method_not_allowed", "method not allowed", headers=allow))
 
 
-def _refused(request: Request, error: HttpError) -> Response:
+def _refused(request: Request, error: http.HttpError) -> Response:
     """Open311 clients parse the spec's error array in the URL's format; everyone else the JSON problem."""
     if request.url.path.startswith(open311.BASE + "/"):
         return open311.render_error(request, error)
-    return problem(request, error)
+    return http.problem(request, error)

@@ -173,10 +173,10 @@ class TicketIntake:
             "caller_hash": event.caller.hash if event.caller else None,
             "caller_masked": event.caller.masked if event.caller else None,
             "service_code": event.service_code,
-            "ivr_choice": event.ivr_choice,
-            "attributes": json.dumps(event.attributes, ensure_ascii=False) if event.attributes else None,
             "media_url": event.media_url,
             "request_fingerprint": fingerprint,
+            "ivr_choice": event.ivr_choice,
+            "attributes": json.dumps(event.attributes, ensure_ascii=False) if event.attributes else None,
         }
         if event.location:
             optional |= {

@@ -594,6 +594,7 @@ def routes(deps: Deps) -> list[Route]:
             service_name=category.name if category else None,
             service_code=code,
             description=_unnumbered(ticket.text) if ticket.channel == "open311" and ticket.text else None,
+            media_url=ticket.media_url,
             agency_responsible=deps.department_names.get(ticket.department or ""),
             requested_datetime=when(ticket.received_at),
             updated_datetime=when(ticket.updated_at),
@@ -601,7 +602,6 @@ def routes(deps: Deps) -> list[Route]:
             address=ticket.address,
             lat=ticket.lat,
             long=ticket.lon,
-            media_url=ticket.media_url,
         ).model_dump()
 
     async def discovery(request: Request) -> Response:

@@ -250,149 +250,6 @@ async def test_bad_reads_get_the_spec_error_array(client: httpx.AsyncClient, pat
     assert resp.json()[0]["code"] == status
 
 
-async def test_reads_need_no_api_key_and_posts_no_json(client: httpx.AsyncClient, redis: Redis) -> None:
-    ticket = await TicketStore(redis).get(await new_ticket(client, "p"))
-    assert ticket is not None
-    assert (await client.get(f"{BASE}/requests/{ticket.ticket_id}")).status_code == 200
-    assert (await client.post(f"{BASE}/requests.json", json=report())).status_code == 415
-
-
-async def test_service_request_updates_follow_a_ticket_through_dispatch(
-    client: httpx.AsyncClient, redis: Redis
-) -> None:
-    created = (await create(client)).json()[0]["service_request_id"]
-    ticket = await TicketStore(redis).get_or_raise(created)
-    assert ticket.received_at is not None
-    dispatch = Harness(redis, DATA_DIR / "routing.yaml")
-    await dispatch.feed(
-        streams.CLASSIFIED, classified_utilities(created, ticket.received_at, f"{created}-classified")
-    )
-    await dispatch.feed(
-        streams.UPDATED,
-        department_action(created, "u1", "accept", "crew on the way"),
-        department_action(
-            created,
-            "u2",
-            "resolve",
-            "main repaired on 2026-11-28; called back +86 139 1234 5678 / 010-6512 3456",
-        ),
-    )
-
-    listing = (await client.get(f"{BASE}/servicerequestupdates.json")).json()
-    mine = [u for u in listing if u["service_request_id"] == created]
-    assert [u["status"] for u in mine] == ["open", "open", "in_progress", "fixed"]
-    assert [u["update_id"] for u in mine] == [f"{created}-{i}" for i in range(4)]
-    assert mine[1]["description"] == "Sent: with 水务集团 / Water Utility"
-    assert mine[2]["description"] == "Accepted by 水务集团 / Water Utility: crew on the way"
-    assert mine[3]["description"] == (
-        "Resolved by 水务集团 / Water Utility: main repaired on 2026-11-28; "
-        "called back [number removed] / [number removed]"
-    )
-    assert all(W3C.match(u["updated_datetime"]) and u["updated_datetime"].endswith("+08:00") for u in mine)
-    assert [u["updated_datetime"] for u in mine] == sorted(u["updated_datetime"] for u in mine)
-    assert {u["media_url"] for u in mine} == {""}
-
-    xml = await client.get(f"{BASE}/servicerequestupdates.xml", params={"jurisdiction_id": "any"})
-    assert xml.status_code == 200 and xml.headers["content-type"].startswith("text/xml")
-    root = ET.fromstring(xml.content)
-    assert root.tag == "service_request_updates"
-    updates = [u for u in root.findall("request_update") if u.findtext("service_request_id") == created]
-    assert [u.findtext("status") for u in updates] == ["open", "open", "in_progress", "fixed"]
-    assert [child.tag for child in updates[0]] == [
-        "update_id",
-        "service_request_id",
-        "status",
-        "updated_datetime",
-        "description",
-        "media_url",
-    ]
-    for text in (xml.text, json.dumps(listing, ensure_ascii=False)):
-        assert "1234 5678" not in text and "13912345678" not in text and "[number removed]" in text
-    only = {"service_request_id": f"{created},TNOPE", "api_key": "not-needed"}
-    assert (await client.get(f"{BASE}/servicerequestupdates.json", params=only)).json() == mine
-
-
-async def test_service_request_updates_are_filtered_by_window(
-    client: httpx.AsyncClient, redis: Redis
-) -> None:
-    now = datetime.now(UTC).replace(microsecond=0)
-    phoned = await new_ticket(client, "phone-1")
-    await dispatch_to(redis, phoned, "water_utility", at=now - timedelta(hours=3))
-    await dispatch_to(redis, phoned, "water_utility", 2, at=now - timedelta(hours=2), status="resolved")
-
-    async def window(start: datetime, end: datetime) -> list[tuple[str, str]]:
-        params = {"start_date": start.isoformat(), "end_date": end.isoformat()}
-        resp = await client.get(f"{BASE}/servicerequestupdates.json", params=params)
-        assert resp.status_code == 200, resp.text
-        return [(u["update_id"], u["status"]) for u in resp.json()]
-
-    everything = await window(now - timedelta(hours=4), now + timedelta(minutes=1))
-    assert everything == [(f"{phoned}-1", "open"), (f"{phoned}-2", "fixed"), (f"{phoned}-0", "open")]
-    assert await window(now - timedelta(hours=2, minutes=30), now - timedelta(hours=1)) == [
-        (f"{phoned}-2", "fixed")
-    ]
-    # Both ends count, to the second shown.
-    assert await window(now - timedelta(hours=3), now - timedelta(hours=2)) == everything[:2]
-    assert await window(now - timedelta(hours=26), now - timedelta(hours=25)) == []
-    assert await window(now + timedelta(hours=1), now + timedelta(days=400)) == []
-    assert await window(datetime(1, 1, 2, tzinfo=UTC), now - timedelta(hours=4)) == []
-    default = (await client.get(f"{BASE}/servicerequestupdates")).content
-    assert len(ET.fromstring(default).findall("request_update")) == 3  # the last 24 hours
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
-        "start_date=yesterday",
-        "end_date=2026-13-01T00:00:00Z",
-        "start_date=2026-02-01T00:00:00Z&end_date=2026-01-01T00:00:00Z",
-    ],
-)
-async def test_bad_update_windows_get_the_spec_error_array(client: httpx.AsyncClient, query: str) -> None:
-    resp = await client.get(f"{BASE}/servicerequestupdates.json?{query}")
-    assert resp.status_code == 400
-    [error] = resp.json()
-    assert error["code"] == 400 and "date" in error["description"]
-    xml = await client.get(f"{BASE}/servicerequestupdates.xml?{query}")
-    assert xml.status_code == 400 and ET.fromstring(xml.content).findtext("error/code") == "400"
-
-
-def department_action(
-    ticket_id: str, event_id: str, verb: Literal["accept", "resolve"], note: str
-) -> TicketUpdated:
-    return TicketUpdated(
-        event_id=event_id,
-        ticket_id=ticket_id,
-        occurred_at=utcnow(),
-        department="water_utility",
-        action=verb,
-        note=note,
-    )
-
-
-@pytest.mark.parametrize("route", ["requests", "servicerequestupdates"])
-@pytest.mark.parametrize(
-    "end", ["0001-01-01T00:00:00-14:00", "0001-01-02T05:00:00+12:00", "9999-12-31T23:59:59-14:00"]
-)
-async def test_windows_at_the_ends_of_the_calendar_are_empty_not_errors(
-    client: httpx.AsyncClient, route: str, end: str
-) -> None:
-    resp = await client.get(f"{BASE}/{route}.json", params={"end_date": end})
-    assert resp.status_code == 200 and resp.json() == []
-
-
-@pytest.mark.parametrize(
-    "path",
-    ["discovery.xml", "services.json", "services/utilities.json", "requests.json", "servicerequestupdates"],
-)
-async def test_every_read_takes_a_jurisdiction_id_and_no_api_key(
-    client: httpx.AsyncClient, path: str
-) -> None:
-    assert (
-        await client.get(f"{BASE}/{path}", params={"jurisdiction_id": "city.example.org"})
-    ).status_code == 200
-
-
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
@@ -560,3 +417,146 @@ async def test_open311_answers_with_the_code_the_citizen_sent(
     assert (shown["service_code"], shown["service_name"]) == ("environment", "环境保护 / Environment")
     listed = (await client.get(f"{BASE}/requests.json", params={"service_code": "environment"})).json()
     assert [r["service_request_id"] for r in listed] == [ticket_id]
+
+
+async def test_reads_need_no_api_key_and_posts_no_json(client: httpx.AsyncClient, redis: Redis) -> None:
+    ticket = await TicketStore(redis).get(await new_ticket(client, "p"))
+    assert ticket is not None
+    assert (await client.get(f"{BASE}/requests/{ticket.ticket_id}")).status_code == 200
+    assert (await client.post(f"{BASE}/requests.json", json=report())).status_code == 415
+
+
+async def test_service_request_updates_follow_a_ticket_through_dispatch(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    created = (await create(client)).json()[0]["service_request_id"]
+    ticket = await TicketStore(redis).get_or_raise(created)
+    assert ticket.received_at is not None
+    dispatch = Harness(redis, DATA_DIR / "routing.yaml")
+    await dispatch.feed(
+        streams.CLASSIFIED, classified_utilities(created, ticket.received_at, f"{created}-classified")
+    )
+    await dispatch.feed(
+        streams.UPDATED,
+        department_action(created, "u1", "accept", "crew on the way"),
+        department_action(
+            created,
+            "u2",
+            "resolve",
+            "main repaired on 2026-11-28; called back +86 139 1234 5678 / 010-6512 3456",
+        ),
+    )
+
+    listing = (await client.get(f"{BASE}/servicerequestupdates.json")).json()
+    mine = [u for u in listing if u["service_request_id"] == created]
+    assert [u["status"] for u in mine] == ["open", "open", "in_progress", "fixed"]
+    assert [u["update_id"] for u in mine] == [f"{created}-{i}" for i in range(4)]
+    assert mine[1]["description"] == "Sent: with 水务集团 / Water Utility"
+    assert mine[2]["description"] == "Accepted by 水务集团 / Water Utility: crew on the way"
+    assert mine[3]["description"] == (
+        "Resolved by 水务集团 / Water Utility: main repaired on 2026-11-28; "
+        "called back [number removed] / [number removed]"
+    )
+    assert all(W3C.match(u["updated_datetime"]) and u["updated_datetime"].endswith("+08:00") for u in mine)
+    assert [u["updated_datetime"] for u in mine] == sorted(u["updated_datetime"] for u in mine)
+    assert {u["media_url"] for u in mine} == {""}
+
+    xml = await client.get(f"{BASE}/servicerequestupdates.xml", params={"jurisdiction_id": "any"})
+    assert xml.status_code == 200 and xml.headers["content-type"].startswith("text/xml")
+    root = ET.fromstring(xml.content)
+    assert root.tag == "service_request_updates"
+    updates = [u for u in root.findall("request_update") if u.findtext("service_request_id") == created]
+    assert [u.findtext("status") for u in updates] == ["open", "open", "in_progress", "fixed"]
+    assert [child.tag for child in updates[0]] == [
+        "update_id",
+        "service_request_id",
+        "status",
+        "updated_datetime",
+        "description",
+        "media_url",
+    ]
+    for text in (xml.text, json.dumps(listing, ensure_ascii=False)):
+        assert "1234 5678" not in text and "13912345678" not in text and "[number removed]" in text
+    only = {"service_request_id": f"{created},TNOPE", "api_key": "not-needed"}
+    assert (await client.get(f"{BASE}/servicerequestupdates.json", params=only)).json() == mine
+
+
+async def test_service_request_updates_are_filtered_by_window(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    phoned = await new_ticket(client, "phone-1")
+    await dispatch_to(redis, phoned, "water_utility", at=now - timedelta(hours=3))
+    await dispatch_to(redis, phoned, "water_utility", 2, at=now - timedelta(hours=2), status="resolved")
+
+    async def window(start: datetime, end: datetime) -> list[tuple[str, str]]:
+        params = {"start_date": start.isoformat(), "end_date": end.isoformat()}
+        resp = await client.get(f"{BASE}/servicerequestupdates.json", params=params)
+        assert resp.status_code == 200, resp.text
+        return [(u["update_id"], u["status"]) for u in resp.json()]
+
+    everything = await window(now - timedelta(hours=4), now + timedelta(minutes=1))
+    assert everything == [(f"{phoned}-1", "open"), (f"{phoned}-2", "fixed"), (f"{phoned}-0", "open")]
+    assert await window(now - timedelta(hours=2, minutes=30), now - timedelta(hours=1)) == [
+        (f"{phoned}-2", "fixed")
+    ]
+    # Both ends count, to the second shown.
+    assert await window(now - timedelta(hours=3), now - timedelta(hours=2)) == everything[:2]
+    assert await window(now - timedelta(hours=26), now - timedelta(hours=25)) == []
+    assert await window(now + timedelta(hours=1), now + timedelta(days=400)) == []
+    assert await window(datetime(1, 1, 2, tzinfo=UTC), now - timedelta(hours=4)) == []
+    default = (await client.get(f"{BASE}/servicerequestupdates")).content
+    assert len(ET.fromstring(default).findall("request_update")) == 3  # the last 24 hours
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "start_date=yesterday",
+        "end_date=2026-13-01T00:00:00Z",
+        "start_date=2026-02-01T00:00:00Z&end_date=2026-01-01T00:00:00Z",
+    ],
+)
+async def test_bad_update_windows_get_the_spec_error_array(client: httpx.AsyncClient, query: str) -> None:
+    resp = await client.get(f"{BASE}/servicerequestupdates.json?{query}")
+    assert resp.status_code == 400
+    [error] = resp.json()
+    assert error["code"] == 400 and "date" in error["description"]
+    xml = await client.get(f"{BASE}/servicerequestupdates.xml?{query}")
+    assert xml.status_code == 400 and ET.fromstring(xml.content).findtext("error/code") == "400"
+
+
+def department_action(
+    ticket_id: str, event_id: str, verb: Literal["accept", "resolve"], note: str
+) -> TicketUpdated:
+    return TicketUpdated(
+        event_id=event_id,
+        ticket_id=ticket_id,
+        occurred_at=utcnow(),
+        department="water_utility",
+        action=verb,
+        note=note,
+    )
+
+
+@pytest.mark.parametrize("route", ["requests", "servicerequestupdates"])
+@pytest.mark.parametrize(
+    "end", ["0001-01-01T00:00:00-14:00", "0001-01-02T05:00:00+12:00", "9999-12-31T23:59:59-14:00"]
+)
+async def test_windows_at_the_ends_of_the_calendar_are_empty_not_errors(
+    client: httpx.AsyncClient, route: str, end: str
+) -> None:
+    resp = await client.get(f"{BASE}/{route}.json", params={"end_date": end})
+    assert resp.status_code == 200 and resp.json() == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["discovery.xml", "services.json", "services/utilities.json", "requests.json", "servicerequestupdates"],
+)
+async def test_every_read_takes_a_jurisdiction_id_and_no_api_key(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    assert (
+        await client.get(f"{BASE}/{path}", params={"jurisdiction_id": "city.example.org"})
+    ).status_code == 200

@@ -113,6 +113,38 @@ def test_low_confidence_also_goes_to_review() -> None:
     assert effects.writes[0].fields["needs_review"] == "1"
 
 
+def chosen(ticket_id: str, text: str, service_code: str) -> TicketReceived:
+    return received(ticket_id, text).model_copy(update={"channel": "open311", "service_code": service_code})
+
+
+def test_the_citizen_s_category_is_kept_unless_the_model_is_sure_it_is_wrong() -> None:
+    """A category the citizen chose is evidence: a model unsure enough to ask for review (0.20, as in
+    issue 15) must not send an environment report to the labour bureau."""
+    unsure = FakeModel(confidence=0.2)
+    [effects] = classify([chosen("T1", "noise at night", "public_safety")], model=unsure)
+    event = event_of(effects)
+    assert event.category == "public_safety" and event.confidence == 0.0  # the model's for that category
+    assert [p.stream for p in effects.publish] == [streams.CLASSIFIED, streams.REVIEW]
+    assert effects.writes[0].fields["category_source"] == "citizen"
+    summary = effects.writes[0].history["summary"] if effects.writes[0].history else ""
+    assert "the citizen's choice kept (the model said environment 0.20)" in summary
+    fairly_sure = classify(
+        [chosen("T2", "noise at night", "public_safety")], model=FakeModel(confidence=0.85)
+    )
+    assert event_of(fairly_sure[0]).category == "public_safety"
+    sure = classify([chosen("T3", "noise at night", "public_safety")], model=FakeModel(confidence=0.95))
+    assert event_of(sure[0]).category == "environment"
+    assert sure[0].writes[0].fields["category_source"] == "model"
+    agreeing = classify([chosen("T4", "noise at night", "environment")], model=FakeModel(confidence=0.3))
+    assert event_of(agreeing[0]).confidence == 0.3
+
+
+def test_the_override_threshold_is_never_below_the_review_threshold() -> None:
+    with pytest.raises(ValidationError, match="at least review_below"):
+        ClassifierSettings(review_below=0.6, override_citizen_category_confidence=0.5)
+    assert ClassifierSettings().override_citizen_category_confidence == 0.9
+
+
 def test_event_ids_are_deterministic_so_retries_republish_the_same_ids() -> None:
     a = event_of(classify([received("T1", "x")])[0])
     b = event_of(classify([received("T1", "x")])[0])
@@ -226,35 +258,3 @@ def test_signatures_round_trip_and_estimate_similarity() -> None:
     assert duplicates.similarity(sig, duplicates.signature(NOISE)) < 0.3
     assert duplicates.decode_signature("not base64!") is None
     assert duplicates.decode_signature("AAAA") is None
-
-
-def chosen(ticket_id: str, text: str, service_code: str) -> TicketReceived:
-    return received(ticket_id, text).model_copy(update={"channel": "open311", "service_code": service_code})
-
-
-def test_the_citizen_s_category_is_kept_unless_the_model_is_sure_it_is_wrong() -> None:
-    """A category the citizen chose is evidence: a model unsure enough to ask for review (0.20, as in
-    issue 15) must not send an environment report to the labour bureau."""
-    unsure = FakeModel(confidence=0.2)
-    [effects] = classify([chosen("T1", "noise at night", "public_safety")], model=unsure)
-    event = event_of(effects)
-    assert event.category == "public_safety" and event.confidence == 0.0  # the model's for that category
-    assert [p.stream for p in effects.publish] == [streams.CLASSIFIED, streams.REVIEW]
-    assert effects.writes[0].fields["category_source"] == "citizen"
-    summary = effects.writes[0].history["summary"] if effects.writes[0].history else ""
-    assert "the citizen's choice kept (the model said environment 0.20)" in summary
-    fairly_sure = classify(
-        [chosen("T2", "noise at night", "public_safety")], model=FakeModel(confidence=0.85)
-    )
-    assert event_of(fairly_sure[0]).category == "public_safety"
-    sure = classify([chosen("T3", "noise at night", "public_safety")], model=FakeModel(confidence=0.95))
-    assert event_of(sure[0]).category == "environment"
-    assert sure[0].writes[0].fields["category_source"] == "model"
-    agreeing = classify([chosen("T4", "noise at night", "environment")], model=FakeModel(confidence=0.3))
-    assert event_of(agreeing[0]).confidence == 0.3
-
-
-def test_the_override_threshold_is_never_below_the_review_threshold() -> None:
-    with pytest.raises(ValidationError, match="at least review_below"):
-        ClassifierSettings(review_below=0.6, override_citizen_category_confidence=0.5)
-    assert ClassifierSettings().override_citizen_category_confidence == 0.9
