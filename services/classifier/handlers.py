@@ -186,9 +186,9 @@ def _effects(
         "street": a.place.street,
         "place_source": a.place.source,
         "model_version": version,
+        "category_source": "citizen" if event.service_code == classified.category else "model",
         "needs_review": "1" if needs_review else "0",
         "classified_at": iso(classified.occurred_at),
-        "category_source": "citizen" if event.service_code == classified.category else "model",
     }
     ops: list[list[str | int | float]] = []
     if a.bucket is not None and a.signature is not None and match is None:

@@ -10,13 +10,14 @@ from prometheus_client import CollectorRegistry, make_asgi_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Match, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
-from services.intake import departments, http, open311, operators, surveys, telephony, twilio
+from services.intake import departments, open311, operators, surveys, telephony, twilio
 from services.intake.credentials import Credentials
 from services.intake.deps import Deps, load_department_names
 from services.intake.http import IntakeMetrics
 from services.intake.openapi import document
+from services.intake.refusals import not_allowed, not_found
 from services.intake.settings import IntakeSettings
 from shared.bus import redis_client, redis_ready
 from shared.taxonomy import load_taxonomy
@@ -67,30 +68,8 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
         Route("/readyz", readyz),
         Mount("/metrics", make_asgi_app(registry)),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_allowed})
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
     app.state.redis = redis
     app.state.settings = settings
     app.state.deps = deps
     return app
-
-
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return _refused(request, http.HttpError(404, "not_found", "no such route"))
-
-
-async def _not_allowed(request: Request, exc: Exception) -> Response:
-    """RFC 9110: a 405 names every method the resource takes. Starlette's own header names only the
-    route it tried, and one path may be several routes (Open311's GET and POST requests)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods
-    allow = {"Allow": ", ".join(sorted(methods))}
-    return _refused(request, http.HttpError(405, "method_not_allowed", "method not allowed", headers=allow))
-
-
-def _refused(request: Request, error: http.HttpError) -> Response:
-    """Open311 clients parse the spec's error array in the URL's format; everyone else the JSON problem."""
-    if request.url.path.startswith(open311.BASE + "/"):
-        return open311.render_error(request, error)
-    return http.problem(request, error)
