@@ -681,8 +681,9 @@ def routes(deps: Deps) -> list[Route]:
         # pin): the ticket id follows from the source id, so without the window it would be folded into
         # the old, perhaps closed, ticket for good. A retry straddling two windows gets a second ticket,
         # which the classifier links to the first as a duplicate while that one is open. The form is
-        # compared as its fields, not its bytes: a multipart retry comes with a new boundary.
-        said = urlencode(params).encode()
+        # compared as its fields, not its bytes: a multipart retry comes with a new boundary; and without
+        # the api_key, which the client (named by it) may rotate between two tries.
+        said = urlencode([(k, v) for k, v in params if k != "api_key"]).encode()
         key = request.headers.get("idempotency-key")
         source = key.encode() if key else said + b"\x1f" + str(retry_window()).encode()
         source_id = hashlib.sha256(client.encode() + b"\x1f" + source).hexdigest()[:32]

@@ -16,6 +16,7 @@ import yaml
 from redis.asyncio import Redis
 
 from services.intake import open311
+from services.intake.credentials import token_hash
 from services.intake.settings import DEV_OPEN311_KEY
 from shared import streams
 from shared.codec import decode
@@ -337,6 +338,19 @@ async def test_an_idempotency_key_reused_with_another_report_is_a_422_and_keeps_
     assert await redis.xlen(streams.RECEIVED) == 1
     stored = await TicketStore(redis).get_or_raise(ticket_id)
     assert stored.text == "Burst water main on Chang'an Avenue"
+
+
+async def test_a_retry_with_the_client_s_next_api_key_is_still_a_retry(redis: Redis, redis_url: str) -> None:
+    keys = {"fms": [token_hash("key-2025"), token_hash("key-2026")]}
+    async with intake_client(redis_url, open311_api_keys=keys) as c:
+        ids = set()
+        for api_key in ("key-2025", "key-2026"):
+            for headers in ({}, {"Idempotency-Key": "fms-7"}):
+                resp = await c.post(f"{BASE}/requests.json", data=report(api_key=api_key), headers=headers)
+                assert resp.status_code == 201, resp.text
+                ids.add((bool(headers), resp.json()[0]["service_request_id"]))
+    assert len(ids) == 2, "one ticket per delivery key, whichever of its api keys the client used"
+    assert await redis.xlen(streams.RECEIVED) == 2
 
 
 async def test_media_url_is_kept_published_and_only_http(client: httpx.AsyncClient, redis: Redis) -> None:
