@@ -36,7 +36,7 @@ from sklearn.svm import LinearSVC
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.classifier_quality import SEED, datasets_dir, read_rows
-from services.classifier.dedupe import duplicate_groups
+from services.classifier.cv_groups import duplicate_groups
 from services.classifier.features import Featurizer
 
 FOLDS = 5

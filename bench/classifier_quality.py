@@ -26,7 +26,7 @@ from sklearn.svm import LinearSVC
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.classifier.dedupe import duplicate_groups
+from services.classifier.cv_groups import duplicate_groups
 from services.classifier.metrics import expected_calibration_error, summarize
 from services.classifier.model import TextClassifier
 

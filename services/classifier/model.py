@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.svm import LinearSVC
 
-from services.classifier.dedupe import duplicate_groups
+from services.classifier.cv_groups import duplicate_groups
 from services.classifier.features import TITLE_CHARS, TITLE_WEIGHT, Block, Featurizer, Matrix
 from services.classifier.metrics import expected_calibration_error, summarize
 

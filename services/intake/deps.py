@@ -14,16 +14,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from services.intake.credentials import Credentials
-from services.intake.handlers import (
-    Accepted,
-    EventPublisher,
-    Published,
-    Rate,
-    RateLimited,
-    RateLimiter,
-    TicketIntake,
-    rate_key,
-)
 from services.intake.http import (
     HttpError,
     IntakeMetrics,
@@ -34,6 +24,16 @@ from services.intake.http import (
 )
 from services.intake.privacy import caller_ref
 from services.intake.settings import IntakeSettings
+from services.intake.writes import (
+    Accepted,
+    EventPublisher,
+    Published,
+    Rate,
+    RateLimited,
+    RateLimiter,
+    TicketIntake,
+    rate_key,
+)
 from shared import standard_webhooks
 from shared.events import Channel, Event, TicketReceived, utcnow
 from shared.ids import derive_id, ticket_id_for

@@ -46,7 +46,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.intake.deps import Deps
-from services.intake.handlers import DEDUPE_TTL_SECONDS
 from services.intake.http import (
     HttpError,
     available,
@@ -58,6 +57,7 @@ from services.intake.http import (
     require_content_type,
 )
 from services.intake.openapi import Operation, Param
+from services.intake.writes import DEDUPE_TTL_SECONDS
 from shared import streams
 from shared.bus import as_str
 from shared.events import Location, TicketUpdated, utcnow
