@@ -41,7 +41,11 @@ SECRET_KEYS = {
     "department-tokens",
     "operator-tokens",
     "survey-secret",
+    "backup-s3-access-key-id",
+    "backup-s3-secret-access-key",
 }
+# The Secret CloudNativePG writes for the database's owner (bootstrap.initdb.owner of the Cluster).
+DATABASE_SECRET = "hotline-pg-app"
 
 
 def _deployment(docs: list[Doc], service: str) -> Doc:
@@ -209,13 +213,19 @@ def test_secrets_are_referenced_never_inlined() -> None:
     for where, container in _containers(docs):
         for env in container.get("env", []):
             ref = env.get("valueFrom", {}).get("secretKeyRef")
-            if ref:
+            if ref and ref["name"] == DATABASE_SECRET:
+                assert ref["key"] == "password", where
+            elif ref:
                 assert ref["name"] == "hotline-secrets", where
                 used.add(ref["key"])
             else:
                 assert "SECRET" not in env["name"] and "PASSWORD" not in env["name"], where
     for doc in of_kind(docs, "TriggerAuthentication"):
         used |= {ref["key"] for ref in doc["spec"]["secretTargetRef"]}
+    for doc in of_kind(docs, "ObjectStore"):
+        credentials = doc["spec"]["configuration"]["s3Credentials"].values()
+        assert {ref["name"] for ref in credentials} == {"hotline-secrets"}
+        used |= {ref["key"] for ref in credentials}
     assert used == SECRET_KEYS
     readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
     for key in SECRET_KEYS:
@@ -238,7 +248,7 @@ def test_every_intake_credential_comes_from_the_secret_and_a_missing_one_stops_t
 
 def test_monitors_select_every_service_on_its_http_port() -> None:
     docs = base_resources()
-    (pod_monitor,) = of_kind(docs, "PodMonitor")
+    (pod_monitor,) = [d for d in of_kind(docs, "PodMonitor") if d["metadata"]["name"] == "hotline-workers"]
     (service_monitor,) = of_kind(docs, "ServiceMonitor")
     for service in SERVICES:
         labels = _deployment(docs, service)["spec"]["template"]["metadata"]["labels"]
