@@ -55,6 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     ch.add_argument("--weeks", type=positive_int, default=12, help="weeks looked back from the month's end")
     ch.set_defaults(func=cmd_chronic)
 
+    from services.insight import plan_cli
+
+    plan_cli.register(subparsers)
+
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, metavar="FILE.csv")
