@@ -122,6 +122,7 @@ ANNOUNCED = frozenset(
         "hotline_escalations_total",  # dispatch: tickets escalated past a deadline
         "hotline_hotspots_open",  # insight: hotspots currently open
         "hotline_hotspot_alerts_total",  # insight: hotspot alerts raised
+        "hotline_database_up",  # the services that use PostgreSQL: 1 while their probe query succeeds
     }
 )
 _NAME = re.compile(r"\b(hotline_[a-z0-9_]+|up)\b")
