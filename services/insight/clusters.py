@@ -21,10 +21,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
+
+from services.insight import places as place_names
+from services.insight.places import Place
 
 # Anonymised administrative units ("A市", "A3区", "K9县", "西地省") and filler that every complaint shares.
 _GENERIC = re.compile(r"[A-Z]\d{0,2}[市区县省]|西地省|请问|您好|你好|领导|尊敬的|[\s\W_]+")
@@ -46,11 +50,20 @@ class Message:
     likes: int = 0
     author: str | None = None
 
+    @cached_property
+    def places(self) -> list[Place]:
+        return place_names.places_of(self.title, self.text)
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
     threshold: float = 0.35
     merge_threshold: float = 0.3
+    # Messages naming the same estate, company, school or road are one issue at a lower similarity: their
+    # titles often share little besides the name ("58车贷案件进展" / "严惩58车贷诈骗案保护伞").
+    place_threshold: float = 0.25
+    place_merge_threshold: float = 0.3
+    use_places: bool = True  # False: text, district and time only (the clusterer before places, a baseline)
     window_days: float = 45.0
     min_messages: int = 2
     half_life_days: float = 14.0
@@ -69,6 +82,19 @@ class Cluster:
     first: datetime | None = None
     last: datetime | None = None
     volume_heat: float | None = field(default=None, repr=False)  # heat before the decay on age
+    # The places its members name, and how many name each: a message naming another estate or company
+    # never joins it, and its most named place is its key.
+    places: dict[Place, int] = field(default_factory=dict)
+
+    def add_places(self, found: Iterable[Place], times: int = 1) -> None:
+        for p in found:
+            self.places[p] = self.places.get(p, 0) + times
+
+    @property
+    def place_key(self) -> str | None:
+        """The place its members name most often (the more telling kind on a tie)."""
+        ranked = sorted(self.places, key=lambda p: (-self.places[p], place_names.KINDS.index(p.kind), p.name))
+        return place_names.key(ranked[:1])
 
     @property
     def start(self) -> datetime:
@@ -103,6 +129,7 @@ class Issue:
     likes: int
     authors: int
     keywords: list[str]
+    place: str | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -116,6 +143,7 @@ class Issue:
             "likes": self.likes,
             "authors": self.authors,
             "keywords": self.keywords,
+            "place": self.place,
         }
 
 
@@ -198,24 +226,45 @@ class Clusterer:
         new_of_batch: list[tuple[int, Cluster]] = []  # (row in batch, cluster) started in this batch
         for i, message in enumerate(fresh):
             district = specific_district(message.location)
-            best, best_sim = None, self.config.threshold
-            for cid, sim in matches[i]:
-                cluster = self.clusters[cid]
-                if sim >= best_sim and _compatible(cluster.district, district):
-                    best, best_sim = cluster, sim
-            for row, cluster in new_of_batch:
-                s = within[i, row]
-                if s >= best_sim and _compatible(cluster.district, district):
-                    best, best_sim = cluster, s
+            named = message.places if self.config.use_places else []
+            candidates = [(self.clusters[cid], sim) for cid, sim in matches[i]]
+            candidates += [(cluster, within[i, row]) for row, cluster in new_of_batch]
+            if any(p.kind == "company" for p in named):  # one issue whatever its words: look by name
+                seen = {c.id for c, _ in candidates}
+                pool = [*active, *(c for _, c in new_of_batch)]
+                candidates += [(c, 0.0) for c in pool if c.id not in seen and _names_company(c, named)]
+            best, best_score = None, 0.0
+            for cluster, sim in candidates:
+                if not _compatible(cluster.district, district):
+                    continue
+                here = list(cluster.places)
+                if place_names.different_places(named, here):
+                    continue
+                same = place_names.shared(named, here)
+                if sim < self._threshold(same, self.config.threshold, self.config.place_threshold):
+                    continue
+                # The same place counts for more than a few shared characters.
+                score = sim + (1.0 if same else 0.0)
+                if score >= best_score:
+                    best, best_score = cluster, score
             if best is None:
                 best = Cluster(id=self._next_id, district=district)
                 self._next_id += 1
                 self.clusters[best.id] = best
                 new_of_batch.append((i, best))
             best.district = best.district or district
+            best.add_places(named)
             start, stop = x.indptr[i], x.indptr[i + 1]
             best.join([message], x.indices[start:stop], x.data[start:stop])
             self._changed(best.id)
+
+    @staticmethod
+    def _threshold(shared: str | None, apart: float, same_place: float) -> float:
+        """The similarity two messages (or clusters) need: a named company or case alone makes one issue;
+        the same estate, school or road needs the messages to say alike things, less alike than strangers."""
+        if shared == "company":
+            return 0.0
+        return apart if shared is None else same_place
 
     def _changed(self, cluster_id: int) -> None:
         self._rows.pop(cluster_id, None)
@@ -224,7 +273,8 @@ class Clusterer:
     def _matches(self, x: sp.csr_matrix, active: list[Cluster]) -> list[list[tuple[int, float]]]:
         """For each row of `x`, the active clusters whose centroid (as the batch found it) it matches at
         >= threshold, as (cluster id, cosine) in id order: the order in which ties are decided."""
-        index, threshold = self._index, self.config.threshold
+        index = self._index
+        threshold = min(self.config.threshold, self.config.place_threshold)
         out: list[list[tuple[int, float]]] = [[] for _ in range(x.shape[0])]
         fresh = [c for c in active if c.id in index.stale or c.id not in index.column]
         if len(fresh) > max(256, len(active) // 4):
@@ -269,8 +319,17 @@ class Clusterer:
         cents, norms = self._centroids(multi)
         cents = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ cents)
         sims = sp.triu(cents @ cents.T, k=1).tocoo()
-        keep = sims.data >= self.config.merge_threshold
+        keep = sims.data >= min(self.config.merge_threshold, self.config.place_merge_threshold)
         pairs = sorted(zip(sims.data[keep], sims.row[keep], sims.col[keep], strict=True), reverse=True)
+        # Clusters naming the same company or case merge however little else they share.
+        paired = {(a, b) for _, a, b in pairs}
+        named = [i for i, c in enumerate(multi) if any(p.kind == "company" for p in c.places)]
+        pairs += [
+            (0.0, a, b)
+            for a in named
+            for b in named
+            if a < b and (a, b) not in paired and _names_company(multi[a], list(multi[b].places))
+        ]
         window = timedelta(days=self.config.window_days)
         merged = 0
         alive = {c.id: c for c in multi}
@@ -281,18 +340,26 @@ class Clusterer:
                 i = owner[i]
             return i
 
-        for _, a, b in pairs:
+        for sim, a, b in pairs:
             ra, rb = root(multi[a].id), root(multi[b].id)
             if ra == rb:
                 continue
             ca, cb = alive[ra], alive[rb]
             if not _compatible(ca.district, cb.district):
                 continue
+            a_places, b_places = list(ca.places), list(cb.places)
+            if place_names.different_places(a_places, b_places):
+                continue
+            same = place_names.shared(a_places, b_places)
+            if sim < self._threshold(same, self.config.merge_threshold, self.config.place_merge_threshold):
+                continue
             if ca.start - cb.end > window or cb.start - ca.end > window:
                 continue
             features, weights = self._row(cb)
             ca.join(cb.members, features, weights)
             ca.district = ca.district or cb.district
+            for p, n in cb.places.items():
+                ca.add_places([p], n)
             self._changed(ca.id)
             self._changed(cb.id)
             owner[rb] = ra
@@ -343,6 +410,7 @@ class Clusterer:
             likes=likes,
             authors=len(authors),
             keywords=self._keywords(cluster),
+            place=cluster.place_key,
         )
 
     def _central(self, cluster: Cluster, members: list[Message]) -> Message:
@@ -417,6 +485,10 @@ def _volume_heat(members: Sequence[Message]) -> float:
         weeks[week] = weeks.get(week, 0) + 1
     concentration = math.sqrt(max(weeks.values()) / len(members))
     return volume * (1.0 + math.log10(1.0 + likes)) * concentration
+
+
+def _names_company(cluster: Cluster, named: list[Place]) -> bool:
+    return place_names.shared(list(cluster.places), named) == "company"
 
 
 def _compatible(a: str | None, b: str | None) -> bool:

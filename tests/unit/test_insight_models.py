@@ -222,7 +222,7 @@ def test_a_cluster_matches_on_everything_its_members_said() -> None:
 
 def test_a_merged_cluster_matches_on_what_both_halves_said() -> None:
     noise, dust = "丽发新城小区搅拌站噪音扰民", "丽发新城小区搅拌站粉尘污染"
-    clusterer = Clusterer(ClusterConfig(threshold=0.7, merge_threshold=0.3))
+    clusterer = Clusterer(ClusterConfig(threshold=0.7, merge_threshold=0.3, place_threshold=0.7))
     clusterer.add([msg(1, noise, 0), msg(2, noise, 1)])
     clusterer.add([msg(3, dust, 2), msg(4, dust, 3)])
     assert len(clusterer.clusters) == 2, "noise and dust are too far apart to join one by one"
