@@ -67,6 +67,9 @@ class TicketReceived(Event):
     title: str | None = None
     language: Language | None = None
     caller: CallerRef | None = None
+    contacts: list[CallerRef] | None = Field(
+        default=None, description="Phone numbers given in the text (masked there), kept for a callback"
+    )
     location: Location | None = None
     ivr_choice: str | None = None
     service_code: str | None = Field(default=None, description="A category chosen by the citizen, if any")

@@ -32,6 +32,7 @@ from services.intake.settings import dev_department_token
 from shared import streams
 from shared.events import DepartmentAction, TicketUpdated, utcnow
 from shared.ids import derive_id
+from shared.pii import MaskedText
 from shared.store import CLOSED_STATUSES, Ticket, keys
 
 QUEUE = "/v1/departments/{dept}/tickets"
@@ -42,7 +43,9 @@ ACTIONS: tuple[DepartmentAction, ...] = ("accept", "reject", "resolve", "note")
 class ActionBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    note: str | None = Field(default=None, max_length=4000, description="required to reject and for a note")
+    note: MaskedText | None = Field(
+        default=None, max_length=4000, description="required to reject and for a note"
+    )
 
 
 class QueueQuery(BaseModel):

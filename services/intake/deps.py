@@ -22,7 +22,6 @@ from services.intake.http import (
     read_body,
     require_content_type,
 )
-from services.intake.privacy import caller_ref
 from services.intake.settings import IntakeSettings
 from services.intake.writes import (
     Accepted,
@@ -37,6 +36,7 @@ from services.intake.writes import (
 from shared import standard_webhooks
 from shared.events import Channel, Event, TicketReceived, utcnow
 from shared.ids import derive_id, ticket_id_for
+from shared.pii import masked, phone_ref, redact
 from shared.store import TicketStore
 from shared.taxonomy import ConfigError, Taxonomy
 
@@ -108,17 +108,27 @@ class Deps:
     def received(
         self, channel: Channel, source_id: str, *, text: str, caller: str | None, **details: Any
     ) -> TicketReceived:
-        """A new ticket's event: its id follows from the provider's id, the caller is kept only hashed."""
+        """A new ticket's event: its id follows from the provider's id, the caller is kept only hashed, and
+        personal data in the text, title, address and answers is masked (numbers said kept hashed)."""
         ticket_id = ticket_id_for(channel, source_id)
         now = utcnow()
+        key = self.settings.caller_hash_key.encode()
+        said = redact(text, key)
+        if (location := details.get("location")) is not None and location.address:
+            details["location"] = location.model_copy(update={"address": masked(location.address)})
+        if details.get("attributes"):
+            details["attributes"] = {k: [masked(v) for v in vs] for k, vs in details["attributes"].items()}
+        if details.get("title"):
+            details["title"] = masked(details["title"])
         return TicketReceived(
             event_id=derive_id(ticket_id, "received"),
             ticket_id=ticket_id,
             occurred_at=now,
             channel=channel,
             source_id=source_id,
-            text=text,
-            caller=caller_ref(caller, self.settings.caller_hash_key.encode()) if caller else None,
+            text=said.text,
+            caller=phone_ref(caller, key) if caller else None,
+            contacts=list(said.phones) or None,
             received_at=now,
             **details,
         )

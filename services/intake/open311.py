@@ -62,6 +62,7 @@ from shared import streams
 from shared.bus import as_str
 from shared.events import Location, TicketUpdated, utcnow
 from shared.ids import derive_id
+from shared.pii import MaskedText
 from shared.store import CLOSED_STATUSES, Ticket, Update, keys
 from shared.taxonomy import Attribute, Category
 
@@ -210,7 +211,7 @@ class UpdateForm(BaseModel):
         description="the client's own id of the update",
     )
     status: str = Field(description=f"one of {', '.join(CITIZEN_STATUSES)} (any case)")
-    description: str | None = Field(default=None, max_length=4000)
+    description: MaskedText | None = Field(default=None, max_length=4000)
     updated_datetime: datetime | None = None
     media_url: WebAddress | None = Field(default=None, max_length=2000)
     email: str | None = Field(default=None, max_length=254)

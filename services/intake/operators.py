@@ -29,6 +29,7 @@ from shared import streams
 from shared.effects import StoreWrite
 from shared.events import TicketRerouted, utcnow
 from shared.ids import derive_id
+from shared.pii import MaskedText
 from shared.store import CLOSED_STATUSES, iso, keys
 
 PATH = "/v1/operators/tickets/{ticket_id}/category"
@@ -39,14 +40,14 @@ class CategoryCorrection(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     category: str = Field(min_length=1, max_length=64, description="a category code of the taxonomy")
-    comment: str | None = Field(default=None, max_length=1000)
+    comment: MaskedText | None = Field(default=None, max_length=1000)
 
 
 class RouteCorrection(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     department: str = Field(min_length=1, max_length=64, description="a department id of the routing table")
-    reason: str | None = Field(default=None, max_length=1000)
+    reason: MaskedText | None = Field(default=None, max_length=1000)
 
 
 class Corrected(BaseModel):

@@ -25,6 +25,7 @@ from shared import streams, surveys
 from shared.bus import as_str
 from shared.codec import pack
 from shared.events import SurveyAnswered, utcnow
+from shared.pii import MaskedText
 from shared.store import keys, names_a_ticket
 
 PATH = "/v1/webhooks/survey"
@@ -67,7 +68,7 @@ class SurveyAnswer(BaseModel):
     satisfaction: Annotated[int, BeforeValidator(_satisfaction), Field(ge=1, le=5)] = Field(
         description="1-5, or 满意 (5), 基本满意 (4), 不满意 (2)"
     )
-    comment: str | None = Field(default=None, max_length=4000)
+    comment: MaskedText | None = Field(default=None, max_length=4000)
 
 
 class SurveyAccepted(BaseModel):

@@ -172,6 +172,7 @@ class TicketIntake:
             "language": event.language,
             "caller_hash": event.caller.hash if event.caller else None,
             "caller_masked": event.caller.masked if event.caller else None,
+            "contacts": to_json(event.contacts).decode() if event.contacts else None,
             "service_code": event.service_code,
             "media_url": event.media_url,
             "request_fingerprint": fingerprint,

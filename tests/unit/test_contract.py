@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from services.intake.privacy import caller_ref
 from shared import standard_webhooks, streams
 from shared.codec import DATA_FIELD, PoisonError, decode, pack
 from shared.events import STREAM_EVENTS, TicketReceived
 from shared.ids import derive_id, ticket_id_for
+from shared.pii import phone_ref as caller_ref
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
