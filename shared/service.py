@@ -28,6 +28,9 @@ def serve(app: Any, settings: CommonSettings) -> None:
         port=settings.port,
         log_level="warning",
         access_log=False,
+        # uvicorn would take X-Forwarded-For from any loopback peer; intake trusts only its configured
+        # proxies (HOTLINE_TRUSTED_PROXIES), and no other service is reached through a proxy.
+        proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.graceful_timeout) + 5,
     )

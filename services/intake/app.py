@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry, make_asgi_app
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.intake import departments, open311, operators, surveys, telephony, twilio
 from services.intake.credentials import Credentials
@@ -68,7 +70,15 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
         Route("/readyz", readyz),
         Mount("/metrics", make_asgi_app(registry)),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
+    # uvicorn's own proxy handling is off (shared/service.py): X-Forwarded-For counts only from the
+    # configured proxies, whatever address the service is reached from.
+    middleware = [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware if settings.trusted_proxies else [],
+        exception_handlers={404: not_found, 405: not_allowed},
+    )
     app.state.redis = redis
     app.state.settings = settings
     app.state.deps = deps

@@ -134,7 +134,7 @@ async def available(pending: Awaitable[T]) -> T:
 
 
 def client_ip(request: Request) -> str:
-    # uvicorn rewrites `client` from X-Forwarded-For only for trusted proxies (--forwarded-allow-ips).
+    # `client` is the peer, or the client a trusted proxy names (HOTLINE_TRUSTED_PROXIES, see app.py).
     return request.client.host if request.client else "unknown"
 
 

@@ -3,6 +3,7 @@ box; every one of them must be replaced in production (intake logs a warning whi
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated
 
@@ -50,6 +51,14 @@ def _webhook_secrets(value: list[str]) -> list[str]:
 
 
 WebhookSecrets = Annotated[list[str], AfterValidator(_webhook_secrets)]
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR") from None
+    return value.strip()
 
 
 class IntakeSettings(CommonSettings):
@@ -100,6 +109,11 @@ class IntakeSettings(CommonSettings):
         " open311_read (client IP), department (department), operator (operator)",
     )
     rate_window_seconds: int = Field(default=60, ge=1)
+    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = Field(
+        default=[],
+        description="Addresses or CIDRs of the proxies (the ingress) whose X-Forwarded-For names the client;"
+        " from any other peer the header is ignored, so per-client limits cannot be dodged by sending it",
+    )
     timezone: str = Field(default="UTC", description="The zone Open311 datetimes are written in")
     open311_contact: str = "12345 hotline, https://example.org/12345"
 

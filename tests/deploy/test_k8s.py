@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pytest
 
 from services.dispatch.routing import load_routing
+from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from shared.settings import DATA_DIR, CommonSettings
 from shared.taxonomy import load_taxonomy
@@ -244,6 +246,22 @@ def test_every_intake_credential_comes_from_the_secret_and_a_missing_one_stops_t
     # With nothing set, every credential is at its development value: each needs its own Secret key.
     credentials = IntakeSettings().dev_credentials_in_use()
     assert {f"HOTLINE_{name.upper()}" for name in credentials} <= from_secret
+
+
+def test_intake_trusts_x_forwarded_for_only_from_the_ingress_and_the_ingress_routes_every_public_path() -> (
+    None
+):
+    docs = base_resources()
+    (container,) = [c for where, c in _containers(docs) if where.startswith("Deployment/hotline-intake/")]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    trusted = IntakeSettings(trusted_proxies=json.loads(env["HOTLINE_TRUSTED_PROXIES"])).trusted_proxies
+    assert trusted and "0.0.0.0/0" not in trusted
+    (ingress,) = of_kind(docs, "Ingress")
+    prefixes = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    internal = ("/metrics", "/livez", "/readyz", "/openapi.json")
+    public = [r.path for r in create_app(IntakeSettings()).routes if r.path not in internal]  # type: ignore[attr-defined]
+    assert {"/v1/webhooks/telephony", "/open311/v2/requests{fmt:open311_fmt}"} <= set(public)
+    assert [p for p in public if not any(p.startswith(f"{prefix}/") for prefix in prefixes)] == []
 
 
 def test_monitors_select_every_service_on_its_http_port() -> None:

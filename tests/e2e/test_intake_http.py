@@ -220,3 +220,22 @@ def test_no_caller_number_in_logs_events_store_or_metrics(intake: tuple[str, Pat
     text = log.read_text(errors="replace")
     assert "refused credentials" in text  # the refusal was logged...
     assert NUMBER not in text.replace("-", "").replace(" ", "")  # ...without the number
+
+
+def test_a_loopback_peer_cannot_choose_its_address_with_x_forwarded_for(
+    intake: tuple[str, Path], redis_url: str
+) -> None:
+    """uvicorn's default trusts X-Forwarded-For from loopback; with no trusted proxy configured the header
+    is ignored, so the per-IP limits count the real peer."""
+    spoofed = "198.51.100.77"
+    resp = httpx.get(
+        f"{intake[0]}/open311/v2/services.json", headers={"x-forwarded-for": spoofed}, timeout=10
+    )
+    assert resp.status_code == 200
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        counted = {k.decode() for k in client.scan_iter(match="hotline:rate:open311_read:*")}
+    finally:
+        client.close()
+    assert "hotline:rate:open311_read:127.0.0.1" in counted
+    assert not any(spoofed in key for key in counted)
