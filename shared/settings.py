@@ -18,6 +18,10 @@ class CommonSettings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "HOTLINE_REDIS_URL"),
     )
+    # The system of record (PostgreSQL); None: the services that need it refuse to start without it.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "HOTLINE_DATABASE_URL")
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     consumer_name: str = Field(

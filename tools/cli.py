@@ -73,6 +73,7 @@ def _plugins() -> list:  # type: ignore[type-arg]
         "services.evaluation.cli",
         "services.insight.cli",
         "tools.dlq_cli",
+        "tools.db_cli",
     ):
         try:
             found.append(importlib.import_module(module).register)
@@ -90,7 +91,11 @@ def _stack_args(p: argparse.ArgumentParser) -> None:
         help="intake listens here, the workers on the next ports",
     )
     p.add_argument(
-        "--data-dir", type=Path, default=None, help="embedded Redis data directory (default: a temporary one)"
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="embedded Redis data directory; the embedded PostgreSQL's goes inside it, in postgres/"
+        " (default: temporary ones)",
     )
     p.add_argument("--log-dir", type=Path, default=Path(".hotline/logs"))
 
@@ -98,6 +103,7 @@ def _stack_args(p: argparse.ArgumentParser) -> None:
 def _stack(args: argparse.Namespace) -> Stack:
     return Stack(
         redis_url=os.environ.get("REDIS_URL") or None,
+        database_url=os.environ.get("DATABASE_URL") or None,
         base_port=args.base_port,
         data_dir=args.data_dir,
         log_dir=args.log_dir,
@@ -111,6 +117,9 @@ def _print_endpoints(console: Console, stack: Stack) -> None:
     for service in SERVICES:
         table.add_row(service, f"{stack.url_of(service)}  (/metrics /livez /readyz)")
     table.add_row("redis", _redacted(stack.redis_url or "") + ("  (embedded)" if stack.embedded else ""))
+    table.add_row(
+        "postgresql", _redacted(stack.database_url or "") + ("  (embedded)" if stack.embedded_pg else "")
+    )
     table.add_row("logs", str(stack.log_dir))
     console.print(table)
     console.print(

@@ -1,4 +1,5 @@
-"""Starting the whole system: Redis (embedded or given), the init step, and each service as a process."""
+"""Starting the whole system: Redis and PostgreSQL (each embedded or given), the init steps (consumer
+groups, schema migrations), and each service as a process."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from types import TracebackType
 import httpx
 
 from shared.bus import init_streams, run_with_redis
+from shared.db import migrate
 from tools.embedded import EmbeddedRedis, free_port_block
+from tools.embedded_postgres import EmbeddedPostgres
 
 SERVICES: tuple[str, ...] = ("intake", "classifier", "dispatch", "evaluation", "insight")
 
@@ -31,6 +34,8 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     embedded: EmbeddedRedis | None = None
+    database_url: str | None = None
+    embedded_pg: EmbeddedPostgres | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def port_of(self, service: str) -> int:
@@ -45,10 +50,16 @@ class Stack:
         if self.redis_url is None:
             self.embedded = EmbeddedRedis(self.data_dir).start()
             self.redis_url = self.embedded.url
-        # In a thread of its own, so a Stack can also be started from code with a running event loop.
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(run_with_redis, self.redis_url, init_streams).result()
         try:
+            if self.database_url is None:
+                # Inside the embedded Redis's directory when one is given, so `make run` keeps both.
+                pg_dir = self.data_dir / "postgres" if self.data_dir is not None else None
+                self.embedded_pg = EmbeddedPostgres(pg_dir).start()
+                self.database_url = self.embedded_pg.url
+            # In a thread of its own, so a Stack can also be started from code with a running event loop.
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(run_with_redis, self.redis_url, init_streams).result()
+                pool.submit(migrate.upgrade, self.database_url).result()
             for service in self.services:
                 self.start_service(service)
             self.wait_ready(ready_timeout)
@@ -62,6 +73,7 @@ class Stack:
         return {
             **os.environ,
             "REDIS_URL": self.redis_url,
+            "DATABASE_URL": self.database_url or "",
             "HOTLINE_PORT": str(self.port_of(service)),
             "HOTLINE_CONSUMER_NAME": f"{service}-{os.getpid()}",
             "PYTHONUNBUFFERED": "1",
@@ -130,6 +142,9 @@ class Stack:
         if self.embedded is not None:
             self.embedded.close()
             self.embedded = None
+        if self.embedded_pg is not None:
+            self.embedded_pg.close()
+            self.embedded_pg = None
 
     def __enter__(self) -> Stack:
         return self.start()

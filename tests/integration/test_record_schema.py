@@ -1,0 +1,87 @@
+"""The system of record's schema on a real PostgreSQL: partitions, keys, the `hotline db` command."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from shared.db import migrate
+from shared.db.urls import asyncpg_dsn
+from tools.cli import main
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    c = await asyncpg.connect(asyncpg_dsn(database_url))
+    yield c
+    await c.close()
+
+
+async def test_the_database_is_at_the_newest_migration_and_upgrading_again_changes_nothing(
+    database_url: str,
+) -> None:
+    assert await migrate.current(database_url) == migrate.head()
+    migrate.upgrade(database_url)
+    assert await migrate.current(database_url) == migrate.head()
+
+
+async def test_every_table_is_partitioned_by_month(conn: asyncpg.Connection) -> None:
+    keys = {
+        r["relname"]: r["key"]
+        for r in await conn.fetch(
+            "SELECT c.relname, pg_get_partkeydef(c.oid) AS key FROM pg_class c "
+            "WHERE c.relname IN ('ticket_events', 'tickets', 'ticket_history')"
+        )
+    }
+    assert keys == {
+        "ticket_events": "RANGE (occurred_at)",
+        "tickets": "RANGE (received_at)",
+        "ticket_history": "RANGE (at)",
+    }
+    for table in keys:
+        await conn.execute("SELECT hotline_ensure_partitions($1, '2026-02-17')", table)
+        await conn.execute("SELECT hotline_ensure_partitions($1, '2026-02-01')", table)  # again: nothing
+    bounds = await conn.fetch(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'ticket_events'::regclass"
+    )
+    assert [(b["relname"], b["bound"]) for b in bounds] == [
+        ("ticket_events_2026_02", "FOR VALUES FROM ('2026-02-01 00:00:00+00') TO ('2026-03-01 00:00:00+00')")
+    ]
+
+
+async def test_an_event_is_kept_once_and_a_month_without_partition_is_refused(
+    conn: asyncpg.Connection,
+) -> None:
+    await conn.execute("SELECT hotline_ensure_partitions('ticket_events', '2026-03-01')")
+    insert = (
+        "INSERT INTO ticket_events (event_id, occurred_at, ticket_id, stream, version, body) "
+        "VALUES ($1, $2, 'T1', 'tickets.received', 1, $3) ON CONFLICT DO NOTHING"
+    )
+    at = datetime(2026, 3, 5, 12, tzinfo=UTC)
+    assert await conn.execute(insert, "e-1", at, json.dumps({"text": "a"})) == "INSERT 0 1"
+    assert await conn.execute(insert, "e-1", at, json.dumps({"text": "a"})) == "INSERT 0 0"
+    with pytest.raises(asyncpg.exceptions.CheckViolationError):
+        await conn.execute(insert.replace("'T1'", "''"), "e-2", at, "{}")
+    with pytest.raises(asyncpg.PostgresError, match="no partition"):
+        await conn.execute(insert, "e-3", datetime(2099, 1, 1, tzinfo=UTC), "{}")
+
+
+def test_hotline_db_current_and_upgrade(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["db", "current"]) == 2
+    assert "DATABASE_URL is not set" in capsys.readouterr().err
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "current"]) == 0
+    assert f"current: {migrate.head()}" in capsys.readouterr().out
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:s3cret@127.0.0.1:1/x")
+    assert main(["db", "current"]) == 1
+    err = capsys.readouterr().err
+    assert "reading the database failed" in err and "s3cret" not in err
