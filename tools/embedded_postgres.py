@@ -2,16 +2,20 @@
 
 Started as a child process on a free local port, like the embedded Redis, so a new user (and the test
 suite) needs no PostgreSQL installed. The data directory is kept between starts when one is given.
-PostgreSQL refuses to run as root, so as root the server runs as `nobody`, which then owns the data.
+PostgreSQL refuses to run as root, so as root the server runs as `nobody`, which then owns the data; a
+data directory `nobody` cannot reach (under a private home or pytest's temporary tree) is then kept in
+the system's temporary directory instead, under a name derived from the one asked for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -41,10 +45,21 @@ def bin_dir() -> Path:
     raise RuntimeError("no PostgreSQL binaries: install the pgserver package (pip install -e .)")
 
 
+def data_dir_for(path: Path) -> Path:
+    """`path`, or as root when `nobody` could not enter one of its parents, a stand-in for it."""
+    if os.geteuid() != 0:
+        return path
+    for parent in path.parents:
+        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
+            name = hashlib.sha1(str(path).encode()).hexdigest()[:16]
+            return Path(tempfile.gettempdir()) / f"hotline-pg-{name}"
+    return path
+
+
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
         self._own_dir = data_dir is None
-        self.data_dir = (data_dir or Path(tempfile.mkdtemp(prefix="hotline-pg-"))).resolve()
+        self.data_dir = data_dir_for((data_dir or Path(tempfile.mkdtemp(prefix="hotline-pg-"))).resolve())
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
