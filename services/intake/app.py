@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.intake import departments, open311, operators, surveys, telephony, twilio
+from services.intake.auth_throttle import AuthThrottle, AuthThrottleMiddleware
 from services.intake.credentials import Credentials
 from services.intake.deps import Deps, load_department_names
 from services.intake.http import IntakeMetrics
@@ -72,11 +73,17 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
     ]
     # uvicorn's own proxy handling is off (shared/service.py): X-Forwarded-For counts only from the
     # configured proxies, whatever address the service is reached from.
+    # The proxy's rewrite comes first, so the throttle sees the client, not the ingress.
     middleware = [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)]
+    middleware = middleware if settings.trusted_proxies else []
+    throttle = AuthThrottle(
+        redis, settings.auth_failure_limit, settings.auth_failure_window_seconds, registry
+    )
+    middleware.append(Middleware(AuthThrottleMiddleware, throttle=throttle))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=middleware if settings.trusted_proxies else [],
+        middleware=middleware,
         exception_handlers={404: not_found, 405: not_allowed},
     )
     app.state.redis = redis

@@ -35,6 +35,8 @@ class HttpError(Exception):
 
 
 Renderer = Callable[[Request, HttpError], Response]
+# Set on a request's state when its authentication failed: (route, why).
+AUTH_FAILED = "auth_failed"
 
 
 def problem(request: Request, error: HttpError) -> Response:
@@ -205,9 +207,10 @@ def instrumented(
         try:
             response = await endpoint(request)
         except HttpError as exc:
-            if exc.status == 401:
+            if exc.status == 401 or exc.code == "bad_api_key":
                 metrics.signature_failures.labels(route).inc()
-                log.warning("%s: refused credentials from %s: %s", route, client_ip(request), exc.message)
+                # for the throttle (auth_throttle.py), which also logs it, at most once a minute per client
+                setattr(request.state, AUTH_FAILED, (route, exc.message))
             metrics.rejected.labels(route, exc.code).inc()
             response = render(request, exc)
         except Exception:

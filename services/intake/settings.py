@@ -109,6 +109,13 @@ class IntakeSettings(CommonSettings):
         " open311_read (client IP), department (department), operator (operator)",
     )
     rate_window_seconds: int = Field(default=60, ge=1)
+    auth_failure_limit: int = Field(
+        default=30,
+        ge=1,
+        description="failed authentications (401, a wrong Open311 api_key) per client and window before"
+        " the client gets 429 on every request until the window ends",
+    )
+    auth_failure_window_seconds: int = Field(default=300, ge=1)
     trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = Field(
         default=[],
         description="Addresses or CIDRs of the proxies (the ingress) whose X-Forwarded-For names the client;"
