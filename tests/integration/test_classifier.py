@@ -88,7 +88,7 @@ async def test_the_ticket_gets_model_version_urgency_and_place(
     assert out["T2"].place.source == "unknown" and out["T2"].urgency == "general"
     ticket = await TicketStore(redis).get_or_raise("T1")
     assert (ticket.urgency, ticket.district, ticket.category) == ("emergency", "beiyuan", "utilities")
-    assert (ticket.model_extra or {})["urgency_cue"].startswith("keyword:")
+    assert (ticket.model_extra or {})["urgency_cue"].startswith("combo:")
     assert (ticket.model_extra or {})["model_version"] == version
 
 

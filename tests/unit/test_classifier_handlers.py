@@ -159,12 +159,12 @@ def test_urgency_names_the_cue_that_fired_and_lands_on_the_ticket() -> None:
             received("T3", "The bar plays loud music every night"),
         ]
     )
-    assert (event_of(gas).urgency, event_of(gas).urgency_cue) == ("emergency", "keyword:煤气泄漏")
+    assert (event_of(gas).urgency, event_of(gas).urgency_cue) == ("emergency", "combo:煤气+泄漏")
     assert (event_of(outage).urgency, event_of(outage).urgency_cue) == ("utilities", "keyword:power outage")
-    assert (event_of(plain).urgency, event_of(plain).urgency_cue) == ("general", None)
+    assert (event_of(plain).urgency, event_of(plain).urgency_cue) == ("general", "none")
     assert gas.writes[0].fields["urgency"] == "emergency"
-    assert gas.writes[0].fields["urgency_cue"] == "keyword:煤气泄漏"
-    assert plain.writes[0].fields["urgency_cue"] is None
+    assert gas.writes[0].fields["urgency_cue"] == "combo:煤气+泄漏"
+    assert plain.writes[0].fields["urgency_cue"] == "none"
 
 
 def test_place_from_coordinates_from_text_or_address_and_unknown_stays_unknown() -> None:

@@ -2,16 +2,22 @@ from __future__ import annotations
 
 import pytest
 
+from services.classifier.cues import cue_text
 from services.classifier.urgency import urgency_of
 
 
 @pytest.mark.parametrize(
     ("text", "level", "cue"),
     [
-        ("楼道里煤气泄漏了，请马上派人", "emergency", "keyword:煤气泄漏"),
+        # The sentence that went to the 24 h queue: an object and a state of a gas leak, no fixed phrase.
+        ("燃气管道好像泄漏了，闻到很浓的煤气味", "emergency", "combo:煤气+味"),
+        ("楼道里煤气泄漏了，请马上派人", "emergency", "combo:煤气+泄漏"),
         ("厂房着火了，浓烟很大", "emergency", "keyword:着火"),
         ("电梯坏了有人被困在里面", "emergency", "keyword:被困"),
-        ("I smell gas in the hallway of our building", "emergency", "keyword:smell gas"),
+        ("I smell gas in the hallway of our building", "emergency", "combo:gas+smell"),
+        ("The gas smells really strong in the stairwell", "emergency", "combo:gas+smells"),
+        ("Smoke is pouring out of the apartment next door", "emergency", "combo:smoke+pouring"),
+        ("A child fell into the pond", "emergency", "combo:child+fell into"),
         ("Someone is trapped in the elevator at 5 Oak Street", "emergency", "keyword:trapped"),
         ("The old warehouse roof collapsed this morning", "emergency", "keyword:collapsed"),
         ("小区停水三天了", "utilities", "keyword:停水"),
@@ -20,34 +26,63 @@ from services.classifier.urgency import urgency_of
         ("We have no heating and it is freezing", "utilities", "keyword:no heating"),
         ("拆迁补偿款多年没有到位", "complex", "keyword:拆迁补偿"),
         ("This pothole has been there for years", "complex", "keyword:for years"),
-        ("路灯坏了", "general", None),
-        ("The bus was late", "general", None),
+        ("路灯坏了", "general", "none"),
+        ("The bus was late", "general", "none"),
     ],
 )
-def test_cues(text: str, level: str, cue: str | None) -> None:
+def test_cues(text: str, level: str, cue: str) -> None:
     result = urgency_of(text, None)
     assert (result.level, result.cue) == (level, cue)
+
+
+def test_spelling_variants_are_normalised_before_matching() -> None:
+    assert cue_text("煤 氣 洩 漏，ＧＡＳ Leak") == "煤气泄漏,gas leak"
+    assert urgency_of("煤 氣 洩 漏", None).level == "emergency"
+    assert urgency_of("廚房裡著火了", None).cue == "keyword:着火"
+    assert urgency_of("I SMELL GAS!!", None).level == "emergency"
 
 
 def test_emergency_outranks_other_levels() -> None:
     assert urgency_of("停电多年了，今天电线着火", None).level == "emergency"
 
 
-def test_negated_cues_do_not_fire() -> None:
-    assert urgency_of("检查过了，没有煤气泄漏，只是想问换表的事", None).level == "general"
-    assert urgency_of("There is no gas leak, just a smell of paint", None).level == "general"
-    # The negation only reaches within its clause.
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        ("煤气没有泄漏", "negation:combo:煤气+泄漏"),
+        ("检查过了，没有煤气泄漏，只是想问换表的事", "negation:combo:煤气+泄漏"),
+        ("There is no gas leak, just a smell of paint", "negation:combo:gas+leak"),
+        ("The gas is not leaking any more", "negation:combo:gas+leaking"),
+        ("上周燃气泄漏了，已经修好了", "resolved:combo:燃气+泄漏"),
+        ("去年楼里失火过一次", "past:keyword:失火"),
+        ("如何预防燃气泄漏？", "hypothetical:combo:燃气+泄漏"),
+        ("What should we do if there is a gas leak?", "hypothetical:combo:gas+leak"),
+        ("社区组织了火灾逃生演练", "prevention:keyword:火灾"),
+    ],
+)
+def test_cues_taken_back_say_why(text: str, cue: str) -> None:
+    assert (urgency_of(text, None).level, urgency_of(text, None).cue) == ("general", cue)
+
+
+def test_what_takes_a_cue_back_reaches_only_its_clause_or_sentence() -> None:
     assert urgency_of("昨天没有问题。今天燃气泄漏了", None).level == "emergency"
+    assert urgency_of("上周就漏过一次，现在燃气又泄漏了", None).level == "emergency"
+    assert urgency_of("I'm not sure what it is, but I smell gas", None).level == "emergency"
+    assert urgency_of("不知道是不是煤气泄漏，味道很大", None).level == "emergency"
+    assert urgency_of("烟一直不停地往外冒", None).level == "emergency"
 
 
 def test_phrases_that_only_look_like_cues() -> None:
     assert urgency_of("The fire exit at the mall is blocked", None).level == "general"
     assert urgency_of("消防通道被堵，存在火灾隐患", None).level == "general"
     assert urgency_of("Kids set off fireworks every night", None).level == "general"
+    assert urgency_of("楼下饭店油烟很呛", None).level == "general"
+    assert urgency_of("The gas station on Main St charges too much", None).level == "general"
 
 
 def test_category_sets_a_floor_when_no_cue_fires() -> None:
     assert urgency_of("水压不太稳定", "utilities").cue == "category:utilities"
     assert urgency_of("水压不太稳定", "utilities").level == "utilities"
     assert urgency_of("水压不太稳定", "environment").level == "general"
+    assert urgency_of("", None) == urgency_of("", None)
     assert urgency_of("", None).level == "general"
