@@ -160,5 +160,7 @@ def load(path: Path = CUE_FILE) -> CueFile:
         terms.extend((t, f"state:{name}") for t in _strings(combo["states"]))
     for role in ("ignore", "present", *SUPPRESSORS):
         terms.extend((t, role) for t in _strings(data.get(role)))
+    for name, section in (data.get("explained") or {}).items():
+        terms.extend((t, f"explained:{name}") for t in _strings(section))
     categories = {str(k): str(v) for k, v in (data.get("categories") or {}).items()}
     return CueFile(Lexicon(terms), combos, tuple(levels), categories)

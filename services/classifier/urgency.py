@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from services.classifier.cues import CLAUSE_END, SENTENCE_END, CueFile, Hit, cue_text, is_latin, load
+from services.classifier.urgency_model import DEFAULT_MODEL, UrgencyModel
 
 Level = Literal["emergency", "utilities", "general", "complex"]
 _LOWER: tuple[Level, ...] = ("utilities", "complex")
@@ -47,6 +48,7 @@ class Urgency:
 class _Candidate:
     cue: str
     terms: tuple[Hit, ...]  # in text order
+    hazards: frozenset[str]  # the combos it belongs to (a phrase such as 浓烟 is also an object of "fire")
 
     @property
     def start(self) -> int:
@@ -57,8 +59,10 @@ class _Candidate:
         return self.terms[-1].end
 
 
-def _mentions_hazard(hits: list[Hit]) -> bool:
-    return any(r.startswith(("object:", "state:")) for h in hits for r in h.roles)
+def _hazard_sentences(text: str, hits: list[Hit]) -> list[str]:
+    """The sentences holding a hazard's state word ("泄漏", "smell"): what the model is asked about."""
+    spans = {_sentence(text, h.start, h.end) for h in hits if any(r.startswith("state:") for r in h.roles)}
+    return [text[start:end] for start, end in sorted(spans)]
 
 
 def _without_ignored(hits: list[Hit]) -> list[Hit]:
@@ -87,12 +91,18 @@ def _combos(cues: CueFile, hits: list[Hit]) -> list[_Candidate]:
                 gap = last.start - first.end
                 window = combo.window * (_LATIN_STRETCH if is_latin(obj.term) else 1)
                 if gap <= window:
-                    found.append(_Candidate(f"combo:{obj.word}+{state.word}", (first, last)))
+                    found.append(
+                        _Candidate(f"combo:{obj.word}+{state.word}", (first, last), frozenset([name]))
+                    )
     return sorted(found, key=lambda c: (c.end - c.start, c.start))
 
 
 def _phrases(hits: list[Hit], level: str) -> list[_Candidate]:
-    return [_Candidate(f"keyword:{h.word}", (h,)) for h in hits if f"phrase:{level}" in h.roles]
+    return [
+        _Candidate(f"keyword:{h.word}", (h,), frozenset(r[7:] for r in h.roles if r.startswith("object:")))
+        for h in hits
+        if f"phrase:{level}" in h.roles
+    ]
 
 
 def _clause_bounded(text: str, before: Hit, candidate: _Candidate) -> bool:
@@ -106,10 +116,11 @@ def _clause_bounded(text: str, before: Hit, candidate: _Candidate) -> bool:
     return CLAUSE_END.search(text, before.end, following.start) is None
 
 
-def _sentence(text: str, candidate: _Candidate) -> tuple[int, int]:
-    start = max((m.end() for m in SENTENCE_END.finditer(text, 0, candidate.start)), default=0)
-    end = SENTENCE_END.search(text, candidate.end)
-    return start, end.start() if end else len(text)
+def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence around text[start:end]."""
+    first = max((m.end() for m in SENTENCE_END.finditer(text, 0, start)), default=0)
+    last = SENTENCE_END.search(text, end)
+    return first, last.start() if last else len(text)
 
 
 def _taken_back(text: str, hits: list[Hit], candidate: _Candidate) -> str | None:
@@ -117,11 +128,16 @@ def _taken_back(text: str, hits: list[Hit], candidate: _Candidate) -> str | None
     for role in ("negation", "hypothetical"):
         if any(_clause_bounded(text, h, candidate) for h in hits if role in h.roles):
             return role
-    start, end = _sentence(text, candidate)
+    if text.startswith("过", candidate.end):  # 塌陷过: it has happened (experiential aspect)
+        return "past"
+    start, end = _sentence(text, candidate.start, candidate.end)
     inside = [h for h in hits if start <= h.start and h.end <= end]
     for role in ("resolved", "prevention"):
         if any(role in h.roles for h in inside):
             return role
+    explained = {f"explained:{name}" for name in candidate.hazards}
+    if any(explained & h.roles for h in inside):
+        return "explained"
     if any("past" in h.roles for h in inside) and not any("present" in h.roles for h in inside):
         return "past"
     return None
@@ -145,8 +161,9 @@ class Detector:
                 return Urgency("emergency", candidate.cue)
             taken_back = taken_back or f"{why}:{candidate.cue}"
         model_said: str | None = None
-        if taken_back is None and self._scorer is not None and _mentions_hazard(hits):
-            score = self._scorer(clean)
+        sentences = _hazard_sentences(clean, hits) if taken_back is None and self._scorer else []
+        if sentences and self._scorer is not None:
+            score = max(self._scorer(s) for s in sentences)
             model_said = f"model:{score:.2f}"
             if score >= self._threshold:
                 return Urgency("emergency", model_said)
@@ -160,8 +177,10 @@ class Detector:
 
 
 @lru_cache(maxsize=4)
-def detector(path: Path | None = None) -> Detector:
-    return Detector(load(path) if path else load())
+def detector(model: Path = DEFAULT_MODEL) -> Detector:
+    """The cue file with the urgency model of `model` (default: the one shipped in data/)."""
+    urgency_model = UrgencyModel.load(model)
+    return Detector(load(), urgency_model.score, urgency_model.threshold)
 
 
 def urgency_of(text: str, category: str | None) -> Urgency:
