@@ -14,6 +14,8 @@ from services.classifier.handlers import Model, analyse, decide, wanted_buckets
 from services.classifier.model import ModelLoadError, TextClassifier
 from services.classifier.place import Gazetteer
 from services.classifier.starter import default_model_dir, ensure_default_model
+from services.classifier.urgency import detector
+from services.classifier.urgency_model import DEFAULT_MODEL as DEFAULT_URGENCY_MODEL
 from shared import streams
 from shared.bus import make_broker, redis_client
 from shared.effects import Effects
@@ -41,6 +43,11 @@ class ClassifierSettings(CommonSettings):
         default=None,
         description="A directory written by `hotline model train` (HOTLINE_MODEL_DIR); unset: the default "
         "model, trained from the starter set into a cache directory on first start",
+    )
+    urgency_model: Path = Field(
+        default=DEFAULT_URGENCY_MODEL,
+        description="The urgency model file written by `hotline model train-urgency` (HOTLINE_URGENCY_MODEL);"
+        " default: the one trained on the team's examples, shipped in services/classifier/data",
     )
     duplicate_window_hours: float = Field(
         default=72, gt=0, description="How far back an open ticket can be repeated"
@@ -91,6 +98,7 @@ def build(
     settings = settings or ClassifierSettings()
     chosen = model or load_model(settings)
     gazetteer = Gazetteer.from_yaml(settings.gazetteer_path)
+    urgency = detector(settings.urgency_model)
     policy = settings.duplicate_policy()
     redis = redis_client(settings.redis_url)
     index = DuplicateIndex(redis, policy)
@@ -101,6 +109,7 @@ def build(
             model=chosen,
             gazetteer=gazetteer,
             overrule_citizen_at=settings.override_citizen_category_confidence,
+            urgency=urgency,
         )
         found = await index.candidates(wanted_buckets(analyses, policy))
         return decide(

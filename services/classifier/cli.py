@@ -1,4 +1,5 @@
-"""`model train` / `evaluate` / `export-labels`: the classifier's command line, part of the `hotline` CLI."""
+"""`model train` / `evaluate` / `predict` / `train-urgency` / `export-labels`: the classifier's command line,
+part of the `hotline` CLI."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from services.classifier.datafiles import (
     DEFAULT_TAXONOMY,
     TAXONOMY_FILE,
     DataError,
+    read_column,
     read_corrections,
     read_labelled_csv,
     taxonomy_label_map,
@@ -27,6 +30,9 @@ from services.classifier.datafiles import (
 from services.classifier.labels import read_labels, write_jsonl
 from services.classifier.metrics import expected_calibration_error, summarize
 from services.classifier.model import TRAIN_STEPS, ModelLoadError, TextClassifier
+from services.classifier.starter import default_model_dir, ensure_default_model
+from services.classifier.urgency import urgency_of
+from services.classifier.urgency_model import UrgencyModel
 from shared.bus import run_with_redis
 from shared.settings import CommonSettings
 
@@ -71,6 +77,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluate.add_argument("--label-col", required=True)
     evaluate.add_argument("--json", action="store_true", help="end the output with one JSON line")
     evaluate.set_defaults(func=evaluate_command)
+
+    predict = commands.add_parser(
+        "predict", help="category and urgency of every row of a CSV, one JSON line each, then a summary"
+    )
+    predict.add_argument("--data", type=Path, required=True, help="CSV with a column of texts")
+    predict.add_argument("--text-col", required=True)
+    predict.add_argument(
+        "--model", type=Path, default=None, help="model directory (default: the classifier's default model)"
+    )
+    predict.add_argument(
+        "--json", action="store_true", help="JSON lines (the only format; accepted for scripts that pass it)"
+    )
+    predict.set_defaults(func=predict_command)
+
+    train_urgency = commands.add_parser(
+        "train-urgency", help="train the urgency model (emergency or not) from a labelled CSV"
+    )
+    train_urgency.add_argument("--data", type=Path, required=True)
+    train_urgency.add_argument("--text-col", required=True)
+    train_urgency.add_argument("--label-col", required=True)
+    train_urgency.add_argument(
+        "--positive", default="emergency", help="the label of emergencies; any other label is not one"
+    )
+    train_urgency.add_argument("--out", type=Path, required=True, help="the model file (JSON) to write")
+    train_urgency.set_defaults(func=train_urgency_command)
 
     export = commands.add_parser(
         "export-labels", help="write operators' corrections (the hotline:labels stream) as training JSONL"
@@ -178,6 +209,66 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.flush()
         print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def _default_model_dir() -> Path:
+    taxonomy = _default_taxonomy()
+    return ensure_default_model(default_model_dir(taxonomy), taxonomy)
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """One JSON line per row (category, confidence, top3, urgency, urgency_cue), then `{"summary": ...}`."""
+    try:
+        texts = read_column(args.data, args.text_col)
+        model = TextClassifier.load(args.model or _default_model_dir())
+    except (ModelLoadError, DataError) as exc:
+        return _fail(str(exc))
+    categories: Counter[str] = Counter()
+    levels: Counter[str] = Counter()
+    for i in range(0, len(texts), PREDICT_BATCH):
+        batch = texts[i : i + PREDICT_BATCH]
+        for text, p in zip(batch, model.predict(batch), strict=True):
+            urgency = urgency_of(text, p.category)
+            categories[p.category] += 1
+            levels[urgency.level] += 1
+            row = {
+                "category": p.category,
+                "confidence": round(p.confidence, 4),
+                "top3": [{"category": c, "confidence": round(s, 4)} for c, s in p.alternatives[:3]],
+                "urgency": urgency.level,
+                "urgency_cue": urgency.cue,
+            }
+            print(json.dumps(row, ensure_ascii=False))
+    summary = {
+        "rows": len(texts),
+        "model_version": model.version,
+        "categories": dict(categories.most_common()),
+        "urgency": dict(levels.most_common()),
+    }
+    print(json.dumps({"summary": summary}, ensure_ascii=False))
+    return 0
+
+
+def train_urgency_command(args: argparse.Namespace) -> int:
+    try:
+        texts, labels = read_labelled_csv(args.data, args.text_col, args.label_col)
+    except DataError as exc:
+        return _fail(str(exc))
+    emergency = [label == args.positive for label in labels]
+    try:
+        model = UrgencyModel.train(texts, emergency)
+    except ValueError as exc:
+        return _fail(f"{args.data}: {exc} (labels {args.positive!r} and others)")
+    try:
+        model.save(args.out)
+    except OSError as exc:
+        return _fail(f"{args.out}: cannot write the model: {exc.strerror or exc}")
+    print(
+        f"urgency model → {args.out}: {sum(emergency)} emergencies, {len(texts) - sum(emergency)} others, "
+        f"{len(model.weights)} n-grams, threshold {model.threshold}",
+        file=sys.stderr,
+    )
     return 0
 
 

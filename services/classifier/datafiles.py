@@ -17,31 +17,35 @@ class DataError(ValueError):
     """Input data cannot be used; the message says which file and why."""
 
 
-def read_labelled_csv(path: Path, text_col: str, label_col: str) -> tuple[list[str], list[str]]:
-    """Texts and labels of every row where both are non-empty."""
+def _read_columns(path: Path, wanted: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The stripped values of the wanted columns of every row; a missing file or column is a DataError."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
             columns = reader.fieldnames or []
-            missing = [c for c in (text_col, label_col) if c not in columns]
+            missing = [c for c in wanted if c not in columns]
             if missing:
                 raise DataError(
                     f"{path}: no column {', '.join(map(repr, missing))} (columns: {', '.join(columns)})"
                 )
-            texts: list[str] = []
-            labels: list[str] = []
-            for row in reader:
-                text, label = (row.get(text_col) or "").strip(), (row.get(label_col) or "").strip()
-                if text and label:
-                    texts.append(text)
-                    labels.append(label)
+            return [tuple((row.get(c) or "").strip() for c in wanted) for row in reader]
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read CSV: {exc}") from None
-    if not texts:
+
+
+def read_labelled_csv(path: Path, text_col: str, label_col: str) -> tuple[list[str], list[str]]:
+    """Texts and labels of every row where both are non-empty."""
+    rows = [(text, label) for text, label in _read_columns(path, (text_col, label_col)) if text and label]
+    if not rows:
         raise DataError(f"{path}: no rows with both {text_col!r} and {label_col!r}")
-    return texts, labels
+    return [text for text, _ in rows], [label for _, label in rows]
+
+
+def read_column(path: Path, column: str) -> list[str]:
+    """One column of every row (empty values included: one output per input row)."""
+    return [value for (value,) in _read_columns(path, (column,))]
 
 
 def read_corrections(path: Path) -> tuple[list[str], list[str]]:

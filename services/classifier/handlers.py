@@ -38,6 +38,10 @@ class Model(Protocol):
     def predict(self, texts: list[str]) -> Sequence[PredictionLike]: ...
 
 
+class UrgencyRule(Protocol):
+    def __call__(self, text: str, category: str | None) -> Urgency: ...
+
+
 class Locator(Protocol):
     def locate(self, text: str | None, lat: float | None, lon: float | None) -> Located: ...
 
@@ -76,9 +80,15 @@ def with_citizens_choice(event: TicketReceived, p: PredictionLike, overrule_at: 
 
 
 def analyse(
-    events: list[TicketReceived], *, model: Model, gazetteer: Locator, overrule_citizen_at: float = 0.9
+    events: list[TicketReceived],
+    *,
+    model: Model,
+    gazetteer: Locator,
+    overrule_citizen_at: float = 0.9,
+    urgency: UrgencyRule = urgency_of,
 ) -> list[Analysis]:
-    """`overrule_citizen_at`: the model's confidence from which its category replaces the citizen's."""
+    """`overrule_citizen_at`: the model's confidence from which its category replaces the citizen's;
+    `urgency`: the urgency detector (the default one: the shipped cue file and urgency model)."""
     texts = [_text_of(e) for e in events]
     predictions = model.predict(texts)
     out = []
@@ -92,7 +102,7 @@ def analyse(
         )
         sig = duplicates.signature(text) if place.district is not None else None
         p = with_citizens_choice(event, p, overrule_citizen_at)
-        out.append(Analysis(event, p, urgency_of(text, p.category), place, sig))
+        out.append(Analysis(event, p, urgency(text, p.category), place, sig))
     return out
 
 
