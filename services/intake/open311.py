@@ -57,6 +57,7 @@ from services.intake.http import (
     require_content_type,
 )
 from services.intake.openapi import Operation, Param
+from services.intake.public_place import public_place
 from services.intake.writes import DEDUPE_TTL_SECONDS
 from shared import streams
 from shared.bus import as_str
@@ -588,6 +589,7 @@ def routes(deps: Deps) -> list[Route]:
         category = taxonomy.get(code) if code else None
         closed = ticket.status in CLOSED_STATUSES
         duplicate_of = ticket.duplicate_of if ticket.status == "duplicate" else None
+        address, lat, lon = public_place(ticket, settings.open311_public_location)
         return ServiceRequest(
             service_request_id=ticket.ticket_id,
             status="closed" if closed else "open",
@@ -600,9 +602,9 @@ def routes(deps: Deps) -> list[Route]:
             requested_datetime=when(ticket.received_at),
             updated_datetime=when(ticket.updated_at),
             expected_datetime=when(ticket.feedback_due_at),
-            address=ticket.address,
-            lat=ticket.lat,
-            long=ticket.lon,
+            address=address,
+            lat=lat,
+            long=lon,
         ).model_dump()
 
     async def discovery(request: Request) -> Response:

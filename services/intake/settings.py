@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from services.intake.credentials import token_hash
+from services.intake.public_place import Shown
 from shared.settings import CommonSettings, refuse_dev_credentials
 from shared.standard_webhooks import secret_bytes
 
@@ -122,6 +123,12 @@ class IntakeSettings(CommonSettings):
         " from any other peer the header is ignored, so per-client limits cannot be dodged by sending it",
     )
     timezone: str = Field(default="UTC", description="The zone Open311 datetimes are written in")
+    open311_public_location: list[Shown] = Field(
+        default=["street", "rounded"],
+        description="What Open311 publishes of where a ticket from another channel (a phone call) is: the"
+        " street without its house number, coordinates rounded to about 500 m, both, or nothing ([]);"
+        " Open311's own requests show what the citizen sent",
+    )
     open311_contact: str = "12345 hotline, https://example.org/12345"
 
     @model_validator(mode="after")
