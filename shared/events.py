@@ -25,7 +25,8 @@ def _as_utc(value: datetime) -> datetime:
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
-Channel = Literal["telephony", "twilio", "open311", "web", "app"]
+# "proactive": a work order the hotline opens itself for a problem (未诉先办), before more citizens call.
+Channel = Literal["telephony", "twilio", "open311", "web", "app", "proactive"]
 Urgency = Literal["emergency", "utilities", "general", "complex"]
 Language = Literal["zh", "en"]
 
@@ -209,6 +210,49 @@ class HotspotAlert(Event):
     episode_start: UtcDatetime | None = Field(default=None, description="The hour the episode began")
 
 
+ProblemStatus = Literal["open", "actioned", "resolved", "evaluated", "reopened"]
+Verdict = Literal["worked", "no effect", "too early"]
+
+
+class ProblemEvent(Event):
+    """ticket_id is the problem's id: one problem (a place and topic, or a surging series) many tickets
+    share."""
+
+    key: str = Field(description="place key and category (estate:X|category), or series:category|district")
+    category: str
+    district: str | None = None
+    place: str | None = None
+    label: str
+    status: ProblemStatus
+    ticket_ids: list[str] = Field(default=[], description="Member tickets (the latest 50)")
+    tickets: int = Field(default=0, description="How many tickets the problem holds")
+
+
+class ProblemDetected(ProblemEvent):
+    evidence: str = Field(description="Why it is a problem: repeats of one place and topic, or a surge")
+
+
+class ProblemActioned(ProblemEvent):
+    proactive_ticket_id: str
+    by: str = Field(description="policy:<rule>, or the supervisor who acted")
+    round: int = Field(default=1, ge=1, description="1, then n+1 after the problem reopened")
+
+
+class ProblemEvaluated(ProblemEvent):
+    round: int = 1
+    proactive_ticket_id: str
+    days: int = Field(description="Days after the resolution that were compared")
+    expected: float = Field(
+        description="Calls the forecast fitted before the action expected, control-adjusted"
+    )
+    expected_lower: float
+    expected_upper: float
+    observed: int
+    avoided: float
+    control_ratio: float = Field(description="Untreated comparable series: observed / their own forecast")
+    verdict: Verdict
+
+
 STREAM_EVENTS: dict[str, type[Event]] = {
     streams.RECEIVED: TicketReceived,
     streams.CLASSIFIED: TicketClassified,
@@ -220,4 +264,7 @@ STREAM_EVENTS: dict[str, type[Event]] = {
     streams.ESCALATED: TicketEscalated,
     streams.SURVEYS_ANSWERED: SurveyAnswered,
     streams.HOTSPOTS: HotspotAlert,
+    streams.PROBLEMS_DETECTED: ProblemDetected,
+    streams.PROBLEMS_ACTIONED: ProblemActioned,
+    streams.PROBLEMS_EVALUATED: ProblemEvaluated,
 }

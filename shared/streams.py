@@ -15,6 +15,10 @@ REROUTED = "tickets.rerouted"
 ESCALATED = "tickets.escalated"
 SURVEYS_ANSWERED = "surveys.answered"
 HOTSPOTS = "alerts.hotspot"
+# Problems (insight): found, acted on by a proactive work order, and whether the calls stopped.
+PROBLEMS_DETECTED = "problems.detected"
+PROBLEMS_ACTIONED = "problems.actioned"
+PROBLEMS_EVALUATED = "problems.evaluated"
 OUTBOUND_DLQ = "dispatch.outbound.dlq"
 """Webhook deliveries to departments that failed their last try (not an event stream: fields, no model)."""
 
@@ -36,6 +40,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     REVIEW: (),
     ESCALATED: (),
     HOTSPOTS: (),
+    PROBLEMS_DETECTED: (),
+    PROBLEMS_ACTIONED: (),
+    PROBLEMS_EVALUATED: (),
 }
 
 ALL_STREAMS: tuple[str, ...] = tuple(GROUPS)

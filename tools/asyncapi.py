@@ -26,6 +26,9 @@ PRODUCERS: dict[str, tuple[str, ...]] = {
     streams.ESCALATED: ("dispatch",),
     streams.REOPENED: ("evaluation",),
     streams.HOTSPOTS: ("insight",),
+    streams.PROBLEMS_DETECTED: ("insight",),
+    streams.PROBLEMS_ACTIONED: ("insight", "intake"),
+    streams.PROBLEMS_EVALUATED: ("insight",),
 }
 
 REF = "#/components/schemas/{model}"

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from faststream.asgi import AsgiFastStream
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import Field
 from redis.asyncio import Redis
 
 from services.insight import state
@@ -20,13 +21,15 @@ from services.insight.clusters import ClusterConfig, Clusterer, Message
 from services.insight.forecast import dense_daily, forecast
 from services.insight.handlers import Prepared, on_classified, series_of
 from services.insight.lease import Lease
+from services.insight.problem_pass import ProblemPass
+from services.insight.problems import ProblemPolicy
 from services.insight.surge import SurgeConfig, SurgeDetector
 from shared import streams
 from shared.bus import as_str, make_broker, redis_client
 from shared.effects import Effects
 from shared.events import HotspotAlert, TicketClassified
 from shared.settings import CommonSettings
-from shared.store import TicketStore, keys
+from shared.store import Ticket, TicketStore, keys
 from shared.worker import Consumer, Worker
 
 log = logging.getLogger("hotline.insight")
@@ -41,6 +44,26 @@ class InsightSettings(CommonSettings):
     forecast_refresh_seconds: float = 3600.0
     emerging_days: int = 90
     emerging_top: int = 20
+    # Problems (see services/insight/problems.py). The policy opens no work order by default: a city turns
+    # it on (e.g. HOTLINE_PROACTIVE_REPEATS=5, HOTLINE_PROACTIVE_SURGE_RATIO=4) once it trusts it.
+    problem_detect_repeats: int = Field(default=3, ge=2)
+    problem_window_days: int = Field(default=7, ge=1)
+    proactive_repeats: int = Field(default=0, ge=0)
+    proactive_surge_ratio: float = Field(default=0.0, ge=0)
+    proactive_surge_min: int = Field(default=6, ge=1)
+    problem_eval_days: int = Field(default=14, ge=1)
+    problem_reopen_repeats: int = Field(default=3, ge=1)
+
+    def problem_policy(self) -> ProblemPolicy:
+        return ProblemPolicy(
+            detect_repeats=self.problem_detect_repeats,
+            window_days=self.problem_window_days,
+            act_repeats=self.proactive_repeats,
+            act_surge_ratio=self.proactive_surge_ratio,
+            act_surge_min=self.proactive_surge_min,
+            eval_days=self.problem_eval_days,
+            reopen_repeats=self.problem_reopen_repeats,
+        )
 
     def surge_config(self) -> SurgeConfig:
         return SurgeConfig(
@@ -73,6 +96,27 @@ class InsightMetrics:
             "1 on the replica that holds the lease for the background pass (emerging issues, forecasts)",
             registry=registry,
         )
+        self.problems_detected = Counter(
+            "hotline_problems_detected",
+            "Problems found (repeats of one place and topic, or a surge)",
+            registry=registry,
+        )
+        self.problems_actioned = Counter(
+            "hotline_problems_actioned",
+            "Proactive work orders opened by the policy (supervisors' are counted by intake)",
+            registry=registry,
+        )
+        self.problems_evaluated = Counter(
+            "hotline_problems_evaluated",
+            "Problems evaluated after their work order",
+            ["verdict"],
+            registry=registry,
+        )
+        self.problems_reopened = Counter(
+            "hotline_problems_reopened",
+            "Problems whose calls came back after the work order",
+            registry=registry,
+        )
         self.wape = Gauge(
             "hotline_forecast_backtest_wape",
             "Weighted absolute percentage error of the last 7-day forecast backtest (all tickets)",
@@ -97,6 +141,9 @@ class Insight:
         self.lease = Lease(redis, state.BACKGROUND_LEASE, settings.consumer_name, ttl)
         self._cursor = 0.0
         self._forecast_at: float | None = None
+        self.problems = ProblemPass(
+            redis, settings.problem_policy(), settings.stream_maxlen, settings.surge_cooldown_hours
+        )
 
     async def handle(self, events: list[TicketClassified]) -> list[Effects]:
         series = {series_of(e) for e in events}
@@ -140,23 +187,30 @@ class Insight:
         if not leading:  # another replica computes what follows for everyone
             self.metrics.emerging.set(0)
             return
-        await self.update_emerging(now)
+        tickets = await self.update_emerging(now)
         due = (
             self._forecast_at is None
             or time.monotonic() - self._forecast_at >= self.settings.forecast_refresh_seconds
         )
+        found = await self.problems.run(now, tickets, episodes, evaluate_now=due)
+        self.metrics.problems_detected.inc(found.detected)
+        self.metrics.problems_actioned.inc(found.actioned)
+        self.metrics.problems_reopened.inc(found.reopened)
+        for verdict, n in found.verdicts.items():
+            self.metrics.problems_evaluated.labels(verdict).inc(n)
         if due:
             await self.update_forecasts(now.date())
             await self.update_chronic(now)
             self._forecast_at = time.monotonic()
 
-    async def update_emerging(self, now: datetime) -> None:
-        """Feed tickets received since the last pass to the clusterer; publish the hottest clusters."""
+    async def update_emerging(self, now: datetime) -> list[Ticket]:
+        """Feed tickets received since the last pass to the clusterer; publish the hottest clusters.
+        Returns the tickets read (the problems pass attaches them)."""
         since = max(self._cursor, (now - timedelta(days=self.settings.emerging_days)).timestamp())
         ids = await self.redis.zrangebyscore(keys.by_created, since, now.timestamp())
         names = self.clusterer.unseen(as_str(i) for i in ids if isinstance(i, bytes | str))
         found = await self.store.get_many(
-            names, fields=("text", "title", "received_at", "district", "address")
+            names, fields=("text", "title", "received_at", "district", "address", "category", "channel")
         )
         tickets = [t for t in found if t is not None and t.text]
         messages = sorted(
@@ -180,6 +234,7 @@ class Insight:
         issues = self.clusterer.issues(now=now, top=self.settings.emerging_top)
         self.metrics.emerging.set(sum(len(c.members) >= 2 for c in self.clusterer.clusters.values()))
         await self.redis.set(state.EMERGING, json.dumps([i.as_json() for i in issues], ensure_ascii=False))
+        return tickets
 
     async def update_forecasts(self, today: date) -> None:
         last = today - timedelta(days=1)

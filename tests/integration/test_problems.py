@@ -1,0 +1,95 @@
+"""Problems through insight's background pass on a real Redis: detected, a proactive work order opened on
+intake's path with its members linked, resolved, evaluated, and the events of each step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from services.insight.app import Insight, InsightSettings
+from services.insight.problem_store import load_problems
+from shared import streams
+from shared.codec import decode
+from shared.effects import StoreWrite
+from shared.events import ProblemActioned, ProblemDetected, ProblemEvaluated, TicketReceived
+from shared.store import TicketStore, iso, keys
+
+pytestmark = pytest.mark.redis
+T = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+async def call(redis: Redis, n: int, at: datetime, title: str = "A5区魅力之城小区底层餐馆油烟扰民") -> None:
+    fields = {
+        "title": title,
+        "text": f"{title}，晚上十点以后还在营业",
+        "district": "A5区",
+        "category": "environment",
+        "received_at": iso(at),
+        "status": "dispatched",
+        "channel": "telephony",
+    }
+    await TicketStore(redis).apply(
+        StoreWrite(ticket_id=f"T{n}", event_id=f"r{n}", fields=fields), scope="intake"
+    )
+    await redis.zadd(keys.by_created, {f"T{n}": at.timestamp()})
+
+
+async def events(redis: Redis, stream: str, model: type) -> list:  # type: ignore[type-arg]
+    return [decode(fields, model) for _, fields in await redis.xrange(stream)]
+
+
+async def test_a_problem_is_found_acted_on_resolved_and_evaluated(redis: Redis, redis_url: str) -> None:
+    settings = InsightSettings(
+        redis_url=redis_url, proactive_repeats=5, forecast_refresh_seconds=0, problem_eval_days=7
+    )
+    insight = Insight(settings, redis, CollectorRegistry())
+    for n in range(4):
+        await call(redis, n, T + timedelta(hours=6 * n))
+    await call(redis, 50, T, title="A3区润芳园小区油烟扰民")  # another estate: not this problem
+    await insight.refresh(T + timedelta(days=1))
+    [problem] = (await load_problems(redis)).values()
+    assert problem.status == "open" and problem.place == "estate:魅力之城" and problem.tickets == 4
+    [detected] = await events(redis, streams.PROBLEMS_DETECTED, ProblemDetected)
+    assert detected.ticket_id == problem.problem_id and "3 tickets on estate:魅力之城" in detected.evidence
+
+    await call(redis, 4, T + timedelta(days=1, hours=1))
+    await insight.refresh(T + timedelta(days=1, hours=2))
+    [problem] = (await load_problems(redis)).values()
+    assert problem.status == "actioned" and problem.actioned_by == "policy:repeats>=5/7d"
+    order = problem.proactive_ticket_id
+    assert order is not None
+    [received] = [e for e in await events(redis, streams.RECEIVED, TicketReceived) if e.ticket_id == order]
+    assert received.channel == "proactive" and received.service_code == "environment"
+    assert received.attributes and received.attributes["problem_id"] == [problem.problem_id]
+    ticket = await TicketStore(redis).get_or_raise(order)
+    assert ticket.channel == "proactive" and ticket.status == "received"
+    member = await TicketStore(redis).get_or_raise("T0")
+    assert getattr(member, "proactive_ticket_id", None) == order
+    assert (await TicketStore(redis).history("T0"))[-1]["event"] == "linked"
+    [actioned] = await events(redis, streams.PROBLEMS_ACTIONED, ProblemActioned)
+    assert actioned.proactive_ticket_id == order and actioned.by == problem.actioned_by
+
+    resolved_at = T + timedelta(days=2)
+    await redis.hset(keys.ticket(order), mapping={"status": "resolved", "updated_at": iso(resolved_at)})
+    await insight.refresh(T + timedelta(days=4))
+    [problem] = (await load_problems(redis)).values()
+    assert problem.status == "resolved" and problem.evaluation is not None
+    assert problem.evaluation.verdict == "too early"
+
+    await insight.refresh(T + timedelta(days=12))
+    [problem] = (await load_problems(redis)).values()
+    assert problem.status == "evaluated" and problem.evaluation is not None
+    assert problem.evaluation.observed == 0 and problem.evaluation.verdict == "worked"
+    [evaluated] = await events(redis, streams.PROBLEMS_EVALUATED, ProblemEvaluated)
+    assert evaluated.verdict == "worked" and evaluated.avoided == problem.evaluation.avoided > 0
+
+    # The calls come back: the problem reopens and the policy can act again, in a new round.
+    for n in range(3):
+        await call(redis, 60 + n, T + timedelta(days=13, hours=n))
+    await insight.refresh(T + timedelta(days=13, hours=4))
+    [problem] = (await load_problems(redis)).values()
+    assert problem.round == 2 and problem.history[0].verdict == "worked"
+    assert problem.status == "reopened", "3 calls in the week: below the policy's 5, so no new order yet"
