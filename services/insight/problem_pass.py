@@ -28,6 +28,7 @@ from services.insight.problem_store import (
     take_actions,
 )
 from services.insight.problems import (
+    Evaluation,
     Problem,
     ProblemPolicy,
     Sighting,
@@ -126,7 +127,15 @@ class ProblemPass:
             events.append((streams.PROBLEMS_DETECTED, self._detected(p, now)))
         for p in [*changes.detected, *changes.attached, *changes.reopened]:
             changed[p.problem_id] = p
+        verdicts: dict[str, int] = {}
         for p in changes.reopened:
+            if p.evaluation is None or p.evaluation.verdict == "too early":
+                # The calls came back before the evaluation was due: the round had no effect.
+                found = evaluate(p, now, self.policy, {}, {})
+                if found is not None:
+                    self._evaluated(
+                        p, found.model_copy(update={"verdict": "no effect"}), now, events, verdicts
+                    )
             p.history = [*p.history, *([p.evaluation] if p.evaluation else [])]
             p.evaluation = None
             p.round += 1
@@ -149,7 +158,8 @@ class ProblemPass:
             actioned += 1
 
         await self._follow(problems, changed, now)
-        verdicts = await self._evaluate(problems, changed, events, now) if evaluate_now else {}
+        if evaluate_now:
+            await self._evaluate(problems, changed, events, now, verdicts)
         await commit(
             self.redis, changed.values(), pending, events, self.maxlen, [a.problem_id for a in actions]
         )
@@ -183,14 +193,14 @@ class ProblemPass:
         changed: dict[str, Problem],
         events: list[tuple[str, Event]],
         now: datetime,
-    ) -> dict[str, int]:
-        """Evaluate the resolved problems; returns how many got each final verdict."""
+        verdicts: dict[str, int],
+    ) -> None:
+        """Evaluate the resolved problems, counting each final verdict in `verdicts`."""
         due = [p for p in problems.values() if p.status == "resolved" and p.actioned_at and p.resolved_at]
         if not due:
-            return {}
+            return
         first = min(min((date.fromisoformat(d) for d in p.daily), default=now.date()) for p in due)
         daily = await state.load_daily(self.redis, first - timedelta(days=7), now.date())
-        done: dict[str, int] = {}
         for p in due:
             before, after = _control(daily, p)
             result = evaluate(p, now, self.policy, before, after)
@@ -201,14 +211,24 @@ class ProblemPass:
             if result.verdict == "too early":
                 continue
             p.status = "evaluated"
-            done[result.verdict] = done.get(result.verdict, 0) + 1
-            fields = p.event_fields("evaluated", now)
-            evaluation = result.model_dump(exclude={"at"})
-            proactive = p.proactive_ticket_id or ""
-            event = ProblemEvaluated(**fields, **evaluation, round=p.round, proactive_ticket_id=proactive)
-            events.append((streams.PROBLEMS_EVALUATED, event))
-            log.info("problem %s evaluated: %s (%s)", p.problem_id, result.verdict, p.label)
-        return done
+            self._evaluated(p, result, now, events, verdicts)
+
+    def _evaluated(
+        self,
+        p: Problem,
+        result: Evaluation,
+        now: datetime,
+        events: list[tuple[str, Event]],
+        verdicts: dict[str, int],
+    ) -> None:
+        p.evaluation = result
+        verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
+        fields = p.event_fields("evaluated", now) | {"status": "evaluated"}
+        evaluation = result.model_dump(exclude={"at"})
+        proactive = p.proactive_ticket_id or ""
+        event = ProblemEvaluated(**fields, **evaluation, round=p.round, proactive_ticket_id=proactive)
+        events.append((streams.PROBLEMS_EVALUATED, event))
+        log.info("problem %s evaluated: %s (%s)", p.problem_id, result.verdict, p.label)
 
     def _detected(self, p: Problem, now: datetime) -> ProblemDetected:
         return ProblemDetected(**p.event_fields("detected", now), evidence="; ".join(p.evidence))

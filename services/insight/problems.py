@@ -10,13 +10,15 @@ resolution) reopen it, and the next round can act again.
 
 The evaluation compares the calls after the resolution with the counterfactual: the forecast fitted on the
 problem's own daily calls before the action, scaled by how comparable untreated series moved over the same
-days against their own forecast (the control). Its interval is the forecast's 10-90% band, scaled alike; a
+days against their own forecast (the control). Its interval is the 10-90% band of the forecast's total over
+those days (each day's spread added as independent variances), scaled alike; a
 problem *worked* when fewer calls came than the band's lower end, else it had *no effect*; before
 `eval_days` it is *too early*.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -28,6 +30,7 @@ from services.insight.forecast import dense_daily, forecast
 from shared.events import ProblemStatus, Verdict
 from shared.ids import derive_id
 
+Z90 = 1.2816  # the standard normal's 90th percentile: a 10-90% band is +-Z90 standard deviations
 KEEP_MEMBERS = 500  # the ids kept on a problem; its count goes on past them
 KEEP_DAYS = 180  # days of the daily count kept (the forecast reads the weeks before an action)
 
@@ -280,8 +283,15 @@ def evaluate(
     )
     skip = (first_after - last_before).days - 1  # days between the action and the day after resolution
     point = sum(own.point[skip : skip + days])
-    lower = sum(own.lower[skip : skip + days])
-    upper = sum(own.upper[skip : skip + days])
+    # The band of the total, not the sum of the daily bands (which would be far too wide): each day's spread
+    # from its 90th percentile, added as independent variances.
+    spread = math.sqrt(
+        sum(
+            ((u - p) / Z90) ** 2
+            for p, u in zip(own.point[skip : skip + days], own.upper[skip : skip + days], strict=True)
+        )
+    )
+    lower, upper = max(0.0, point - Z90 * spread), point + Z90 * spread
     ratio = _control_ratio(control_before, control_after, start, last_before, first_after, days)
     expected, lower, upper = point * ratio, lower * ratio, upper * ratio
     observed = sum(n for d, n in before.items() if first_after <= d < first_after + timedelta(days=days))
