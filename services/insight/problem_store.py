@@ -42,6 +42,7 @@ class Action(BaseModel):
     ticket_id: str
     by: str
     at: datetime
+    note: str | None = None
 
 
 async def load_problems(redis: Redis) -> dict[str, Problem]:
@@ -129,16 +130,35 @@ async def open_work_order(redis: Redis, problem: Problem, by: str, now: datetime
     return ticket_id
 
 
-async def request_action(redis: Redis, problem: Problem, by: str, now: datetime, maxlen: int) -> Action:
-    """A supervisor's order: open the ticket, record the action for insight, announce it (once a round)."""
+# The action is recorded and announced together, once: a retry (or a second supervisor) records nothing.
+_RECORD_ACTION = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', '__data__', ARGV[3])
+return 1
+"""
+
+
+async def request_action(
+    redis: Redis, problem: Problem, by: str, now: datetime, maxlen: int, note: str | None = None
+) -> tuple[Action, bool]:
+    """A supervisor's order: open the ticket, record the action for insight and announce it, once per
+    problem and round. Returns the action and whether it is new."""
     ticket_id = await open_work_order(redis, problem, by, now, maxlen)
-    action = Action(problem_id=problem.problem_id, round=problem.round, ticket_id=ticket_id, by=by, at=now)
+    action = Action(
+        problem_id=problem.problem_id, round=problem.round, ticket_id=ticket_id, by=by, at=now, note=note
+    )
     event = actioned_event(problem, by, ticket_id, now)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hsetnx(ACTIONS, problem.problem_id, action.model_dump_json())
-        pipe.xadd(streams.PROBLEMS_ACTIONED, {DATA_FIELD: pack(event)}, maxlen=maxlen, approximate=True)
-        await pipe.execute()
-    return action
+    new = await redis.eval(
+        _RECORD_ACTION,
+        2,
+        ACTIONS,
+        streams.PROBLEMS_ACTIONED,
+        problem.problem_id,
+        action.model_dump_json(),
+        pack(event),
+        maxlen,
+    )
+    return action, bool(new)
 
 
 async def link_members(redis: Redis, problem: Problem, ticket_id: str, now: datetime) -> int:

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from services.intake import departments, open311, operators, surveys, telephony, twilio
+from services.intake import departments, open311, operators, supervisors, surveys, telephony, twilio
 from services.intake.auth_throttle import AuthThrottle, AuthThrottleMiddleware
 from services.intake.credentials import Credentials
 from services.intake.deps import Deps, load_department_names
@@ -28,7 +28,7 @@ from shared.taxonomy import load_taxonomy
 __all__ = ["IntakeSettings", "create_app"]
 
 log = logging.getLogger("hotline.intake")
-CHANNELS = (telephony, twilio, surveys, departments, operators, open311)
+CHANNELS = (telephony, twilio, surveys, departments, operators, open311, supervisors)
 
 
 def create_app(settings: IntakeSettings | None = None) -> Starlette:
@@ -43,6 +43,7 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
         department_names=load_department_names(settings.routing_path),
         operator_tokens=Credentials(settings.operator_tokens),
         open311_keys=Credentials(settings.open311_api_keys),
+        supervisor_tokens=Credentials(settings.supervisor_tokens),
     )
     spec = document([op for channel in CHANNELS for op in channel.OPERATIONS], "Hotline intake", "1")
 

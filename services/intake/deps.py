@@ -74,6 +74,7 @@ class Deps:
     department_names: dict[str, str]
     operator_tokens: Credentials
     open311_keys: Credentials
+    supervisor_tokens: Credentials
 
     def __post_init__(self) -> None:
         self.store = TicketStore(self.redis)

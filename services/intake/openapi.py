@@ -94,6 +94,7 @@ def document(operations: list[Operation], title: str, version: str) -> dict[str,
             "securitySchemes": {
                 "department": {"type": "http", "scheme": "bearer", "description": "a department's token"},
                 "operator": {"type": "http", "scheme": "bearer", "description": "an operator's token"},
+                "supervisor": {"type": "http", "scheme": "bearer", "description": "a supervisor's token"},
             },
         },
     }

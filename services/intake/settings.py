@@ -21,6 +21,7 @@ DEV_SURVEY_SECRET = (
 DEV_TWILIO_TOKEN = "hotline-development-twilio-token"
 DEV_OPEN311_KEY = "hotline-dev-open311"
 DEV_OPERATOR_TOKEN = "hotline-dev-operator"
+DEV_SUPERVISOR_TOKEN = "hotline-dev-supervisor"
 DEV_CALLER_KEY = "hotline-development-caller-key"
 
 
@@ -98,6 +99,10 @@ class IntakeSettings(CommonSettings):
         default={"dev-operator": [token_hash(DEV_OPERATOR_TOKEN)]},
         description="operator name -> SHA-256 of their bearer tokens",
     )
+    supervisor_tokens: TokenHashes = Field(
+        default={"dev-supervisor": [token_hash(DEV_SUPERVISOR_TOKEN)]},
+        description="supervisor (supervision office) name -> SHA-256 of their bearer tokens",
+    )
     rate_limits: dict[str, int] = Field(
         default={
             "webhook": 12_000,
@@ -147,6 +152,7 @@ class IntakeSettings(CommonSettings):
                 ("department_tokens", self.department_tokens is None),
                 ("open311_api_keys", _holds(self.open311_api_keys, DEV_OPEN311_KEY)),
                 ("operator_tokens", _holds(self.operator_tokens, DEV_OPERATOR_TOKEN)),
+                ("supervisor_tokens", _holds(self.supervisor_tokens, DEV_SUPERVISOR_TOKEN)),
             )
             if in_use
         ]

@@ -42,6 +42,7 @@ SECRET_KEYS = {
     "open311-api-keys",
     "department-tokens",
     "operator-tokens",
+    "supervisor-tokens",
     "survey-secret",
     "backup-s3-access-key-id",
     "backup-s3-secret-access-key",

@@ -43,6 +43,7 @@ PRODUCTION = {
     "department_tokens": {"water": [token_hash("water-token")]},
     "open311_api_keys": {"app": [token_hash("app-key")]},
     "operator_tokens": {"ops": [token_hash("ops-token")]},
+    "supervisor_tokens": {"office": [token_hash("office-token")]},
 }
 
 

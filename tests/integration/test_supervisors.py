@@ -1,0 +1,106 @@
+"""The supervision office's routes on intake: problems with their verdicts, and a proactive work order that
+goes through intake's accept path, once, and that insight then applies to the problem."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from services.insight.problem_pass import ProblemPass
+from services.insight.problem_store import PROBLEMS, load_problem
+from services.insight.problems import Problem, ProblemPolicy
+from services.intake.settings import DEV_SUPERVISOR_TOKEN
+from shared import streams
+from shared.codec import decode
+from shared.effects import StoreWrite
+from shared.events import ProblemActioned, TicketReceived
+from shared.store import TicketStore, iso
+from tests.integration.intake_support import intake_client
+
+pytestmark = pytest.mark.redis
+T = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+AUTH = {"authorization": f"Bearer {DEV_SUPERVISOR_TOKEN}"}
+
+
+async def seed(redis: Redis, status: str = "open") -> Problem:
+    p = Problem(
+        problem_id="p1",
+        key="estate:魅力之城|environment",
+        category="environment",
+        district="A5区",
+        place="estate:魅力之城",
+        label="魅力之城小区油烟扰民",
+        status=status,  # type: ignore[arg-type]
+        first_seen=T,
+        last_seen=T,
+    )
+    for n in range(3):
+        p.attach(f"T{n}", T + timedelta(hours=n))
+        fields = {"status": "dispatched" if n else "resolved", "text": "油烟", "received_at": iso(T)}
+        await TicketStore(redis).apply(
+            StoreWrite(ticket_id=f"T{n}", event_id=f"r{n}", fields=fields), scope="intake"
+        )
+    await redis.hset(PROBLEMS, p.problem_id, p.model_dump_json())
+    return p
+
+
+async def test_a_supervisor_lists_problems_and_orders_work_on_one_once(redis: Redis, redis_url: str) -> None:
+    await seed(redis)
+    async with intake_client(redis_url) as client:
+        assert (await client.get("/v1/supervisors/problems")).status_code == 401
+        bad = await client.get(
+            "/v1/supervisors/problems", headers={"authorization": "Bearer hotline-dev-operator"}
+        )
+        assert bad.status_code == 401, "an operator is not a supervisor"
+        assert (await client.get("/v1/supervisors/problems?status=nope", headers=AUTH)).status_code == 400
+        listed = (await client.get("/v1/supervisors/problems?status=open", headers=AUTH)).json()["problems"]
+        assert [p["problem_id"] for p in listed] == ["p1"] and listed[0]["tickets"] == 3
+        assert (await client.get("/v1/supervisors/problems?status=evaluated", headers=AUTH)).json() == {
+            "problems": []
+        }
+        assert (await client.get("/v1/supervisors/problems/nope", headers=AUTH)).status_code == 404
+        assert (await client.post("/v1/supervisors/problems/nope/act", headers=AUTH)).status_code == 404
+
+        first = await client.post(
+            "/v1/supervisors/problems/p1/act", headers=AUTH, json={"note": "send the inspectors this week"}
+        )
+        again = await client.post("/v1/supervisors/problems/p1/act", headers=AUTH)
+    assert first.status_code == again.status_code == 202
+    order = first.json()["proactive_ticket_id"]
+    assert first.json()["duplicate"] is False and again.json() == {**first.json(), "duplicate": True}
+    received = [decode(f, TicketReceived) for _, f in await redis.xrange(streams.RECEIVED)]
+    assert [e.ticket_id for e in received] == [order] and received[0].channel == "proactive"
+    [actioned] = [decode(f, ProblemActioned) for _, f in await redis.xrange(streams.PROBLEMS_ACTIONED)]
+    assert actioned.by == "supervisor:dev-supervisor" and actioned.proactive_ticket_id == order
+    store = TicketStore(redis)
+    assert getattr(await store.get_or_raise("T1"), "proactive_ticket_id", None) == order
+    assert getattr(await store.get_or_raise("T0"), "proactive_ticket_id", None) is None, (
+        "resolved: not linked"
+    )
+
+    # Insight (which alone writes problems) applies the action on its next pass.
+    await ProblemPass(redis, ProblemPolicy(), 10_000, 24).run(
+        T + timedelta(days=1), [], [], evaluate_now=False
+    )
+    problem = await load_problem(redis, "p1")
+    assert problem is not None and problem.status == "actioned" and problem.proactive_ticket_id == order
+    assert problem.actioned_by == "supervisor:dev-supervisor"
+    async with intake_client(redis_url) as client:
+        later = await client.post("/v1/supervisors/problems/p1/act", headers=AUTH)
+        shown = (await client.get("/v1/supervisors/problems/p1", headers=AUTH)).json()
+    assert later.status_code == 202 and later.json()["duplicate"] is True
+    assert shown["status"] == "actioned" and shown["ticket_ids"] == ["T0", "T1", "T2"]
+
+
+async def test_an_evaluated_problem_cannot_be_acted_on_until_it_reopens(redis: Redis, redis_url: str) -> None:
+    await seed(redis, status="evaluated")
+    async with intake_client(redis_url) as client:
+        refused = await client.post("/v1/supervisors/problems/p1/act", headers=AUTH)
+        bad = await client.post(
+            "/v1/supervisors/problems/p1/act", headers={**AUTH, "content-type": "text/plain"}, content=b"x"
+        )
+    assert refused.status_code == 409 and "reopens" in refused.json()["error"]["message"]
+    assert bad.status_code == 415
+    assert await redis.xlen(streams.RECEIVED) == 0
