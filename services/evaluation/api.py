@@ -1,8 +1,8 @@
 """The 三率 over HTTP (JSON), served by the evaluation worker on its own port.
 
 - `GET /v1/rates?unit=department&window=month&bucket=2026-11`: every unit's counts and rates (raw,
-  case-mix adjusted, rank) and the city's; `unit` is department, district or category, `window` day,
-  week or month, `bucket` defaults to the current one.
+  expected, the standardised ratio observed / expected, rank) and the city's; `unit` is department,
+  district or category, `window` day, week or month, `bucket` defaults to the current one.
 - `GET /v1/rankings?unit=department&rate=satisfaction&window=month&bucket=2026-11`: the ranking by one
   rate, and the units below the minimum volume apart.
 - `GET /v1/supervision?limit=100`: tickets flagged for supervision (督办), latest first.
@@ -109,7 +109,7 @@ def api_routes(
             }
         )
 
-    @get(description="Ranking of departments, districts or categories by one rate, case-mix adjusted")
+    @get(description="Ranking of departments, districts or categories by one rate, adjusted for case mix")
     @_storage_guarded
     async def rankings(scope: Any) -> AsgiResponse:
         try:

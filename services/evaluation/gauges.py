@@ -1,7 +1,8 @@
 """The 三率 as Prometheus gauges, refreshed from Redis by a background loop (never per ticket).
 
 Labels are bounded: a department, district or category (at most `max_units` of each, the busiest), a rate
-(response, resolution, satisfaction), a kind (raw, adjusted) and a window (today, this month). A unit
+(response, resolution, satisfaction), a kind (raw) and a window (today, this month); the standardised
+ratio (observed / expected for the case mix) is its own gauge, since it is not a rate. A unit
 that has left the counters disappears from the next scrape, because every scrape is built from the last
 snapshot rather than from gauges that keep old label sets.
 """
@@ -104,12 +105,17 @@ class RateGauges(Collector):
         for dimension in DIMENSIONS:
             rates = GaugeMetricFamily(
                 f"hotline_evaluation_{dimension}_rate",
-                f"三率 (0-1) per {dimension}: raw, and adjusted for case mix",
+                f"三率 (0-1) per {dimension}",
                 labels=[dimension, "rate", "kind", "window"],
+            )
+            ratios = GaugeMetricFamily(
+                f"hotline_evaluation_{dimension}_standardised_ratio",
+                f"Observed / expected for each {dimension}'s case mix (1 = as expected; not a rate)",
+                labels=[dimension, "rate", "window"],
             )
             ranks = GaugeMetricFamily(
                 f"hotline_evaluation_{dimension}_rank",
-                f"Rank of each {dimension} this month by adjusted rate (1 = best; above the minimum volume)",
+                f"Rank of each {dimension} this month by standardised ratio (1 = best; minimum volume met)",
                 labels=[dimension, "rate"],
             )
             cases = GaugeMetricFamily(
@@ -123,14 +129,14 @@ class RateGauges(Collector):
                         figure = unit.rates[rate]
                         if figure.raw is not None:
                             rates.add_metric([unit.unit, rate, "raw", window], figure.raw)
-                        if figure.adjusted is not None and dimension != "category":
-                            rates.add_metric([unit.unit, rate, "adjusted", window], figure.adjusted)
+                        if figure.ratio is not None:
+                            ratios.add_metric([unit.unit, rate, window], figure.ratio)
                         if window == "month" and figure.rank is not None:
                             ranks.add_metric([unit.unit, rate], figure.rank)
                     if window == "month":
                         for measure in MEASURES:
                             cases.add_metric([unit.unit, measure], unit.counts[measure])
-            families += [rates, ranks, cases]
+            families += [rates, ratios, ranks, cases]
         pending = GaugeMetricFamily(
             "hotline_evaluation_surveys_pending",
             "Surveys waiting to be sent (due) or answered (open)",

@@ -1,4 +1,4 @@
-"""The 三率: counters per unit and window, the three rates, and a case-mix-adjusted ranking.
+"""The 三率: counters per unit and window, the three rates, and a ranking adjusted for case mix.
 
 Counters live in one hash per window bucket (`hotline:rates:{window}:{bucket}`, windows day `2026-11-28`,
 ISO week `2026-W48`, month `2026-11`, in the city's time zone), one field per
@@ -8,10 +8,13 @@ rows. Counters are only ever changed by `StoreWrite` ops, which run once per eve
 
 Case mix (indirect standardisation): a unit's expected count is what it would have scored at the rate
 the other units achieve in each of its own categories, E = Σ_c n_c · p_c(others), each p_c shrunk towards
-the city's rate by `PRIOR_CASES` pseudo-cases. Its adjusted rate is (observed / E) · the city's overall
-rate, so a unit that gets the hardest categories is compared with what those categories usually achieve,
-not with the easy ones of its neighbours. A category no other unit handles carries no information about
-difficulty: its benchmark is the city's rate, which leaves that part of the unit unadjusted.
+the city's rate by `PRIOR_CASES` pseudo-cases. Its standardised ratio is observed / E (1 = as expected for
+its case mix, 1.2 = 20% more than expected), and units are ranked by it, so a unit that gets the hardest
+categories is compared with what those categories usually achieve, not with the easy ones of its
+neighbours. The ratio is shown beside the raw rate, never as a rate: scaled back to a percentage (ratio ·
+the city's rate) it would pass 100% for a unit far above its peers. A category no other unit handles
+carries no information about difficulty: its benchmark is the city's rate, which leaves that part of the
+unit unadjusted.
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ class RateFigure(BaseModel):
     denominator: int
     raw: float | None
     expected: float | None = None
-    adjusted: float | None = None
+    ratio: float | None = None  # observed / expected: the indirectly standardised ratio
     rank: int | None = None
 
 
@@ -181,10 +184,8 @@ class UnitReport(BaseModel):
 def standardise(
     cells: Mapping[Cell, Mapping[str, int]], rate: RateName, *, adjust: bool = True
 ) -> dict[str, RateFigure]:
-    """Raw and case-mix-adjusted rate of each unit (indirect standardisation over categories).
-
-    With `adjust` off (a category is its own case mix) the adjusted rate is the raw one.
-    """
+    """Raw rate and standardised ratio (observed / expected) of each unit (indirect standardisation
+    over categories). With `adjust` off (a category is its own case mix) there is no ratio."""
     num_m, den_m = RATES[rate]
     per_category: dict[str, list[int]] = {}
     for (_, category), c in cells.items():
@@ -211,32 +212,37 @@ def standardise(
             row[2] += den * benchmark
     out: dict[str, RateFigure] = {}
     for unit, (observed_num, observed_den, expected) in observed.items():
-        adjusted = None
-        if observed_den and city_rate is not None:
+        ratio = None
+        if adjust and observed_den and city_rate is not None:
             # Nothing expected and nothing observed (every category at 0%) is exactly as expected.
             ratio = observed_num / expected if expected else 1.0
-            adjusted = ratio * city_rate if adjust else observed_num / observed_den
         out[unit] = RateFigure(
             numerator=int(observed_num),
             denominator=int(observed_den),
             raw=observed_num / observed_den if observed_den else None,
             expected=expected if observed_den and adjust else None,
-            adjusted=adjusted,
+            ratio=ratio,
         )
     return out
 
 
 def rank(figures: Mapping[str, RateFigure], min_volume: int) -> dict[str, RateFigure]:
-    """Competition ranking (1, 2, 2, 4) by adjusted rate among units with at least `min_volume` cases."""
+    """Competition ranking (1, 2, 2, 4) by standardised ratio (by raw rate where there is none: categories)
+    among units with at least `min_volume` cases."""
+
+    def score(f: RateFigure) -> float | None:
+        value = f.ratio if f.ratio is not None else f.raw
+        return None if value is None else round(value, 9)
+
     eligible = sorted(
-        (u for u, f in figures.items() if f.adjusted is not None and f.denominator >= min_volume),
-        key=lambda u: (-round(figures[u].adjusted or 0.0, 9), -figures[u].denominator, u),
+        (u for u, f in figures.items() if score(f) is not None and f.denominator >= min_volume),
+        key=lambda u: (-(score(figures[u]) or 0.0), -figures[u].denominator, u),
     )
     out = dict(figures)
     previous: float | None = None
     position = 0
     for i, unit in enumerate(eligible, start=1):
-        value = round(figures[unit].adjusted or 0.0, 9)
+        value = score(figures[unit]) or 0.0
         if value != previous:
             position, previous = i, value
         out[unit] = figures[unit].model_copy(update={"rank": position})
@@ -244,7 +250,7 @@ def rank(figures: Mapping[str, RateFigure], min_volume: int) -> dict[str, RateFi
 
 
 def assess(table: Table, dimension: Dimension, min_volume: int) -> list[UnitReport]:
-    """Every unit of `dimension` in the bucket: its counts, and each rate raw, adjusted and ranked."""
+    """Every unit of `dimension` in the bucket: its counts, and each rate raw, standardised and ranked."""
     cells = table.by_category(dimension)
     adjust = dimension != "category"
     ranked = {r: rank(standardise(cells, r, adjust=adjust), min_volume) for r in RATE_NAMES}
@@ -320,7 +326,7 @@ class RankingRow(BaseModel):
     denominator: int
     raw: float | None
     expected: float | None
-    adjusted: float | None
+    ratio: float | None
 
 
 def ranking(reports: Iterable[UnitReport], rate: RateName) -> tuple[list[RankingRow], list[RankingRow]]:

@@ -99,7 +99,7 @@ def csv_rows(report: MonthReport) -> list[dict[str, str | int | float | None]]:
                     f"{rate}_denominator": f.denominator,
                     f"{rate}_raw": _round(f.raw),
                     f"{rate}_expected": _round(f.expected),
-                    f"{rate}_adjusted": _round(f.adjusted),
+                    f"{rate}_ratio": _round(f.ratio),
                     f"{rate}_rank": f.rank,
                 }
             rows.append(row)
@@ -121,7 +121,7 @@ def render_csv(report: MonthReport) -> str:
     rows = csv_rows(report)
     fields = ["window", "bucket", "dimension", "unit", *MEASURES]
     for rate in RATE_NAMES:
-        fields += [f"{rate}_{k}" for k in ("numerator", "denominator", "raw", "expected", "adjusted", "rank")]
+        fields += [f"{rate}_{k}" for k in ("numerator", "denominator", "raw", "expected", "ratio", "rank")]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -138,6 +138,10 @@ def _round(value: float | None) -> float | None:
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def line_chart(days: list[Board], width: int = 760, height: int = 260) -> str:
@@ -189,39 +193,37 @@ def line_chart(days: list[Board], width: int = 760, height: int = 260) -> str:
 
 
 def bar_chart(units: list[UnitReport], rate: RateName, width: int = 760) -> str:
-    """Raw and case-mix-adjusted rate of each ranked unit, side by side."""
+    """Each ranked unit's raw rate as a bar (0-100%), labelled with its standardised ratio."""
     rows = [u for u in units if u.rates[rate].rank is not None]
     rows.sort(key=lambda u: u.rates[rate].rank or 0)
-    label_w, bar_h, gap = 190, 9, 8
-    height = 24 + len(rows) * (2 * bar_h + gap)
+    label_w, bar_h, gap = 190, 12, 6
+    height = 24 + len(rows) * (bar_h + gap)
     plot_w = width - label_w - 60
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {max(height, 40)}" role="img">']
-    parts.append(f"<title>{escape(RATE_LABELS[rate])}: raw and adjusted</title>")
+    parts.append(f"<title>{escape(RATE_LABELS[rate])}: rate and observed/expected ratio</title>")
     for i, u in enumerate(rows):
-        top = 20 + i * (2 * bar_h + gap)
+        top = 20 + i * (bar_h + gap)
         f = u.rates[rate]
         parts.append(
             f'<text x="{label_w - 6}" y="{top + bar_h + 3}" text-anchor="end" font-size="11">'
             f"{escape(u.unit)}</text>"
         )
-        for j, (value, colour) in enumerate(((f.raw, "#bbb"), (f.adjusted, COLOURS[rate]))):
-            w = plot_w * min(1.0, max(0.0, value or 0.0))
-            parts.append(
-                f'<rect x="{label_w}" y="{top + j * bar_h}" width="{w:.1f}" height="{bar_h - 1}" '
-                f'fill="{colour}"/>'
-                f'<text x="{label_w + w + 4:.1f}" y="{top + j * bar_h + bar_h - 1}" font-size="10">'
-                f"{_pct(value)}</text>"
-            )
+        w = plot_w * min(1.0, max(0.0, f.raw or 0.0))
+        parts.append(
+            f'<rect x="{label_w}" y="{top}" width="{w:.1f}" height="{bar_h - 1}" fill="{COLOURS[rate]}"/>'
+            f'<text x="{label_w + w + 4:.1f}" y="{top + bar_h - 2}" font-size="10">'
+            f"{_pct(f.raw)} · O/E {_ratio(f.ratio)}</text>"
+        )
     parts.append(
-        f'<text x="{label_w}" y="12" font-size="11"><tspan fill="#888">■ raw</tspan>  '
-        f'<tspan fill="{COLOURS[rate]}">■ adjusted for case mix</tspan></text></svg>'
+        f'<text x="{label_w}" y="12" font-size="11"><tspan fill="{COLOURS[rate]}">■ rate</tspan>  '
+        "O/E = observed / expected for the unit's case mix (1.00 = as expected)</text></svg>"
     )
     return "".join(parts)
 
 
 def _table(units: list[UnitReport], dimension: str) -> str:
     head = "".join(
-        f"<th>{escape(RATE_LABELS[r])}<br><small>raw / adjusted (rank)</small></th>" for r in RATE_NAMES
+        f"<th>{escape(RATE_LABELS[r])}<br><small>rate · O/E (rank)</small></th>" for r in RATE_NAMES
     )
     lines = [
         f"<table><thead><tr><th>{escape(dimension)}</th><th>dispatched</th><th>evaluated</th>{head}</tr></thead><tbody>"
@@ -235,10 +237,10 @@ def _table(units: list[UnitReport], dimension: str) -> str:
         cells = []
         for r in RATE_NAMES:
             f = u.rates[r]
-            adjusted = "" if dimension == "category" else f" / {_pct(f.adjusted)}"
+            ratio = "" if dimension == "category" else f" · {_ratio(f.ratio)}"
             ranked = f" ({f.rank})" if f.rank is not None else ""
             cells.append(
-                f"<td>{_pct(f.raw)}{adjusted}{ranked}<br><small>{f.numerator}/{f.denominator}</small></td>"
+                f"<td>{_pct(f.raw)}{ratio}{ranked}<br><small>{f.numerator}/{f.denominator}</small></td>"
             )
         lines.append(
             f"<tr><td>{escape(u.unit)}</td><td>{u.counts['dispatched']}</td><td>{u.counts['evaluated']}</td>"
@@ -321,9 +323,12 @@ def render_html(report: MonthReport) -> str:
 <p><small>Response rate: dispatches signed for by the department within the dispatch deadline,
 over dispatches. Resolution rate: answers saying the problem is resolved, over survey answers.
 Satisfaction rate: 满意 and 基本满意, over survey answers.
-Adjusted rates compare each unit with what the other units achieve in each of its own categories
-(indirect standardisation), so units given the hardest categories are not punished for it; a category
-only one unit handles cannot be compared and is left unadjusted.</small></p>
+Every rate is a share of cases, 0–100%. Beside it, O/E is the unit's indirectly standardised ratio: the
+cases it got right (observed) over the number expected had each of its categories gone as they go for the
+other units (expected). 1.00 is as expected for its case mix, 1.20 is 20% more than expected, 0.80 is 20%
+fewer; units are ranked by it, so a unit given the hardest categories is not punished for them. A
+category only one unit handles cannot be compared and counts at the city's rate. Categories show their
+rate only.</small></p>
 <h2>Rates per day</h2><p class="legend">{legend}</p>{line_chart(report.days)}
 <h2>Worst categories (lowest resolution rate, at least {mb.min_volume} answers)</h2>
 <table><thead><tr><th>category</th><th>resolution</th><th>satisfaction</th><th>answered</th><th>reopened</th></tr></thead>

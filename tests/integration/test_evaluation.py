@@ -599,7 +599,7 @@ async def test_the_report_writes_html_with_charts_and_a_csv_of_the_same_numbers(
     for unit, report in expected.items():
         for rate in ("response", "resolution", "satisfaction"):
             assert float(month_units[unit][f"{rate}_raw"]) == pytest.approx(report.rates[rate].raw)
-            assert float(month_units[unit][f"{rate}_adjusted"]) == pytest.approx(report.rates[rate].adjusted)
+            assert float(month_units[unit][f"{rate}_ratio"]) == pytest.approx(report.rates[rate].ratio)
     days = [r for r in rows if r["window"] == "day"]
     assert len(days) == 30 and sum(int(r["dispatched"]) for r in days) == 60
     city = next(r for r in rows if r["dimension"] == "city")

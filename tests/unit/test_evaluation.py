@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -11,7 +12,18 @@ import pytest
 from pydantic import ValidationError
 
 from services.evaluation.handlers import Policy, on_answered, on_dispatched, on_updated, with_state
-from services.evaluation.rates import Table, Units, assess, bucket_of, check_bucket, count, rank, standardise
+from services.evaluation.rates import (
+    Table,
+    Units,
+    assess,
+    board,
+    bucket_of,
+    check_bucket,
+    count,
+    rank,
+    standardise,
+)
+from services.evaluation.report import MonthReport, csv_rows, render_html
 from services.evaluation.state import TicketState
 from services.intake.surveys import SurveyAnswer
 from shared import streams
@@ -94,15 +106,17 @@ def test_case_mix_adjustment_is_indirect_standardisation_against_the_other_units
     expected_a = 100 * benchmark(90, 100)  # easy, as C does it
     expected_b = 100 * benchmark(40, 100)  # hard, as C does it
     expected_c = 100 * benchmark(90, 100) + 100 * benchmark(60, 100)
-    assert (a.raw, a.expected, a.adjusted) == pytest.approx((0.9, expected_a, 90 / expected_a * city))
-    assert (b.raw, b.expected, b.adjusted) == pytest.approx((0.6, expected_b, 60 / expected_b * city))
-    assert (c.raw, c.expected, c.adjusted) == pytest.approx((0.65, expected_c, 130 / expected_c * city))
+    assert (a.raw, a.expected, a.ratio) == pytest.approx((0.9, expected_a, 90 / expected_a))
+    assert (b.raw, b.expected, b.ratio) == pytest.approx((0.6, expected_b, 60 / expected_b))
+    assert (c.raw, c.expected, c.ratio) == pytest.approx((0.65, expected_c, 130 / expected_c))
 
 
 def test_a_category_nobody_else_handles_leaves_its_unit_unadjusted() -> None:
     rows = {**CASE_MIX, ("W", "water"): {"evaluated": 50, "resolved": 45}}
     w = standardise(table(rows).by_category("department"), "resolution")["W"]
-    assert w.adjusted == pytest.approx(w.raw)
+    city = (280 + 45) / (400 + 50)
+    # the city's rate is its benchmark
+    assert (w.expected, w.ratio) == pytest.approx((50 * city, w.raw / city))
 
 
 def test_the_adjusted_ranking_stops_punishing_the_unit_with_the_hardest_cases() -> None:
@@ -140,7 +154,7 @@ def test_category_and_city_figures_are_sums_of_department_rows() -> None:
     t = table(CASE_MIX)
     cats = {u.unit: u for u in assess(t, "category", min_volume=1)}
     assert cats["hard"].counts["evaluated"] == 200 and cats["hard"].rates["resolution"].raw == 0.5
-    assert cats["hard"].rates["resolution"].adjusted == pytest.approx(0.5)  # a category is its own mix
+    assert cats["hard"].rates["resolution"].ratio is None  # a category is its own mix
     assert t.city()["resolved"] == 280
 
 
@@ -347,3 +361,22 @@ def test_backoff_is_jittered_under_a_cap() -> None:
         True
     ] * 4
     assert max(waits[3]) - min(waits[3]) > 2  # spread out, not synchronised
+
+
+def test_the_report_never_shows_a_rate_above_100_percent() -> None:
+    """A unit far above its peers was shown "100.0% / 137.7%": its rate stays a share of cases, and how far
+    above expectation it is reads as the observed/expected ratio beside it."""
+    rows = {
+        ("top", "hard"): {"dispatched": 40, "evaluated": 40, "resolved": 40, "satisfied": 40, "rated": 40},
+        ("peer", "hard"): {"dispatched": 60, "evaluated": 60, "resolved": 20, "satisfied": 20, "rated": 60},
+        ("peer", "easy"): {"dispatched": 60, "evaluated": 60, "resolved": 50, "satisfied": 50, "rated": 60},
+    }
+    month = board(table(rows), "month", "2026-11", min_volume=20)
+    top = next(u for u in month.units["department"] if u.unit == "top").rates["satisfaction"]
+    assert top.raw == 1.0 and top.ratio is not None and top.ratio > 1.3 and top.rank == 1
+    html = render_html(MonthReport(month="2026-11", month_board=month, days=[month]))
+    shown = [float(p) for p in re.findall(r"(\d+(?:\.\d+)?)%", html)]
+    assert shown and max(shown) <= 100.0
+    assert f"100.0% · {top.ratio:.2f} (1)" in html and "observed" in html
+    [row] = [r for r in csv_rows(MonthReport("2026-11", month, [])) if r["unit"] == "top"]
+    assert row["satisfaction_ratio"] == pytest.approx(top.ratio) and "satisfaction_adjusted" not in row
