@@ -32,8 +32,9 @@ Level = Literal["emergency", "utilities", "general", "complex"]
 _LOWER: tuple[Level, ...] = ("utilities", "complex")
 # How far back (in characters, within the clause) a negation or a hypothetical still applies to a cue.
 _NEGATION_REACH = 12
-# English words are about three times as long as Chinese ones: windows and reaches stretch for them.
-_LATIN_STRETCH = 3
+# An English word says about what one Chinese character does in three to four letters and a space: windows
+# and reaches stretch for English terms.
+_LATIN_STRETCH = 4
 
 Scorer = Callable[[str], float]
 
