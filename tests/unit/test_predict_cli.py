@@ -91,7 +91,7 @@ def test_train_urgency_writes_a_model_the_worker_can_load(
     args = ["model", "train-urgency", "--data", str(EVAL), "--text-col", "text", "--label-col", "label"]
     assert main([*args, "--out", str(out)]) == 0
     model = UrgencyModel.load(out)
-    assert model.trained_on == 645
+    assert model.trained_on == 836
     assert model.score("楼道里一股煤气味") > model.score("路灯坏了")
     assert main([*args[:-1], "kind", "--out", str(out), "--positive", "nothing"]) == 2
     assert "both" in capsys.readouterr().err
