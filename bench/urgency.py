@@ -164,10 +164,8 @@ def real_texts() -> dict[str, list[str]]:
 
 
 def speed(flags: dict[str, Flag], texts: list[str]) -> None:
-    print(
-        f"\nUrgency decision alone, {len(texts)} real messages (median {sorted(map(len, texts))[len(texts) // 2]}"
-        " characters), microseconds per text (CPU):"
-    )
+    median = sorted(map(len, texts))[len(texts) // 2]
+    print(f"\nUrgency decision alone, {len(texts)} real messages (median {median} characters), us per text:")
     base = None
     for name, flag in reversed(flags.items()):
         flag(texts[0])
