@@ -30,6 +30,7 @@ from services.intake.http import (
 )
 from services.intake.openapi import Operation, Param
 from shared.events import utcnow
+from shared.pii import MaskedText
 
 LIST_PATH = "/v1/supervisors/problems"
 ONE_PATH = "/v1/supervisors/problems/{problem_id}"
@@ -40,7 +41,7 @@ STATUSES = ("open", "actioned", "resolved", "evaluated", "reopened")
 class ActRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    note: str | None = Field(default=None, max_length=1000, description="why, for the record")
+    note: MaskedText | None = Field(default=None, max_length=1000, description="why, for the record")
 
 
 class WorkOrder(BaseModel):

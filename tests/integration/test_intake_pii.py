@@ -13,7 +13,12 @@ import pytest
 from redis.asyncio import Redis
 from twilio.request_validator import RequestValidator
 
-from services.intake.settings import DEV_OPEN311_KEY, DEV_OPERATOR_TOKEN, dev_department_token
+from services.intake.settings import (
+    DEV_OPEN311_KEY,
+    DEV_OPERATOR_TOKEN,
+    DEV_SUPERVISOR_TOKEN,
+    dev_department_token,
+)
 from shared import streams
 from shared.codec import decode
 from shared.events import TicketReceived
@@ -21,6 +26,7 @@ from shared.pii import phone_ref
 from shared.store import TicketStore, keys
 from shared.surveys import ROUND_FIELD
 from tests.integration.intake_support import SURVEY_SECRET, call, dispatch_to, intake_client, post_signed
+from tests.integration.test_supervisors import seed as seed_problem
 
 pytestmark = pytest.mark.redis
 TWILIO = "twilio-test-auth-token"
@@ -142,7 +148,12 @@ async def test_personal_data_in_every_free_text_is_masked_before_anything_is_sto
         ).encode()
         answers.append(await post_signed(client, "/v1/webhooks/survey", survey, "survey-pii", SURVEY_SECRET))
 
-        assert [a.status_code for a in answers] == [202, 202, 201, 200, 202, 202, 202, 202], [
+        await seed_problem(redis)
+        supervisor = {"authorization": f"Bearer {DEV_SUPERVISOR_TOKEN}"}
+        order = {"note": said("supervisor note")}
+        answers.append(await client.post("/v1/supervisors/problems/p1/act", json=order, headers=supervisor))
+
+        assert [a.status_code for a in answers] == [202, 202, 201, 200, 202, 202, 202, 202, 202], [
             a.text for a in answers
         ]
         answers.append(await client.get("/v1/departments/water_utility/tickets", headers=department))
