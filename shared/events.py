@@ -75,6 +75,9 @@ class TicketReceived(Event):
     ivr_choice: str | None = None
     service_code: str | None = Field(default=None, description="A category chosen by the citizen, if any")
     media_url: str | None = Field(default=None, description="A photo of the problem (an http(s) URL)")
+    handle_seconds: float | None = Field(
+        default=None, ge=0, description="How long the call took, when the call centre says (staffing plans)"
+    )
     received_at: UtcDatetime
     attributes: dict[str, list[str]] | None = Field(
         default=None, description="Answers to the service's extra questions (Open311 attribute[code])"

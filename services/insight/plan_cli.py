@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from services.insight.plan import CallTargets, WeekPlan
 
 HISTORY_WEEKS = 16
+SAMPLE = 5000  # the newest calls whose durations give the handling time
+MIN_MEASURED = 20
 PROFILE_DAYS = 28
 
 
@@ -28,7 +30,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--week", action="store_true", required=True, help="plan the 7 days from tomorrow (UTC)")
     # Unset options keep CallTargets' defaults (300 s a call, 80% within 20 s, 120 s of patience).
-    p.add_argument("--handle-seconds", type=float, help="mean call time, seconds")
+    p.add_argument(
+        "--handle-seconds", type=float, help="mean call time, seconds (default: measured from recent calls)"
+    )
     p.add_argument("--level", type=float, help="share of callers answered in time (0-1)")
     p.add_argument("--within", type=float, help="target wait, seconds")
     p.add_argument("--patience", type=float, help="mean wait before a caller hangs up, seconds")
@@ -61,9 +65,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     today = args.today or datetime.now(UTC).date()
-    plan = run_with_redis(settings.redis_url, lambda redis: _plan(redis, today, routing, targets))
+    measure = args.handle_seconds is None
+    plan, targets, source = run_with_redis(
+        settings.redis_url, lambda redis: _plan(redis, today, routing, targets, measure)
+    )
     if not plan.series_forecast:
         return _fail("no ticket counts in Redis yet: nothing to forecast from")
+    print(f"call handling time: {targets.handle_seconds:.0f} s ({source})")
     _print(plan, args.hours, targets)
     agents_csv = args.out / f"plan-agents-{plan.first_day}.csv"
     departments_csv = args.out / f"plan-departments-{plan.first_day}.csv"
@@ -77,16 +85,47 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _plan(redis: Redis, today: date, routing: Any, targets: CallTargets) -> WeekPlan:
+async def _plan(
+    redis: Redis, today: date, routing: Any, targets: CallTargets, measure: bool
+) -> tuple[WeekPlan, CallTargets, str]:
+    """The plan, the targets it used and where the handling time came from."""
+    from dataclasses import replace
+
     from services.insight import state
     from services.insight.plan import forecast_series, hour_profile, plan_week
+
+    source = "given"
+    if measure:
+        measured, calls = await _handle_seconds(redis, today)
+        if measured is None:
+            source = f"default: only {calls} recent calls with a duration, fewer than {MIN_MEASURED}"
+        else:
+            targets, source = (
+                replace(targets, handle_seconds=measured),
+                f"measured: mean of {calls} recent calls",
+            )
 
     last = today - timedelta(days=1)
     daily = await state.load_daily(redis, last - timedelta(days=7 * HISTORY_WEEKS - 1), last)
     first_profile = today - timedelta(days=PROFILE_DAYS)
     profile = hour_profile(await state.load_hourly(redis, first_profile, PROFILE_DAYS), first_profile)
     series = forecast_series(daily, last - timedelta(days=7 * HISTORY_WEEKS - 1), last)
-    return plan_week(series, profile, today, routing, targets)
+    return plan_week(series, profile, today, routing, targets), targets, source
+
+
+async def _handle_seconds(redis: Redis, today: date) -> tuple[float | None, int]:
+    """The mean length of the newest calls (up to SAMPLE) with a duration, over the profile's weeks; None
+    when fewer than MIN_MEASURED have one."""
+    from shared.store import TicketStore
+
+    store = TicketStore(redis)
+    end = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    ids = await store.recent_ids(end - timedelta(days=PROFILE_DAYS), end, SAMPLE, newest_first=True)
+    found = await store.get_many(ids, fields=("handle_seconds",))
+    seconds = [float(str((t.model_extra or {})["handle_seconds"])) for t in found if t and t.model_extra]
+    if len(seconds) < MIN_MEASURED:
+        return None, len(seconds)
+    return sum(seconds) / len(seconds), len(seconds)
 
 
 def _print(plan: WeekPlan, hours: int, targets: CallTargets) -> None:

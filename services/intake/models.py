@@ -43,6 +43,13 @@ class TelephonyCall(BaseModel):
             raise ValueError(f"transcript and agent_notes together exceed {MAX_TEXT} characters")
         return self
 
+    def handle_seconds(self) -> float | None:
+        """The call's length from its start and end, if both are given and make sense (under a day)."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        seconds = (self.ended_at - self.started_at).total_seconds()
+        return seconds if 0 <= seconds < 86_400 else None
+
     def text(self) -> str:
         parts = [p.strip() for p in (self.agent_notes, self.transcript) if p and p.strip()]
         return "\n".join(parts)

@@ -39,6 +39,7 @@ def routes(deps: Deps) -> list[Route]:
             language=call.language,
             location=call.location,
             ivr_choice=call.ivr_choice,
+            handle_seconds=call.handle_seconds(),
         )
         rate = deps.rate("webhook", client_ip(request))
         return accepted(await deps.accept(event, delivery_id=webhook_id, rate=rate))

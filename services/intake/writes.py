@@ -177,6 +177,7 @@ class TicketIntake:
             "media_url": event.media_url,
             "request_fingerprint": fingerprint,
             "ivr_choice": event.ivr_choice,
+            "handle_seconds": _num(event.handle_seconds),
             "attributes": json.dumps(event.attributes, ensure_ascii=False) if event.attributes else None,
         }
         if event.location:

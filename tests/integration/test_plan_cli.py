@@ -11,6 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from services.insight.state import count_ops, series_key
+from shared.effects import StoreWrite
+from shared.store import TicketStore, iso, keys
+from tests.integration.intake_support import call, intake_client, post_signed
 from tools.cli import main
 
 pytestmark = pytest.mark.redis
@@ -40,10 +43,18 @@ async def test_plan_week_writes_agents_per_hour_and_department_short_days(
                 ):
                     pipe.execute_command(*op)
         await pipe.execute()
-    args = ["plan", "--week", "--today", "2026-11-30", "--out", str(tmp_path), "--handle-seconds", "240"]
+    # The call centre's handling time is measured from the calls' durations (4 minutes each).
+    store = TicketStore(cli_redis)
+    for n in range(25):
+        at = TODAY - timedelta(days=1, minutes=n)
+        fields = {"channel": "telephony", "received_at": iso(at), "handle_seconds": "240.0"}
+        await store.apply(StoreWrite(ticket_id=f"T{n}", event_id=f"r{n}", fields=fields), scope="intake")
+        await cli_redis.zadd(keys.by_created, {f"T{n}": at.timestamp()})
+    args = ["plan", "--week", "--today", "2026-11-30", "--out", str(tmp_path)]
     assert await asyncio.to_thread(main, args) == 0
     out = capsys.readouterr().out
     assert "Erlang C" in out and "Erlang A" in out
+    assert "call handling time: 240 s (measured: mean of 25 recent calls)" in out
     with (tmp_path / "plan-agents-2026-11-30.csv").open(encoding="utf-8") as f:
         hours = list(csv.DictReader(f))
     assert len(hours) == 7 * 24
@@ -71,3 +82,21 @@ async def test_plan_week_with_no_counts_says_so(
     assert "no ticket counts" in capsys.readouterr().err
     assert await asyncio.to_thread(main, ["plan", "--week", "--level", "1.5"]) == 2
     assert "--level" in capsys.readouterr().err
+
+
+async def test_a_telephony_call_keeps_its_duration_for_the_plan(cli_redis: Redis, redis_url: str) -> None:
+    start = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+    async with intake_client(redis_url) as client:
+        timed = call(
+            "c-timed", started_at=start.isoformat(), ended_at=(start + timedelta(seconds=312)).isoformat()
+        )
+        backwards = call(
+            "c-odd", started_at=start.isoformat(), ended_at=(start - timedelta(seconds=5)).isoformat()
+        )
+        first = await post_signed(client, "/v1/webhooks/telephony", timed, webhook_id="m1")
+        second = await post_signed(client, "/v1/webhooks/telephony", backwards, webhook_id="m2")
+    store = TicketStore(cli_redis)
+    kept = await store.get_or_raise(first.json()["ticket_id"])
+    odd = await store.get_or_raise(second.json()["ticket_id"])
+    assert (kept.model_extra or {}).get("handle_seconds") == "312.0"
+    assert "handle_seconds" not in (odd.model_extra or {}), "an end before the start is no duration"
