@@ -262,6 +262,7 @@ class Insight:
         """This month's 每月一题 candidates, from the clusters of the last `emerging_days`."""
         problems = from_clusters(self.clusterer)
         candidates = rank(problems, now.year, now.month)[:20]
+        self.metrics.problems_detected.inc(await self.problems.adopt(candidates, now))
         await self.redis.set(
             keys.chronic(f"{now:%Y-%m}"), json.dumps([c.as_json() for c in candidates], ensure_ascii=False)
         )

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,6 +20,7 @@ from datetime import date, datetime, timedelta
 from redis.asyncio import Redis
 
 from services.insight import places, state
+from services.insight.chronic import Candidate
 from services.insight.problem_store import (
     actioned_event,
     commit,
@@ -173,6 +175,64 @@ class ProblemPass:
         p.actioned_by = by
         p.resolved_at = None
         p.returned = []
+
+    async def adopt(self, candidates: Sequence[Candidate], now: datetime) -> int:
+        """每月一题 candidates become problems (or grow the one they already are); returns how many are new.
+
+        A candidate naming a place is that place's problem; one that names none (a policy question asked
+        across the city) is matched to an earlier one by sharing half its tickets, else keyed by its first."""
+        problems = await load_problems(self.redis)
+        changed: dict[str, Problem] = {}
+        created: list[Problem] = []
+        for c in candidates:
+            found = await self.store.get_many(c.ticket_ids, fields=("category", "received_at", "district"))
+            members = [t for t in found if t is not None and t.category and t.received_at]
+            if not members:
+                continue
+            categories = [t.category for t in members if t.category is not None]
+            category = Counter(categories).most_common(1)[0][0]
+            district = Counter(t.district for t in members).most_common(1)[0][0]
+            place = places.key(places.places_of(c.label, ""))
+            if place is not None:
+                key = place_problem_key(place, category)
+            else:
+                ids = set(c.ticket_ids)
+                same = [
+                    p.key
+                    for p in problems.values()
+                    if p.key.startswith("chronic:") and len(ids & set(p.ticket_ids)) * 2 >= len(ids)
+                ]
+                key = same[0] if same else f"chronic:{c.ticket_ids[0]}"
+            pid = problem_id(key)
+            problem = problems.get(pid)
+            evidence = (
+                f"每月一题 candidate {now:%Y-%m}: {c.tickets} tickets in {c.active_weeks}/{c.weeks} weeks, "
+                f"score {c.score:.2f}"
+            )
+            if problem is None:
+                problem = Problem(
+                    problem_id=pid,
+                    key=key,
+                    category=category,
+                    district=district,
+                    place=place,
+                    label=c.label,
+                    first_seen=c.first,
+                    last_seen=c.first,
+                )
+                problems[pid] = problem
+                created.append(problem)
+            grew = [problem.attach(t.ticket_id, t.received_at) for t in members if t.received_at]
+            if evidence not in problem.evidence:
+                problem.evidence.append(evidence)
+                grew.append(True)
+            if any(grew):
+                changed[pid] = problem
+        events: list[tuple[str, Event]] = [
+            (streams.PROBLEMS_DETECTED, self._detected(p, now)) for p in created
+        ]
+        await commit(self.redis, changed.values(), None, events, self.maxlen)
+        return len(created)
 
     async def _follow(self, problems: dict[str, Problem], changed: dict[str, Problem], now: datetime) -> None:
         """A problem whose work order is resolved is resolved (reopening the order reopens nothing: the

@@ -10,7 +10,10 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from services.insight.app import Insight, InsightSettings
+from services.insight.chronic import Candidate
+from services.insight.problem_pass import ProblemPass
 from services.insight.problem_store import load_problems
+from services.insight.problems import ProblemPolicy
 from shared import streams
 from shared.codec import decode
 from shared.effects import StoreWrite
@@ -93,3 +96,38 @@ async def test_a_problem_is_found_acted_on_resolved_and_evaluated(redis: Redis, 
     [problem] = (await load_problems(redis)).values()
     assert problem.round == 2 and problem.history[0].verdict == "worked"
     assert problem.status == "reopened", "3 calls in the week: below the policy's 5, so no new order yet"
+
+
+async def test_monthly_candidates_become_problems_and_grow_as_their_window_moves(redis: Redis) -> None:
+    for n in range(10):
+        title = "A5区魅力之城小区底层餐馆油烟扰民" if n >= 8 else "咨询A市人才购房补贴政策"
+        await call(redis, n, T + timedelta(days=7 * n), title=title)
+
+    def candidate(label: str, ids: list[int]) -> Candidate:
+        first = T + timedelta(days=7 * ids[0])
+        return Candidate(
+            key="cluster-7",
+            label=label,
+            score=1.0,
+            active_weeks=len(ids),
+            weeks=12,
+            tickets=len(ids),
+            peak_week_share=1 / len(ids),
+            first=first,
+            last=first,
+            ticket_ids=[f"T{i}" for i in ids],
+        )
+
+    problems = ProblemPass(redis, ProblemPolicy(), 10_000, 24)
+    now = T + timedelta(days=70)
+    subsidy = candidate("咨询A市人才购房补贴政策", [0, 1, 2, 3, 4, 5])
+    assert await problems.adopt([subsidy, candidate("魅力之城小区油烟扰民", [8, 9])], now) == 2
+    # A month later the window has moved on: the same issue, two tickets fewer at the start, two more.
+    assert await problems.adopt([candidate("人才购房补贴申请问题", [2, 3, 4, 5, 6, 7])], now) == 0
+    found = {p.key: p for p in (await load_problems(redis)).values()}
+    assert set(found) == {"chronic:T0", "estate:魅力之城|environment"}
+    chronic = found["chronic:T0"]
+    assert chronic.tickets == 8 and chronic.category == "environment" and chronic.place is None
+    assert "每月一题 candidate" in chronic.evidence[0]
+    detected = await events(redis, streams.PROBLEMS_DETECTED, ProblemDetected)
+    assert sorted(e.key for e in detected) == sorted(found)
