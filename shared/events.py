@@ -190,7 +190,10 @@ class TicketRerouted(Event):
     and learns that its previous department was the wrong one for this category and district."""
 
     operator: str
-    department: str
+    department: str | None = Field(
+        description="where to; none: an operator corrected the category and dispatch routes it again"
+    )
+    category: str | None = Field(default=None, description="the category an operator corrected it to")
     reason: str | None = Field(default=None, max_length=1000)
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import uvicorn
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
+from shared.bus import redis_ready
 from shared.settings import CommonSettings
 
 
@@ -34,3 +42,36 @@ def serve(app: Any, settings: CommonSettings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=int(settings.graceful_timeout) + 5,
     )
+
+
+def health_routes(redis: Redis) -> list[Route]:
+    """`/livez` (the process answers; Redis is deliberately not checked, or an outage restarts every pod)
+    and `/readyz` (Redis reachable) of a Starlette service."""
+
+    async def livez(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        if not await redis_ready(redis):
+            return PlainTextResponse("redis unavailable", status_code=503)
+        return PlainTextResponse("ready")
+
+    return [Route("/livez", livez), Route("/readyz", readyz)]
+
+
+def closing_lifespan(
+    redis: Redis, log: logging.Logger, dev_credentials: list[str]
+) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A Starlette service's lifespan: warn while development credentials are in use, close Redis at the
+    end."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        if dev_credentials:
+            log.warning(
+                "development credentials in use (set them for production): %s", ", ".join(dev_credentials)
+            )
+        yield
+        await redis.aclose()
+
+    return lifespan

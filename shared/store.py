@@ -94,6 +94,20 @@ class keys:
     def rates(window: str, bucket: str) -> str:
         return f"{PREFIX}:rates:{window}:{bucket}"
 
+    # Classifier: tickets below the review threshold, scored by when they were received; operators take
+    # them off by confirming or correcting the category (the console's review queue).
+    review = f"{PREFIX}:review"
+
+    # Console: a signed-in session (a hash that expires; signing out deletes it) and failed sign-ins per
+    # user name or client, counted over the throttle's window.
+    @staticmethod
+    def console_session(session_id: str) -> str:
+        return f"{PREFIX}:console:session:{session_id}"
+
+    @staticmethod
+    def console_login_failures(who: str) -> str:
+        return f"{PREFIX}:console:login-failures:{who}"
+
 
 _APPLY = """
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end

@@ -69,6 +69,7 @@ def _plugins() -> list:  # type: ignore[type-arg]
     found = []
     for module in (
         "services.classifier.cli",
+        "services.console.cli",
         "services.dispatch.cli",
         "services.evaluation.cli",
         "services.insight.cli",
@@ -125,6 +126,11 @@ def _print_endpoints(console: Console, stack: Stack) -> None:
     console.print(
         f"Post a call: POST {stack.url_of('intake')}/v1/webhooks/telephony (Standard Webhooks signed)"
     )
+    if "console" in stack.services:
+        console.print(
+            f"Console: {stack.url_of('console')} (development users: operator / hotline-dev-operator,"
+            " supervisor / hotline-dev-supervisor, <department id> / hotline-dev-<department id>)"
+        )
 
 
 def _redacted(url: str) -> str:

@@ -7,6 +7,7 @@ batch could repeat (`duplicates.DuplicateIndex`), then `decide` (duplicates and 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,7 +21,7 @@ from shared import streams
 from shared.effects import Effects, Publish, StoreWrite
 from shared.events import Alternative, Place, TicketClassified, TicketReceived, TicketReview, utcnow
 from shared.ids import derive_id
-from shared.store import iso
+from shared.store import iso, keys
 
 
 class PredictionLike(Protocol):
@@ -199,8 +200,12 @@ def _effects(
         "category_source": "citizen" if event.service_code == classified.category else "model",
         "needs_review": "1" if needs_review else "0",
         "classified_at": iso(classified.occurred_at),
+        # The top 3 with their confidences, for the operator who reviews the ticket.
+        "alternatives": json.dumps([[x.category, x.confidence] for x in alternatives[:3]]),
     }
     ops: list[list[str | int | float]] = []
+    if needs_review:
+        ops.append(["ZADD", keys.review, event.received_at.timestamp(), event.ticket_id])
     if a.bucket is not None and a.signature is not None and match is None:
         fields[duplicates.SIGNATURE_FIELD] = duplicates.encode_signature(a.signature)
         ops.extend(duplicates.index_ops(a.bucket, event.ticket_id, event.received_at, policy))

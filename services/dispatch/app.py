@@ -87,17 +87,24 @@ class Dispatcher:
         return await self._on_tickets(events, handlers.on_reopened, handlers.reopened_demand)
 
     async def rerouted(self, events: list[TicketRerouted]) -> list[Effects]:
-        return await self._on_tickets(events, handlers.on_rerouted, _current_demand)
+        # A corrected category is published before intake writes it: route by the event's.
+        corrected = {e.ticket_id: e.category for e in events if e.category}
+        return await self._on_tickets(events, handlers.on_rerouted, _current_demand, corrected)
 
     async def _on_tickets(
         self,
         events: list[E],
         handle: Callable[..., Effects],
         demand_of: Callable[[Assigned, datetime], Demand | None],
+        categories: dict[str, str] | None = None,
     ) -> list[Effects]:
-        """Events about dispatched tickets: read the tickets and the supply their demands need; handle."""
+        """Events about dispatched tickets: read the tickets (with `categories` as their category) and
+        the supply their demands need; handle."""
         table, now = self.routing.refresh(), utcnow()
         batch = await _Tickets.read(self.store, events)
+        for ticket_id, category in (categories or {}).items():
+            if ticket_id in batch.rows:
+                batch.rows[ticket_id]["category"] = category
         demands = [d for t in batch.all() if t is not None and (d := demand_of(t, now)) is not None]
         supply = await read_snapshot(self.redis, table, demands)
         return self._counted(

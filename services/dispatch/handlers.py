@@ -305,28 +305,33 @@ def on_reopened(
 def on_rerouted(
     event: TicketRerouted, *, ticket: Assigned | None, table: RoutingTable, supply: Supply, now: datetime
 ) -> Effects:
-    """An operator's re-routing: to the department they chose, counted against the one it leaves."""
+    """An operator's re-routing: to the department they chose, counted against the one it leaves; or,
+    with no department, routing again after an operator corrected the category (`ticket` shows the new
+    one), counted against no one: the category was wrong, not the router."""
     history = {"at": iso(now), "event": "rerouted", "department": event.department, "note": event.reason}
     if ticket is None or ticket.status not in ACTIVE or ticket.department == event.department:
         why = "not found" if ticket is None else f"{ticket.status} with {ticket.department}"
         return _history_only(event, {**history, "summary": f"ignored: ticket is {why}"})
     demand = ticket.demand()
-    if demand is None or ticket.received_at is None or table.department(event.department) is None:
-        return _history_only(event, {**history, "summary": f"ignored: cannot send it to {event.department}"})
+    if demand is None or ticket.received_at is None:
+        return _history_only(event, {**history, "summary": "ignored: the ticket has no deadlines to keep"})
     previous = ticket.department
     ops: list[list[str | int | float]] = []
-    if previous:  # the router's choice was wrong: it learns as from a rejection
-        ops.append(
-            [
-                "HINCRBY",
-                state.ACCEPTANCE,
-                state.acceptance_field(previous, demand.category, demand.district, "r"),
-                1,
-            ]
+    if event.department is None:
+        best = assign(table, demand, supply, now)
+        if best is None or best.department == previous:
+            kept = f"kept with {previous}: the corrected category {ticket.category} routes there too"
+            return _history_only(event, {**history, "summary": kept})
+        chosen = best
+    elif table.department(event.department) is None:
+        return _history_only(event, {**history, "summary": f"ignored: cannot send it to {event.department}"})
+    else:
+        if previous:  # the router's choice was wrong: it learns as from a rejection
+            field = state.acceptance_field(previous, demand.category, demand.district, "r")
+            ops.append(["HINCRBY", state.ACCEPTANCE, field, 1])
+        chosen = Assignment(
+            event.department, f"re-routed by {event.operator}: {event.reason or 'no reason given'}", ()
         )
-    chosen = Assignment(
-        event.department, f"re-routed by {event.operator}: {event.reason or 'no reason given'}", ()
-    )
     return _redispatch(
         event,
         ticket,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry, make_asgi_app
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -22,7 +20,8 @@ from services.intake.http import IntakeMetrics
 from services.intake.openapi import document
 from services.intake.refusals import not_allowed, not_found
 from services.intake.settings import IntakeSettings
-from shared.bus import redis_client, redis_ready
+from shared.bus import redis_client
+from shared.service import closing_lifespan, health_routes
 from shared.taxonomy import load_taxonomy
 
 __all__ = ["IntakeSettings", "create_app"]
@@ -47,29 +46,13 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
     )
     spec = document([op for channel in CHANNELS for op in channel.OPERATIONS], "Hotline intake", "1")
 
-    async def livez(request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def readyz(request: Request) -> Response:
-        if not await redis_ready(redis):
-            return PlainTextResponse("redis unavailable", status_code=503)
-        return PlainTextResponse("ready")
-
     async def openapi(request: Request) -> Response:
         return JSONResponse(spec)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if dev := settings.dev_credentials_in_use():
-            log.warning("development credentials in use (set them for production): %s", ", ".join(dev))
-        yield
-        await redis.aclose()
 
     routes: list[BaseRoute] = [route for channel in CHANNELS for route in channel.routes(deps)]
     routes += [
         Route("/openapi.json", openapi),
-        Route("/livez", livez),
-        Route("/readyz", readyz),
+        *health_routes(redis),
         Mount("/metrics", make_asgi_app(registry)),
     ]
     # uvicorn's own proxy handling is off (shared/service.py): X-Forwarded-For counts only from the
@@ -83,7 +66,7 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
     middleware.append(Middleware(AuthThrottleMiddleware, throttle=throttle))
     app = Starlette(
         routes=routes,
-        lifespan=lifespan,
+        lifespan=closing_lifespan(redis, log, settings.dev_credentials_in_use()),
         middleware=middleware,
         exception_handlers={404: not_found, 405: not_allowed},
     )

@@ -7,7 +7,6 @@ the ticket is (still) this department's, publishes once and records the action i
 
 from __future__ import annotations
 
-import hashlib
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -29,9 +28,7 @@ from services.intake.http import (
 )
 from services.intake.openapi import EventAccepted, Operation, Param
 from services.intake.settings import dev_department_token
-from shared import streams
-from shared.events import DepartmentAction, TicketUpdated, utcnow
-from shared.ids import derive_id
+from shared.events import DepartmentAction
 from shared.pii import MaskedText
 from shared.store import CLOSED_STATUSES, Ticket, keys
 
@@ -186,50 +183,16 @@ def routes(deps: Deps) -> list[Route]:
             payload = ActionBody()
         action = parse_fields(_Action, {"action": request.path_params["action"], "body": payload}).action
         await deps.limit("department", dept)
-        ticket = await available(deps.store.get(ticket_id))
-        if ticket is None:
-            raise HttpError(404, "unknown_ticket", f"no ticket {ticket_id}")
-        if ticket.department != dept:
-            raise HttpError(403, "not_your_ticket", "the ticket is not assigned to this department")
-        refused = CLOSED_STATUSES if action != "note" else ()
-        if ticket.status in refused:
-            raise HttpError(409, "ticket_closed", f"the ticket is {ticket.status}")
-        note = (payload.note or "").strip() or None
-        event = TicketUpdated(
-            event_id=_event_id(ticket, dept, action, note, request.headers.get("idempotency-key")),
-            ticket_id=ticket_id,
-            occurred_at=utcnow(),
-            department=dept,
-            action=action,
-            note=note,
+        return published(
+            await deps.actions.department_action(
+                dept, ticket_id, action, payload.note, request.headers.get("idempotency-key")
+            )
         )
-        result = await deps.publish_once(
-            "department",
-            streams.UPDATED,
-            event,
-            history={"event": f"department_{action}", "summary": f"{dept}: {(note or action)[:200]}"},
-            department=dept,
-            refuse_statuses=refused,
-        )
-        if result.outcome == "forbidden":
-            raise HttpError(403, "not_your_ticket", "the ticket is not assigned to this department")
-        if result.outcome == "conflict":
-            raise HttpError(409, "ticket_closed", f"the ticket is {result.detail}")
-        return published(result)
 
     return [
         Route(QUEUE, instrumented("department_queue", deps.metrics, queue), methods=["GET"]),
         Route(ACTION, instrumented("department_action", deps.metrics, act), methods=["POST"]),
     ]
-
-
-def _event_id(ticket: Ticket, dept: str, action: str, note: str | None, key: str | None) -> str:
-    """The same request publishes once: keyed on the Idempotency-Key if given, else on what it says,
-    within the current dispatch (a ticket sent back to the department later can be accepted again)."""
-    if key:
-        return derive_id(ticket.ticket_id, dept, action, "key", key[:200])
-    said = hashlib.sha256((note or "").encode()).hexdigest()
-    return derive_id(ticket.ticket_id, dept, action, str(ticket.dispatched_at), said)
 
 
 def _plain(ticket: Ticket) -> dict[str, object]:

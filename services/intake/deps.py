@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from services.intake.actions import Actions, too_many
 from services.intake.credentials import Credentials
 from services.intake.http import (
     HttpError,
@@ -82,6 +83,13 @@ class Deps:
         self.publisher = EventPublisher(self.redis, self.settings.stream_maxlen)
         self.limiter = RateLimiter(self.redis)
         self.zone = ZoneInfo(self.settings.timezone)
+        self.actions = Actions(
+            self.redis,
+            stream_maxlen=self.settings.stream_maxlen,
+            categories=self.taxonomy.codes(),
+            departments=self.department_names,
+            count=lambda kind, outcome: self.metrics.events.labels(kind, outcome).inc(),
+        )
 
     def rate(self, kind: str, source: str) -> Rate:
         return Rate(rate_key(kind, source), self.settings.rate_limits.get(kind, 1_000_000), self.window)
@@ -147,24 +155,8 @@ class Deps:
         return result
 
     async def publish_once(self, kind: str, stream: str, event: Event, **options: Any) -> Published:
-        """Publish an event about an existing ticket once (see `EventPublisher.publish_once`); 404 when
-        the ticket is unknown, 429 when the source is over its limit."""
-        result = await available(self.publisher.publish_once(stream, event, **options))
-        if isinstance(result, RateLimited):
-            raise too_many(result)
-        self.metrics.events.labels(kind, result.outcome).inc()
-        if result.outcome == "missing":
-            raise HttpError(404, "unknown_ticket", f"no ticket {event.ticket_id}")
-        return result
-
-
-def too_many(limited: RateLimited) -> HttpError:
-    return HttpError(
-        429,
-        "rate_limited",
-        f"too many requests from this source, retry in {limited.retry_after} s",
-        headers={"Retry-After": str(limited.retry_after)},
-    )
+        """Publish an event about an existing ticket once (see `Actions.publish_once`)."""
+        return await self.actions.publish_once(kind, stream, event, **options)
 
 
 def accepted(result: Accepted) -> JSONResponse:

@@ -37,7 +37,7 @@ WORKERS = {
     "evaluation": build_evaluation,
     "insight": build_insight,
 }
-SERVICES = ("intake", *WORKERS)
+SERVICES = ("intake", *WORKERS, "console")
 
 
 def consumed_groups(service: str) -> set[tuple[str, str]]:

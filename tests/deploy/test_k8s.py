@@ -46,6 +46,8 @@ SECRET_KEYS = {
     "survey-secret",
     "backup-s3-access-key-id",
     "backup-s3-secret-access-key",
+    "console-users",
+    "console-session-key",
 }
 # The Secret CloudNativePG writes for the database's owner (bootstrap.initdb.owner of the Cluster).
 DATABASE_SECRET = "hotline-pg-app"
@@ -272,11 +274,12 @@ def test_monitors_select_every_service_on_its_http_port() -> None:
     for service in SERVICES:
         labels = _deployment(docs, service)["spec"]["template"]["metadata"]["labels"]
         scraped = matches(pod_monitor["spec"]["selector"]["matchLabels"], labels)
-        assert scraped == (service != "intake"), service
+        assert scraped == (service in WORKERS), service
         assert labels["app.kubernetes.io/name"] == f"hotline-{service}"  # the job name the alerts use
-    (intake,) = [s for s in of_kind(docs, "Service") if s["metadata"]["name"] == "hotline-intake"]
-    assert matches(service_monitor["spec"]["selector"]["matchLabels"], intake["metadata"]["labels"])
-    assert [p["name"] for p in intake["spec"]["ports"]] == [service_monitor["spec"]["endpoints"][0]["port"]]
+    for served in ("intake", "console"):  # the services behind a Service: scraped through it
+        (svc,) = [s for s in of_kind(docs, "Service") if s["metadata"]["name"] == f"hotline-{served}"]
+        assert matches(service_monitor["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"])
+        assert [p["name"] for p in svc["spec"]["ports"]] == [service_monitor["spec"]["endpoints"][0]["port"]]
     assert pod_monitor["spec"]["jobLabel"] == service_monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
 
 

@@ -482,6 +482,25 @@ def test_an_operators_rerouting_moves_the_ticket_and_teaches_the_router() -> Non
     assert ["HINCRBY", state.ACCEPTANCE, learned, 1] in write.ops
 
 
+def test_a_corrected_category_is_routed_again_without_teaching_the_router() -> None:
+    # The operator corrected utilities -> environment: the ticket (read with the new category) moves.
+    ticket = assigned("water", category="environment", district=None, accepted_at=MONDAY_10H)
+    event = rerouted("water").model_copy(update={"department": None, "category": "environment"})
+    effects = on_rerouted(event, ticket=ticket, table=TABLE, supply=FakeSupply(), now=MONDAY_10H)
+    out = effects.publish[0].event
+    assert isinstance(out, TicketDispatched) and out.department == "parks"
+    assert not any(op[0] == "HINCRBY" and op[1] == state.ACCEPTANCE for op in effects.writes[0].ops)
+    # A correction to a category the same department handles keeps the ticket where it is.
+    kept = on_rerouted(
+        event.model_copy(update={"category": "utilities"}),
+        ticket=assigned("east_water"),
+        table=TABLE,
+        supply=FakeSupply(),
+        now=MONDAY_10H,
+    )
+    assert kept.publish == () and "kept with east_water" in str(kept.writes[0].history)
+
+
 @pytest.mark.parametrize(
     ("ticket", "target"),
     [

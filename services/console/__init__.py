@@ -1,0 +1,1 @@
+"""The web console: operators, departments and supervisors, served by the platform itself."""

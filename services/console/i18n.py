@@ -1,0 +1,138 @@
+"""The console's words in Chinese (the default) and English. A missing English word falls back to the
+Chinese one and a missing key shows as itself, so a gap is visible rather than an error page."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+
+WORDS: dict[str, tuple[str, str]] = {
+    "app": ("12345 热线工作台", "12345 Hotline console"),
+    "sign_in": ("登录", "Sign in"),
+    "sign_out": ("退出", "Sign out"),
+    "user": ("用户名", "User name"),
+    "password": ("密码", "Password"),
+    "bad_login": ("用户名或密码错误", "Wrong user name or password"),
+    "too_many_logins": (
+        "登录失败次数过多，请 {seconds} 秒后再试",
+        "Too many failed sign-ins: retry in {seconds} s",
+    ),
+    "bad_form": ("表单已过期，请刷新页面后重试", "This form has expired: reload the page and try again"),
+    "forbidden": ("无权查看此工单", "You may not open this ticket"),
+    "not_found": ("未找到", "Not found"),
+    "role_operator": ("话务员", "Operator"),
+    "role_department": ("承办单位", "Department"),
+    "role_supervisor": ("督办", "Supervisor"),
+    "review_queue": ("待复核工单", "Review queue"),
+    "review_hint": (
+        "分类置信度低于阈值的工单：确认、改分类或改派",
+        "Tickets the classifier was unsure of: confirm, correct the category or re-route",
+    ),
+    "queue_empty": ("暂无待处理工单", "Nothing waiting"),
+    "search": ("工单查询", "Search tickets"),
+    "search_text": ("编号或内容", "Id or words"),
+    "from": ("起", "From"),
+    "to": ("止", "To"),
+    "any": ("全部", "Any"),
+    "status": ("状态", "Status"),
+    "district": ("区", "District"),
+    "street": ("街道", "Street"),
+    "category": ("分类", "Category"),
+    "department": ("承办单位", "Department"),
+    "urgency": ("紧急程度", "Urgency"),
+    "received": ("来电时间", "Received"),
+    "deadline": ("时限", "Deadline"),
+    "time_left": ("剩余时间", "Time left"),
+    "overdue": ("已超时", "Overdue"),
+    "escalated": ("已升级", "Escalated"),
+    "duplicate_of": ("疑似重复", "Suspected duplicate of"),
+    "repeats": ("重复来电", "Repeat reports"),
+    "confidence": ("置信度", "Confidence"),
+    "top3": ("候选分类", "Top 3 categories"),
+    "cue": ("依据", "Cue"),
+    "place": ("地点", "Place"),
+    "confirm": ("确认分类", "Confirm"),
+    "correct": ("改分类", "Correct"),
+    "reroute": ("改派", "Re-route"),
+    "reason": ("理由", "Reason"),
+    "note": ("说明", "Note"),
+    "accept": ("签收", "Accept"),
+    "reject": ("退单", "Reject"),
+    "resolve": ("办结", "Resolve"),
+    "reject_reason": ("退单理由（必填）", "Why (required)"),
+    "resolve_note": ("办理结果", "What was done"),
+    "timeline": ("处理过程", "Timeline"),
+    "ticket": ("工单", "Ticket"),
+    "text": ("诉求内容", "Complaint"),
+    "address": ("地址", "Address"),
+    "caller": ("来电人", "Caller"),
+    "channel": ("渠道", "Channel"),
+    "done": ("已提交，稍后更新", "Sent: the ticket updates in a moment"),
+    "inbox": ("待办工单", "Inbox"),
+    "inbox_hint": ("按时限排序；红色为已超时", "By deadline; red is overdue"),
+    "open_tickets": ("在办工单", "Open tickets"),
+    "waiting_review": ("待复核", "Waiting for review"),
+    "sanlv": ("三率", "The three rates"),
+    "response": ("响应率", "Response"),
+    "resolution": ("解决率", "Resolution"),
+    "satisfaction": ("满意率", "Satisfaction"),
+    "adjusted": ("调整后", "Adjusted"),
+    "rank": ("排名", "Rank"),
+    "cases": ("件数", "Cases"),
+    "city": ("全市", "City"),
+    "by_department": ("按承办单位", "By department"),
+    "by_district": ("按区", "By district"),
+    "by_category": ("按分类", "By category"),
+    "below_volume": ("件数不足，不排名", "Too few cases to rank"),
+    "hotspots": ("热点与激增", "Hotspots and surges"),
+    "no_hotspots": ("暂无热点", "No open hotspot"),
+    "peak": ("峰值", "Peak"),
+    "expected": ("预期", "Expected"),
+    "since": ("开始", "Since"),
+    "forecast": ("未来 7 天来电预测", "7-day forecast"),
+    "no_forecast": ("历史数据不足，暂无预测", "Not enough history for a forecast yet"),
+    "chronic": ("每月一题候选", "Problem of the month candidates"),
+    "no_chronic": ("本月暂无候选", "No candidate this month"),
+    "emerging": ("新出现的问题", "Emerging issues"),
+    "map": ("各区在办工单与热点", "Open tickets and hotspots by district"),
+    "month": ("月份", "Month"),
+    "all_tickets": ("全部工单", "All tickets"),
+    "results": ("条结果", "results"),
+    "no_results": ("没有符合条件的工单", "No ticket matches"),
+    "search_scope": ("查询范围", "Searched"),
+    "minutes": ("分钟", "min"),
+    "hours": ("小时", "h"),
+    "days": ("天", "d"),
+    "ago": ("前", "ago"),
+    "unknown": ("未知", "unknown"),
+    "live": ("实时", "Live"),
+    "language": ("English", "中文"),
+    "supervision": ("督办工单", "Under supervision"),
+    "dispatched": ("已派单", "Dispatched"),
+    "accepted": ("已签收", "Accepted"),
+    "resolved": ("已办结", "Resolved"),
+    "closed": ("已关闭", "Closed"),
+    "duplicate": ("重复件", "Duplicate"),
+    "coordinator": ("待协调", "With the coordinator"),
+    "classified": ("已分类", "Classified"),
+    "emergency": ("紧急", "Emergency"),
+    "utilities": ("水电气热", "Utilities"),
+    "general": ("一般", "General"),
+    "complex": ("复杂", "Complex"),
+}
+
+
+def translate(lang: Lang, key: str, **values: object) -> str:
+    zh, en = WORDS.get(key, (key, key))
+    text = en if lang == "en" else zh
+    return text.format(**values) if values else text
+
+
+def pick(lang: Lang, bilingual: str) -> str:
+    """One side of a "中文 / English" name (how the taxonomy and routing table name things)."""
+    if " / " not in bilingual:
+        return bilingual
+    zh, en = bilingual.split(" / ", 1)
+    return en.strip() if lang == "en" else zh.strip()

@@ -1,0 +1,176 @@
+"""What the console's pages read: the ticket store, the review queue, departments' open sets, the 三率
+tables and insight's results. Reads only: every change goes through `services.intake.actions`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.evaluation.rates import Board, board, bucket_of, load_table
+from services.insight.state import EMERGING, FORECAST, load_all_episodes, split_series
+from shared.bus import as_str
+from shared.store import CLOSED_STATUSES, Ticket, TicketStore, keys
+
+REVIEW_PAGE = 100
+INBOX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Row:
+    """A ticket as a list shows it: the ticket, the deadline that matters now and its flags."""
+
+    ticket: Ticket
+    deadline: datetime | None
+    overdue: bool
+    escalated: bool
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return self.ticket.model_extra or {}
+
+    @property
+    def alternatives(self) -> list[tuple[str, float]]:
+        try:
+            return [(str(c), float(p)) for c, p in json.loads(self.extra.get("alternatives") or "[]")]
+        except (ValueError, TypeError):
+            return []
+
+
+def row_of(ticket: Ticket, now: datetime) -> Row:
+    # Before the department signs for it, the dispatch deadline runs; after, the feedback deadline.
+    due = ticket.dispatch_due_at if ticket.status in ("dispatched", "coordinator") else ticket.feedback_due_at
+    extra = ticket.model_extra or {}
+    escalated = bool(extra.get("escalated_dispatch_at") or extra.get("escalated_feedback_at"))
+    open_ = ticket.status not in CLOSED_STATUSES
+    return Row(ticket, due, bool(open_ and due is not None and due < now), escalated)
+
+
+class Reads:
+    def __init__(self, redis: Redis, min_volume: int) -> None:
+        self.redis, self.store, self.min_volume = redis, TicketStore(redis), min_volume
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    async def review_queue(self, now: datetime) -> tuple[list[Row], int]:
+        """The oldest tickets waiting for review (closed or already reviewed ones are skipped), and how
+        many the queue holds."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(keys.review, 0, REVIEW_PAGE - 1)
+            pipe.zcard(keys.review)
+            ids, total = await pipe.execute()
+        tickets = await self.store.get_many([as_str(i) for i in ids if isinstance(i, bytes | str)])
+        rows = [
+            row_of(t, now)
+            for t in tickets
+            if t is not None
+            and t.status not in CLOSED_STATUSES
+            and (t.model_extra or {}).get("category_source") != "operator"
+        ]
+        return rows, int(total)
+
+    async def inbox(self, department: str, now: datetime) -> list[Row]:
+        """A department's open tickets, the nearest deadline first (overdue ones on top)."""
+        ids = await self.redis.zrange(keys.department_open(department), 0, INBOX_PAGE - 1)
+        tickets = await self.store.get_many([as_str(i) for i in ids if isinstance(i, bytes | str)])
+        rows = [
+            row_of(t, now)
+            for t in tickets
+            if t is not None and t.department == department and t.status not in CLOSED_STATUSES
+        ]
+        far = datetime.max.replace(tzinfo=UTC)
+        return sorted(rows, key=lambda r: (r.deadline or far, r.ticket.ticket_id))
+
+    async def counts(self, departments: list[str]) -> dict[str, int]:
+        """The numbers the header shows, live: tickets waiting for review and each department's open set."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.review)
+            for d in departments:
+                pipe.zcard(keys.department_open(d))
+            found = await pipe.execute()
+        return {"review": int(found[0]), **{d: int(n) for d, n in zip(departments, found[1:], strict=True)}}
+
+    async def ticket(self, ticket_id: str) -> tuple[Ticket | None, list[dict[str, Any]]]:
+        ticket = await self.store.get(ticket_id)
+        return ticket, (await self.store.history(ticket_id) if ticket else [])
+
+    async def _cached(self, name: str, seconds: float, load: Any) -> Any:
+        """Figures that are costly to gather and change slowly are shared by every viewer for a moment."""
+        hit = self._cache.get(name)
+        if hit and time.monotonic() - hit[0] < seconds:
+            return hit[1]
+        value = await load()
+        self._cache[name] = (time.monotonic(), value)
+        return value
+
+    async def board(self, month: str) -> Board:
+        return board(await load_table(self.redis, "month", month), "month", month, self.min_volume)
+
+    async def open_by_district(self, departments: list[str]) -> Counter[str]:
+        """Open tickets per district (from every department's open set), refreshed at most every 2 s."""
+
+        async def load() -> Counter[str]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for d in departments:
+                    pipe.zrange(keys.department_open(d), 0, -1)
+                sets = await pipe.execute()
+            ids = list(dict.fromkeys(as_str(i) for s in sets for i in s))
+            found = await self.store.get_many(ids, fields=("district", "status"))
+            return Counter(
+                t.district or "-" for t in found if t is not None and t.status not in CLOSED_STATUSES
+            )
+
+        result: Counter[str] = await self._cached("open_by_district", 2.0, load)
+        return result
+
+    async def hotspots(self) -> list[dict[str, Any]]:
+        """Surge episodes, the latest first, with their category and district."""
+        episodes = await load_all_episodes(self.redis)
+        out = []
+        for e in sorted(episodes, key=lambda e: -e.last_hour):
+            category, district = split_series(e.series)
+            out.append(
+                {
+                    "category": category,
+                    "district": district,
+                    "start": datetime.fromtimestamp(e.start_hour * 3600, UTC),
+                    "last": datetime.fromtimestamp(e.last_hour * 3600, UTC),
+                    "peak": e.peak_count,
+                    "expected": e.expected,
+                    "probability": e.probability,
+                }
+            )
+        return out
+
+    async def insight(self, month: str) -> dict[str, Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(FORECAST)
+            pipe.get(EMERGING)
+            pipe.get(keys.chronic(month))
+            forecast, emerging, chronic = await pipe.execute()
+        return {
+            "forecast": _json(forecast, {}),
+            "emerging": _json(emerging, []),
+            "chronic": _json(chronic, []),
+        }
+
+    async def supervision(self, limit: int = 20) -> list[str]:
+        ids = await self.redis.zrevrange(keys.supervision, 0, limit - 1)
+        return [as_str(i) for i in ids if isinstance(i, bytes | str)]
+
+
+def _json(raw: bytes | str | None, default: Any) -> Any:
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return default
+
+
+def month_of(now: datetime, zone: Any) -> str:
+    return bucket_of("month", now, zone)

@@ -1,0 +1,72 @@
+"""The console's state in a real Redis: sessions end when signed out, failed sign-ins are throttled, and
+an operator's correction (shared with intake's API) leaves the review queue and goes back to dispatch."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from services.console.passwords import hash_password
+from services.console.sessions import LoginThrottle, Sessions
+from services.console.settings import User
+from services.intake.actions import Actions
+from services.intake.http import HttpError
+from shared import streams
+from shared.codec import decode
+from shared.effects import StoreWrite
+from shared.events import TicketRerouted
+from shared.store import TicketStore, keys
+
+pytestmark = pytest.mark.redis
+
+KEY = "a-session-key-of-at-least-32-characters"
+
+
+async def test_a_session_is_signed_and_ends_on_sign_out(redis: Redis) -> None:
+    sessions = Sessions(redis, KEY, 3600)
+    spec = User(role="department", department="water_utility", password=hash_password("x" * 12, log2_n=10))
+    session = await sessions.start("water", spec)
+    cookie = sessions.cookie_value(session)
+    loaded = await sessions.load(cookie)
+    assert loaded == session and loaded.department == "water_utility"
+    assert await sessions.load(cookie[:-2] + "xx") is None  # a tampered signature
+    assert await Sessions(redis, KEY.upper(), 3600).load(cookie) is None  # another key's cookie
+    assert 0 < await redis.ttl(keys.console_session(session.session_id)) <= 3600
+    await sessions.end(session)
+    assert await sessions.load(cookie) is None  # revoked server-side: the cookie alone is worth nothing
+
+
+async def test_failed_sign_ins_are_throttled_per_name_and_cleared_by_success(redis: Redis) -> None:
+    throttle = LoginThrottle(redis, attempts=3, window_seconds=60)
+    who = ["user:operator", "client:10.0.0.1"]
+    for _ in range(2):
+        await throttle.failed(who)
+    assert await throttle.wait_seconds(who) == 0
+    await throttle.failed(who)
+    assert 0 < await throttle.wait_seconds(["user:operator"]) <= 60
+    await throttle.succeeded("operator")
+    assert await throttle.wait_seconds(["user:operator"]) == 0
+    assert await throttle.wait_seconds(["client:10.0.0.1"]) > 0  # the client stays throttled
+
+
+async def test_a_correction_leaves_the_review_queue_and_goes_back_to_dispatch(redis: Redis) -> None:
+    store = TicketStore(redis)
+    fields = {"status": "dispatched", "department": "water_utility", "category": "utilities", "text": "停水"}
+    await store.apply(StoreWrite(ticket_id="T1", event_id="e1", fields=fields), scope="test")
+    await redis.zadd(keys.review, {"T1": 1.0})
+    actions = Actions(
+        redis, stream_maxlen=10_000, categories=["utilities", "transport"], departments=["water_utility"]
+    )
+    fixed = await actions.correct_category("op-1", "T1", "transport", None)
+    assert (fixed.previous, fixed.category, fixed.duplicate) == ("utilities", "transport", False)
+    assert await redis.zcard(keys.review) == 0
+    (entry,) = await redis.xrange(streams.REROUTED)
+    event = decode(entry[1], TicketRerouted)
+    assert (event.department, event.category, event.operator) == (None, "transport", "op-1")
+    assert await redis.xlen(keys.labels) == 1
+    # A retry changes nothing and publishes nothing twice.
+    again = await actions.correct_category("op-1", "T1", "transport", None)
+    assert again.duplicate and await redis.xlen(streams.REROUTED) == 1 and await redis.xlen(keys.labels) == 1
+    with pytest.raises(HttpError) as refused:
+        await actions.correct_category("op-1", "T1", "no_such_category", None)
+    assert refused.value.status == 422
