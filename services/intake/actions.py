@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from services.intake.writes import EventPublisher, Published, RateLimited
 from services.intake.http import HttpError, available
+from services.intake.writes import EventPublisher, Published, RateLimited
 from shared import streams
 from shared.effects import StoreWrite
 from shared.events import DepartmentAction, Event, TicketRerouted, TicketUpdated, utcnow
