@@ -31,22 +31,28 @@ def _heat(share: float) -> str:
     return f"rgb({r},{g},{b})"
 
 
+@dataclass(frozen=True)
+class MapView:
+    shapes: list[Shape]
+    width: int
+    height: int
+
+
 def district_map(
     districts: Sequence[District],
     open_counts: Mapping[str, int],
     hotspots: Mapping[str, int],
     name: Callable[[District], str],
-    width: int = 520,
-    height: int = 380,
-) -> list[Shape]:
-    """The districts projected into a width x height box (equirectangular: fine at a city's scale)."""
+    size: int = 420,
+) -> MapView:
+    """The districts projected (equirectangular: fine at a city's scale) so the longer side is `size`."""
     rings = [d for d in districts if len(d.polygon) >= 3]
     if not rings:
-        return []
+        return MapView([], size, size)
     xs = [x for d in rings for x, _ in d.polygon]
     ys = [y for d in rings for _, y in d.polygon]
     span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
-    scale = min((width - 20) / span_x, (height - 20) / span_y)
+    scale = (size - 20) / max(span_x, span_y)
     top = max(open_counts.values(), default=0) or 1
 
     def at(lon: float, lat: float) -> tuple[float, float]:
@@ -70,7 +76,7 @@ def district_map(
                 fill=_heat(count / top),
             )
         )
-    return shapes
+    return MapView(shapes, round(span_x * scale) + 20, round(span_y * scale) + 20)
 
 
 def forecast_svg(forecast: Mapping[str, object], width: int = 520, height: int = 200) -> str:

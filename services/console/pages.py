@@ -19,6 +19,7 @@ from services.console.reads import month_of, row_of
 from services.console.search import Query, search
 from services.console.sessions import Session
 from services.console.web import Console, RefusedError, lang_of, safe_next
+from services.evaluation.rates import check_bucket
 from services.intake.http import HttpError
 from shared.store import Ticket
 
@@ -44,8 +45,8 @@ def routes(console: Console) -> list[Route]:
 
     async def inbox(session: Session) -> dict[str, Any]:
         assert session.department is not None
-        rows = await console.reads.inbox(session.department, datetime.now(UTC))
-        return {"rows": rows, "overdue": sum(r.overdue for r in rows)}
+        rows, total, overdue = await console.reads.inbox(session.department, datetime.now(UTC))
+        return {"rows": rows, "total": total, "overdue": overdue}
 
     async def department_part(request: Request) -> Response:
         session = await console.session(request, "department")
@@ -57,11 +58,11 @@ def routes(console: Console) -> list[Route]:
 
     async def overview(request: Request) -> dict[str, Any]:
         now = datetime.now(UTC)
-        month = request.query_params.get("month") or month_of(now, console.zone)
         try:
-            board = await console.reads.board(month)
+            month = check_bucket("month", request.query_params.get("month") or month_of(now, console.zone))
         except ValueError:
-            raise RefusedError(400, "not_found") from None
+            raise RefusedError(400, "bad_month") from None
+        board = await console.reads.board(month)
         hotspots = await console.reads.hotspots()
         open_counts = await console.reads.open_by_district(departments)
         per_district = Counter(h["district"] for h in hotspots if h["district"])
@@ -75,7 +76,7 @@ def routes(console: Console) -> list[Route]:
             "insight": insight,
             "forecast": forecast,
             "forecast_svg": forecast_svg(forecast),
-            "shapes": district_map(
+            "map": district_map(
                 console.directory.districts, open_counts, per_district, lambda d: d.name(lang)
             ),
             "open_total": sum(open_counts.values()),

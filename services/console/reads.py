@@ -17,8 +17,10 @@ from services.insight.state import EMERGING, FORECAST, load_all_episodes, split_
 from shared.bus import as_str
 from shared.store import CLOSED_STATUSES, Ticket, TicketStore, keys
 
-REVIEW_PAGE = 100
-INBOX_PAGE = 500
+REVIEW_PAGE = 50
+INBOX_PAGE = 50
+# What a deadline needs: read for every open ticket of a department, the rest only for the page shown.
+DEADLINE_FIELDS = ("status", "department", "dispatch_due_at", "feedback_due_at")
 
 
 @dataclass(frozen=True)
@@ -73,17 +75,23 @@ class Reads:
         ]
         return rows, int(total)
 
-    async def inbox(self, department: str, now: datetime) -> list[Row]:
-        """A department's open tickets, the nearest deadline first (overdue ones on top)."""
-        ids = await self.redis.zrange(keys.department_open(department), 0, INBOX_PAGE - 1)
-        tickets = await self.store.get_many([as_str(i) for i in ids if isinstance(i, bytes | str)])
-        rows = [
-            row_of(t, now)
-            for t in tickets
+    async def inbox(self, department: str, now: datetime) -> tuple[list[Row], int, int]:
+        """A department's open tickets, the nearest deadline first (overdue ones on top): the first
+        `INBOX_PAGE` of them, how many it has, and how many are overdue."""
+        ids = await self.redis.zrange(keys.department_open(department), 0, -1)
+        brief = await self.store.get_many(
+            [as_str(i) for i in ids if isinstance(i, bytes | str)], fields=DEADLINE_FIELDS
+        )
+        mine = [
+            row_of(t.model_copy(update={"ticket_id": t.ticket_id}), now)
+            for t in brief
             if t is not None and t.department == department and t.status not in CLOSED_STATUSES
         ]
         far = datetime.max.replace(tzinfo=UTC)
-        return sorted(rows, key=lambda r: (r.deadline or far, r.ticket.ticket_id))
+        mine.sort(key=lambda r: (r.deadline or far, r.ticket.ticket_id))
+        page = await self.store.get_many([r.ticket.ticket_id for r in mine[:INBOX_PAGE]])
+        rows = [row_of(t, now) for t in page if t is not None]
+        return rows, len(mine), sum(r.overdue for r in mine)
 
     async def counts(self, departments: list[str]) -> dict[str, int]:
         """The numbers the header shows, live: tickets waiting for review and each department's open set."""

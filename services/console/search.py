@@ -15,8 +15,8 @@ from services.console.reads import Reads
 from shared.store import Ticket, names_a_ticket
 
 LIMIT = 100
-SCAN = 20_000
-PAGE = 1_000
+SCAN = 5_000
+PAGE = 500
 UTC_ZONE = ZoneInfo("UTC")
 FIELDS = ("status", "text", "title", "district", "street", "category", "department", "received_at", "urgency")
 

@@ -206,11 +206,11 @@ def test_the_supervisor_sees_the_response_rate_change_without_reloading(
     assert before is not None
     done, total = (int(n) for n in before.split(" / "))
     assert page.locator("#map polygon").count() >= 4  # the gazetteer's districts
-    page.screenshot(path=str(DOCS / "console-supervisor.png"), full_page=True)
 
     department_page = sign_in(browser, stack, department)
     department_page.locator(f"article[data-ticket='{ticket}'] form[action$='/accept'] button").click()
     eventually(lambda: cell.get_attribute("title") == f"{done + 1} / {total}", "the rate moved", within=20)
+    page.screenshot(path=str(DOCS / "console-supervisor.png"), full_page=True)
 
 
 def test_english_and_a_phone_sized_screen(stack: Stack, browser: Any) -> None:

@@ -73,15 +73,16 @@ def test_search_filters_by_every_field_and_by_all_the_words() -> None:
 
 def test_the_map_draws_every_district_shaded_by_its_open_tickets() -> None:
     districts = load_districts(DATA_DIR / "gazetteer.yaml")
-    shapes = district_map(districts, {"donghu": 10, "xishan": 5}, {"donghu": 2}, lambda d: d.name("zh"))
-    by_code = {s.code: s for s in shapes}
+    view = district_map(districts, {"donghu": 10, "xishan": 5}, {"donghu": 2}, lambda d: d.name("zh"))
+    by_code = {s.code: s for s in view.shapes}
     assert set(by_code) == {"donghu", "xishan", "nangang", "beiyuan"}
     assert by_code["donghu"].name == "东湖区" and by_code["donghu"].hotspots == 2
     assert by_code["donghu"].fill != by_code["xishan"].fill != by_code["beiyuan"].fill
     assert len(by_code["nangang"].points.split()) == 6  # the L-shaped district keeps its six corners
-    for s in shapes:
+    assert (view.width, view.height) == (287, 420)  # the city is 0.2 degrees wide and 0.3 high
+    for s in view.shapes:
         xs = [float(p.split(",")[0]) for p in s.points.split()]
-        assert all(0 <= x <= 520 for x in xs)
+        assert all(0 <= x <= view.width for x in xs)
 
 
 def test_the_forecast_chart_needs_a_whole_forecast() -> None:
