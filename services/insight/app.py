@@ -15,12 +15,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 from redis.asyncio import Redis
 
-from services.insight import state
+from services.dispatch.routing import load_routing
+from services.insight import plan_data, state
 from services.insight.chronic import from_clusters, rank
 from services.insight.clusters import ClusterConfig, Clusterer, Message
 from services.insight.forecast import dense_daily, forecast
 from services.insight.handlers import Prepared, on_classified, series_of
 from services.insight.lease import Lease
+from services.insight.plan import CallTargets
+from services.insight.plan_data import week_plan
 from services.insight.problem_pass import ProblemPass
 from services.insight.problems import ProblemPolicy
 from services.insight.surge import SurgeConfig, SurgeDetector
@@ -30,6 +33,7 @@ from shared.effects import Effects
 from shared.events import HotspotAlert, TicketClassified
 from shared.settings import CommonSettings
 from shared.store import Ticket, TicketStore, keys
+from shared.taxonomy import ConfigError
 from shared.worker import Consumer, Worker
 
 log = logging.getLogger("hotline.insight")
@@ -201,6 +205,7 @@ class Insight:
         if due:
             await self.update_forecasts(now.date())
             await self.update_chronic(now)
+            await self.update_plan(now)
             self._forecast_at = time.monotonic()
 
     async def update_emerging(self, now: datetime) -> list[Ticket]:
@@ -257,6 +262,18 @@ class Insight:
             self.metrics.wape.labels("holt_winters").set(bt["model_wape"])
             self.metrics.wape.labels("seasonal_naive").set(bt["naive_wape"])
         await self.redis.set(state.FORECAST, json.dumps(result, ensure_ascii=False))
+
+    async def update_plan(self, now: datetime) -> None:
+        """The week's staffing and departments' load (as `hotline plan --week` with its defaults), for the
+        supervisors' page."""
+        try:
+            routing = load_routing(self.settings.routing_path)
+        except ConfigError as exc:  # dispatch reports the table's faults; the plan waits for a good one
+            log.warning("insight: no plan: %s", exc)
+            return
+        plan, targets, source = await week_plan(self.redis, now.date(), routing, CallTargets(), measure=True)
+        document = plan_data.as_json(plan, targets, source, now)
+        await self.redis.set(plan_data.PLAN, json.dumps(document, ensure_ascii=False))
 
     async def update_chronic(self, now: datetime) -> None:
         """This month's 每月一题 candidates, from the clusters of the last `emerging_days`."""

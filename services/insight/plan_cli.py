@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,14 +14,7 @@ from shared.cliargs import positive_int
 from shared.settings import CommonSettings
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from services.insight.plan import CallTargets, WeekPlan
-
-HISTORY_WEEKS = 16
-SAMPLE = 5000  # the newest calls whose durations give the handling time
-MIN_MEASURED = 20
-PROFILE_DAYS = 28
 
 
 def register(subparsers: Any) -> None:
@@ -46,6 +39,7 @@ def register(subparsers: Any) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     from services.dispatch.routing import load_routing
     from services.insight.plan import CallTargets
+    from services.insight.plan_data import week_plan
     from shared.bus import run_with_redis
     from shared.taxonomy import ConfigError
 
@@ -67,7 +61,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     today = args.today or datetime.now(UTC).date()
     measure = args.handle_seconds is None
     plan, targets, source = run_with_redis(
-        settings.redis_url, lambda redis: _plan(redis, today, routing, targets, measure)
+        settings.redis_url, lambda redis: week_plan(redis, today, routing, targets, measure)
     )
     if not plan.series_forecast:
         return _fail("no ticket counts in Redis yet: nothing to forecast from")
@@ -83,49 +77,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return _fail(f"cannot write into {args.out}: {exc.strerror or exc}")
     print(f"wrote {agents_csv} and {departments_csv}")
     return 0
-
-
-async def _plan(
-    redis: Redis, today: date, routing: Any, targets: CallTargets, measure: bool
-) -> tuple[WeekPlan, CallTargets, str]:
-    """The plan, the targets it used and where the handling time came from."""
-    from dataclasses import replace
-
-    from services.insight import state
-    from services.insight.plan import forecast_series, hour_profile, plan_week
-
-    source = "given"
-    if measure:
-        measured, calls = await _handle_seconds(redis, today)
-        if measured is None:
-            source = f"default: only {calls} recent calls with a duration, fewer than {MIN_MEASURED}"
-        else:
-            targets, source = (
-                replace(targets, handle_seconds=measured),
-                f"measured: mean of {calls} recent calls",
-            )
-
-    last = today - timedelta(days=1)
-    daily = await state.load_daily(redis, last - timedelta(days=7 * HISTORY_WEEKS - 1), last)
-    first_profile = today - timedelta(days=PROFILE_DAYS)
-    profile = hour_profile(await state.load_hourly(redis, first_profile, PROFILE_DAYS), first_profile)
-    series = forecast_series(daily, last - timedelta(days=7 * HISTORY_WEEKS - 1), last)
-    return plan_week(series, profile, today, routing, targets), targets, source
-
-
-async def _handle_seconds(redis: Redis, today: date) -> tuple[float | None, int]:
-    """The mean length of the newest calls (up to SAMPLE) with a duration, over the profile's weeks; None
-    when fewer than MIN_MEASURED have one."""
-    from shared.store import TicketStore
-
-    store = TicketStore(redis)
-    end = datetime(today.year, today.month, today.day, tzinfo=UTC)
-    ids = await store.recent_ids(end - timedelta(days=PROFILE_DAYS), end, SAMPLE, newest_first=True)
-    found = await store.get_many(ids, fields=("handle_seconds",))
-    seconds = [float(str((t.model_extra or {})["handle_seconds"])) for t in found if t and t.model_extra]
-    if len(seconds) < MIN_MEASURED:
-        return None, len(seconds)
-    return sum(seconds) / len(seconds), len(seconds)
 
 
 def _print(plan: WeekPlan, hours: int, targets: CallTargets) -> None:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from services.insight.plan_data import PLAN
 from services.insight.problem_store import load_problem, load_problems, request_action
 from services.insight.problems import Problem
 from services.intake.deps import Deps
@@ -35,6 +36,7 @@ from shared.pii import MaskedText
 LIST_PATH = "/v1/supervisors/problems"
 ONE_PATH = "/v1/supervisors/problems/{problem_id}"
 ACT_PATH = "/v1/supervisors/problems/{problem_id}/act"
+PLAN_PATH = "/v1/supervisors/plan"
 STATUSES = ("open", "actioned", "resolved", "evaluated", "reopened")
 
 
@@ -87,6 +89,15 @@ OPERATIONS = [
         answer=WorkOrder,
         params=(Param("problem_id", "path", "the problem"),),
         errors=(401, 404, 409, 415, 422, 429),
+        security="supervisor",
+    ),
+    Operation(
+        "get",
+        PLAN_PATH,
+        "The week's plan (made hourly by insight): agents per hour, departments' load vs capacity",
+        "supervisors",
+        ok=200,
+        errors=(401, 404),
         security="supervisor",
     ),
 ]
@@ -148,7 +159,15 @@ def routes(deps: Deps) -> list[Route]:
         deps.metrics.events.labels("proactive", "ok" if new else "duplicate").inc()
         return _order(problem, action.ticket_id, duplicate=not new)
 
+    async def plan(request: Request) -> Response:
+        supervisor(request)
+        raw = await available(deps.redis.get(PLAN))
+        if raw is None:
+            raise HttpError(404, "no_plan", "insight has not made a plan yet (hourly, once it has counts)")
+        return Response(raw, media_type="application/json")
+
     return [
+        Route(PLAN_PATH, instrumented("supervisor_plan", deps.metrics, plan), methods=["GET"]),
         Route(LIST_PATH, instrumented("supervisor_problems", deps.metrics, listing), methods=["GET"]),
         Route(ONE_PATH, instrumented("supervisor_problem", deps.metrics, one), methods=["GET"]),
         Route(ACT_PATH, instrumented("supervisor_act", deps.metrics, act), methods=["POST"]),

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from services.insight.app import Insight, InsightSettings
 from services.insight.problem_pass import ProblemPass
 from services.insight.problem_store import PROBLEMS, load_problem
 from services.insight.problems import Problem, ProblemPolicy
+from services.insight.state import count_ops, series_key
 from services.intake.settings import DEV_SUPERVISOR_TOKEN
 from shared import streams
 from shared.codec import decode
@@ -104,3 +107,28 @@ async def test_an_evaluated_problem_cannot_be_acted_on_until_it_reopens(redis: R
     assert refused.status_code == 409 and "reopens" in refused.json()["error"]["message"]
     assert bad.status_code == 415
     assert await redis.xlen(streams.RECEIVED) == 0
+
+
+async def test_supervisors_read_the_plan_insight_makes(redis: Redis, redis_url: str) -> None:
+    async with intake_client(redis_url) as client:
+        missing = await client.get("/v1/supervisors/plan", headers=AUTH)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "no_plan"
+        async with redis.pipeline(transaction=False) as pipe:
+            for day in range(1, 22):
+                for n in range(40):
+                    at = T - timedelta(days=day) + timedelta(hours=1)
+                    for op in count_ops(series_key("utilities", "D1"), at, f"w{day}-{n}"):
+                        pipe.execute_command(*op)
+            await pipe.execute()
+        await Insight(InsightSettings(redis_url=redis_url), redis, CollectorRegistry()).update_plan(T)
+        assert (await client.get("/v1/supervisors/plan")).status_code == 401
+        plan = (await client.get("/v1/supervisors/plan", headers=AUTH)).json()
+    assert plan["first_day"] == "2026-11-02" and len(plan["hours"]) == 7 * 24
+    assert plan["targets"]["handle_seconds"] == 300 and plan["targets"]["handle_seconds_source"].startswith(
+        "default"
+    )
+    busy = [h for h in plan["hours"] if h["calls"] > 0]
+    assert busy and all(h["start"].endswith("T18:00:00+08:00") for h in busy)  # 10:00 UTC
+    assert all(h["agents_erlang_c"] >= h["agents_erlang_a"] > 0 for h in busy)
+    water = [d for d in plan["departments"] if d["department"] == "water_utility"]
+    assert len(water) == 7 and sum(d["expected"] for d in water) == pytest.approx(280, rel=0.1)
