@@ -75,6 +75,12 @@ class QueueTicket(BaseModel):
     citizen_status: str | None = Field(None, description="the state the citizen's app gave with it")
     citizen_media_url: str | None = Field(None, description="the photo sent with that comment, if any")
     citizen_comment_at: str | None = None
+    channel: str | None = Field(None, description="proactive: a work order the hotline opened for a problem")
+    proactive_ticket_id: str | None = Field(
+        None,
+        description="the work order covering this call's problem: fixing its cause answers this call too",
+    )
+    problem_id: str | None = Field(None, description="the problem (place and topic) the call is part of")
     received_at: str | None = None
     dispatched_at: str | None = None
     dispatch_due_at: str | None = None

@@ -20,7 +20,7 @@ from shared.codec import decode
 from shared.effects import StoreWrite
 from shared.events import ProblemActioned, TicketReceived
 from shared.store import TicketStore, iso
-from tests.integration.intake_support import intake_client
+from tests.integration.intake_support import dispatch_to, intake_client
 
 pytestmark = pytest.mark.redis
 T = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -45,6 +45,7 @@ async def seed(redis: Redis, status: str = "open") -> Problem:
         await TicketStore(redis).apply(
             StoreWrite(ticket_id=f"T{n}", event_id=f"r{n}", fields=fields), scope="intake"
         )
+    await dispatch_to(redis, "T1", "water_utility")
     await redis.hset(PROBLEMS, p.problem_id, p.model_dump_json())
     return p
 
@@ -79,6 +80,16 @@ async def test_a_supervisor_lists_problems_and_orders_work_on_one_once(redis: Re
     assert actioned.by == "supervisor:dev-supervisor" and actioned.proactive_ticket_id == order
     store = TicketStore(redis)
     assert getattr(await store.get_or_raise("T1"), "proactive_ticket_id", None) == order
+    async with intake_client(redis_url) as client:
+        queue = await client.get(
+            "/v1/departments/water_utility/tickets",
+            headers={"authorization": "Bearer hotline-dev-water_utility"},
+        )
+    [queued] = queue.json()["tickets"]
+    assert queued["ticket_id"] == "T1" and queued["proactive_ticket_id"] == order, (
+        "the department sees the order"
+    )
+    assert queued["problem_id"] == "p1"
     assert getattr(await store.get_or_raise("T0"), "proactive_ticket_id", None) is None, (
         "resolved: not linked"
     )
