@@ -116,6 +116,8 @@ class InsightMetrics:
             ["verdict"],
             registry=registry,
         )
+        for verdict in ("worked", "no effect", "too early"):  # exported at 0 before the first evaluation
+            self.problems_evaluated.labels(verdict)
         self.problems_reopened = Counter(
             "hotline_problems_reopened",
             "Problems whose calls came back after the work order",
@@ -207,6 +209,9 @@ class Insight:
             await self.update_chronic(now)
             await self.update_plan(now)
             self._forecast_at = time.monotonic()
+        # The hourly work (forecasts, candidates, the plan) can outlast a short lease: renew it once done,
+        # so it counts from the end of the pass and another replica does not start the same work.
+        self.metrics.leader.set(await self.lease.hold())
 
     async def update_emerging(self, now: datetime) -> list[Ticket]:
         """Feed tickets received since the last pass to the clusterer; publish the hottest clusters.
