@@ -20,6 +20,7 @@ from services.console.search import Query, search
 from services.console.sessions import Session
 from services.console.web import Console, RefusedError, lang_of, safe_next
 from services.evaluation.rates import check_bucket
+from services.insight.problem_store import load_problem, request_action
 from services.intake.http import HttpError
 from shared.store import Ticket
 
@@ -81,6 +82,8 @@ def routes(console: Console) -> list[Route]:
             ),
             "open_total": sum(open_counts.values()),
             "supervision": await console.reads.supervision(),
+            "problems": await console.reads.problems(),
+            "plan": await console.reads.plan(),
         }
 
     async def supervisor_part(request: Request) -> Response:
@@ -143,7 +146,24 @@ def routes(console: Console) -> list[Route]:
             return RedirectResponse(_with(back, err=f"{exc.status} {exc.message}"), status_code=303)
         return RedirectResponse(_with(back, msg="done"), status_code=303)
 
+    async def act_on_problem(request: Request) -> Response:
+        """A supervisor's proactive work order: the same code as intake's POST .../act."""
+        session = await console.session(request, "supervisor")
+        form = await console.form(request, session)
+        back = safe_next(form.get("next"), "/supervisor")
+        problem = await load_problem(console.redis, request.path_params["problem_id"])
+        if problem is None:
+            raise RefusedError(404, "not_found")
+        if not problem.open_for_action:
+            return RedirectResponse(_with(back, err=f"409 {problem.status}"), status_code=303)
+        maxlen = console.settings.stream_maxlen
+        action, _ = await request_action(
+            console.redis, problem, f"supervisor:{session.user}", datetime.now(UTC), maxlen
+        )
+        return RedirectResponse(_with(back, msg=f"work order {action.ticket_id}"), status_code=303)
+
     return [
+        Route("/supervisor/problems/{problem_id}/act", act_on_problem, methods=["POST"]),
         Route("/operator", operator),
         Route("/operator/queue.part", operator_part),
         Route("/department", department),

@@ -13,6 +13,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.evaluation.rates import Board, board, bucket_of, load_table
+from services.insight.plan_data import PLAN
+from services.insight.problem_store import load_problems
 from services.insight.state import EMERGING, FORECAST, load_all_episodes, split_series
 from shared.bus import as_str
 from shared.store import CLOSED_STATUSES, Ticket, TicketStore, keys
@@ -165,6 +167,23 @@ class Reads:
             "emerging": _json(emerging, []),
             "chronic": _json(chronic, []),
         }
+
+    async def problems(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Problems still in play first (open, reopened, actioned, resolved), then the evaluated ones, each
+        group the latest first."""
+        found = sorted((await load_problems(self.redis)).values(), key=lambda p: p.last_seen, reverse=True)
+        found.sort(key=lambda p: p.status == "evaluated")
+        return [p.model_dump(mode="json", exclude={"daily", "returned"}) for p in found[:limit]]
+
+    async def plan(self) -> dict[str, Any] | None:
+        """The week's plan insight made, with its busiest hours and the departments' short days."""
+        plan: dict[str, Any] | None = _json(await self.redis.get(PLAN), None)
+        if plan is None:
+            return None
+        hours = plan.get("hours", [])
+        plan["peak"] = sorted(hours, key=lambda h: -h["agents_erlang_c"])[:6]
+        plan["short"] = [d for d in plan.get("departments", []) if d.get("short")]
+        return plan
 
     async def supervision(self, limit: int = 20) -> list[str]:
         ids = await self.redis.zrevrange(keys.supervision, 0, limit - 1)

@@ -4,18 +4,23 @@ system as real processes: each role's main flow, the refusals, and the screensho
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis as sync_redis
 
+from services.insight.plan_data import PLAN
+from services.insight.problem_store import ACTIONS, PROBLEMS
+from services.insight.problems import Evaluation, Problem
 from services.intake.app import IntakeSettings
 from tools.demo import post_calls, wait_dispatched
 from tools.runner import Stack
@@ -211,6 +216,63 @@ def test_the_supervisor_sees_the_response_rate_change_without_reloading(
     department_page.locator(f"article[data-ticket='{ticket}'] form[action$='/accept'] button").click()
     eventually(lambda: cell.get_attribute("title") == f"{done + 1} / {total}", "the rate moved", within=20)
     page.screenshot(path=str(DOCS / "console-supervisor.png"), full_page=True)
+
+
+def test_the_supervisor_sees_problems_with_their_verdicts_and_the_plan_and_sends_a_work_order(
+    stack: Stack, browser: Any, db: sync_redis.Redis
+) -> None:
+    now = datetime.now(UTC)
+    open_one = Problem(
+        problem_id=f"p-{uuid.uuid4().hex[:8]}",
+        key="estate:润芳园|environment",
+        category="environment",
+        district="A3区",
+        place="estate:润芳园",
+        label="润芳园小区临街门面油烟扰民",
+        first_seen=now,
+        last_seen=now,
+    )
+    for n in range(4):
+        open_one.attach(f"T-console-{n}", now)
+    worked = open_one.model_copy(
+        update={
+            "problem_id": f"p-{uuid.uuid4().hex[:8]}",
+            "label": "丽发新城搅拌站噪音",
+            "status": "evaluated",
+            "evaluation": Evaluation(
+                days=14,
+                expected=30.0,
+                expected_lower=20.0,
+                expected_upper=40.0,
+                observed=2,
+                avoided=28.0,
+                control_ratio=1.0,
+                verdict="worked",
+                at=now,
+            ),
+        }
+    )
+    for p in (open_one, worked):
+        db.hset(PROBLEMS, p.problem_id, p.model_dump_json())
+    hour = {"start": now.isoformat(), "calls": 190.0, "agents_erlang_c": 17, "agents_erlang_a": 15}
+    short = {"department": "urban_management", "day": "2026-12-06", "expected": 190.0, "capacity": 0.0}
+    targets = {"level": 0.8, "within_seconds": 20, "handle_seconds": 240, "handle_seconds_source": "measured"}
+    plan = {"targets": targets, "hours": [hour], "departments": [{**short, "backlog": 190.0, "short": True}]}
+    db.set(PLAN, json.dumps(plan))
+
+    page = sign_in(browser, stack, "supervisor")
+    rows = page.locator("#problems tr.problem")
+    expect(page.locator(f"#problems tr[data-problem='{worked.problem_id}'] .verdict")).to_have_text("worked")
+    expect(page.locator("#plan tr.plan-hour").first).to_contain_text("17")
+    expect(page.locator("#plan li.short-day")).to_contain_text("urban_management")
+    assert rows.count() >= 2
+    page.locator(f"#problems tr[data-problem='{open_one.problem_id}'] button").click()
+    page.wait_for_url(re.compile(r"msg=work"))
+    order = eventually(lambda: db.hget(ACTIONS, open_one.problem_id), "the action is recorded")
+    ticket_id = json.loads(order)["ticket_id"]
+    # The work order goes round the loop like a call: classified and dispatched to a department.
+    eventually(lambda: db.hget(f"hotline:ticket:{ticket_id}", "department"), "the order is dispatched", 60)
+    assert db.hget(f"hotline:ticket:{ticket_id}", "channel") == "proactive"
 
 
 def test_english_and_a_phone_sized_screen(stack: Stack, browser: Any) -> None:
