@@ -97,13 +97,18 @@ def entry_fields(data: bytes) -> dict[bytes, bytes]:
     return {DATA_FIELD: data}
 
 
-def decode(fields: dict[bytes, bytes], model: type[E]) -> E:
+def event_json(fields: dict[bytes, bytes], model: type[Event]) -> bytes:
+    """The JSON of the `model` event an entry carries, not validated (the recorder keeps it as it is)."""
     raw = fields.get(DATA_FIELD)
     if raw is None:
         raise PoisonError(
             f"entry has no {DATA_FIELD.decode()} field (fields: {sorted(k.decode() for k in fields)})"
         )
-    body = _body(raw, model)
+    return _body(raw, model)
+
+
+def decode(fields: dict[bytes, bytes], model: type[E]) -> E:
+    body = event_json(fields, model)
     try:
         event = model.model_validate_json(body)
     except ValidationError as exc:

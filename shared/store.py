@@ -54,6 +54,10 @@ class keys:
 
     by_created = f"{PREFIX}:tickets:by_created"
 
+    # The tickets changed since the recorder last wrote them to PostgreSQL, scored by when they first
+    # changed (`MARK_CHANGED`): the recorder's to-do list, and what says a ticket is not yet recorded.
+    unrecorded = f"{PREFIX}:recorder:unrecorded"
+
     @staticmethod
     def updates(hour: int) -> str:
         """The ids of the tickets whose status changed in this hour (seconds since the epoch // 3600)."""
@@ -109,11 +113,28 @@ class keys:
         return f"{PREFIX}:console:login-failures:{who}"
 
 
-_APPLY = """
+# Every script that changes a ticket's hash or history calls this after the change, in the same script:
+# the ticket's revision (`REVISION_FIELD`) goes up, and the ticket joins the recorder's to-do list unless
+# it is already on it (keeping the time it first changed). The recorder writes the ticket with its
+# revision to PostgreSQL and takes it off the list only if the revision is still the one it wrote.
+MARK_CHANGED = """
+local function mark_changed(ticket_key, unrecorded_key, ticket_id)
+  redis.call('HINCRBY', ticket_key, 'rev', 1)
+  local now = redis.call('TIME')
+  redis.call('ZADD', unrecorded_key, 'NX', tonumber(now[1]) + tonumber(now[2]) / 1000000, ticket_id)
+end
+"""
+REVISION_FIELD = "rev"
+
+_APPLY = (
+    MARK_CHANGED
+    + """
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 local fields = cjson.decode(ARGV[2])
 local set = {}
+local changed = ARGV[3] ~= ''
 for k, v in pairs(fields) do
+  changed = true
   if v == cjson.null then redis.call('HDEL', KEYS[1], k) else set[#set + 1] = k; set[#set + 1] = v end
 end
 if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
@@ -123,8 +144,10 @@ if KEYS[4] ~= '' then
   redis.call('EXPIREAT', KEYS[4], ARGV[6])
 end
 for _, op in ipairs(cjson.decode(ARGV[4])) do redis.call(unpack(op)) end
+if changed then mark_changed(KEYS[1], KEYS[5], ARGV[5]) end
 return 1
 """
+)
 
 
 class Ticket(BaseModel):
@@ -208,6 +231,7 @@ class TicketStore:
             keys.applied(write.ticket_id),
             keys.history(write.ticket_id),
             bucket,
+            keys.unrecorded,
         ]
         args: list[str | bytes | int] = [
             f"{scope}:{write.event_id}",

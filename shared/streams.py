@@ -26,19 +26,21 @@ CLASSIFIER = "classifier"
 DISPATCH = "dispatch"
 EVALUATION = "evaluation"
 INSIGHT = "insight"
+RECORDER = "recorder"
 
 # Which groups read which stream. The init step creates each group at id 0 so that nothing
 # published before a worker first started is skipped (a group created at `$` would skip it).
+# The recorder reads every stream of ticket events (not alerts.hotspot: an alert is about a series).
 GROUPS: dict[str, tuple[str, ...]] = {
-    RECEIVED: (CLASSIFIER,),
-    CLASSIFIED: (DISPATCH, INSIGHT),
-    DISPATCHED: (EVALUATION,),
-    UPDATED: (DISPATCH, EVALUATION),
-    REOPENED: (DISPATCH,),
-    REROUTED: (DISPATCH,),
-    SURVEYS_ANSWERED: (EVALUATION,),
-    REVIEW: (),
-    ESCALATED: (),
+    RECEIVED: (CLASSIFIER, RECORDER),
+    CLASSIFIED: (DISPATCH, INSIGHT, RECORDER),
+    DISPATCHED: (EVALUATION, RECORDER),
+    UPDATED: (DISPATCH, EVALUATION, RECORDER),
+    REOPENED: (DISPATCH, RECORDER),
+    REROUTED: (DISPATCH, RECORDER),
+    SURVEYS_ANSWERED: (EVALUATION, RECORDER),
+    REVIEW: (RECORDER,),
+    ESCALATED: (RECORDER,),
     HOTSPOTS: (),
     PROBLEMS_DETECTED: (),
     PROBLEMS_ACTIONED: (),
@@ -46,6 +48,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 ALL_STREAMS: tuple[str, ...] = tuple(GROUPS)
+TICKET_STREAMS: tuple[str, ...] = tuple(s for s, groups in GROUPS.items() if RECORDER in groups)
+
+RECORDER_DLQ = "recorder.tickets.dlq"
+"""Tickets whose state the recorder could not write to PostgreSQL (fields: ticket_id, rev, reason, error)."""
 
 
 def dlq(stream: str) -> str:

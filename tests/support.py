@@ -99,3 +99,43 @@ async def wait_for(check: Callable[[], Any], what: str, within: float = 60.0) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+def ticket_matches_row(fields: dict[Any, Any], row: Any) -> list[str]:
+    """How a ticket's hash in Redis differs from its row in PostgreSQL's `tickets` (empty: the same).
+
+    Each field is compared by the value it means, read back from its column's Python type: a time as an
+    instant, a number as a number, a flag as a bool, JSON as data; fields without a column are in `extra`.
+    """
+    from datetime import datetime
+
+    text = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in fields.items()
+    }
+    columns = dict(row)
+    extra = json.loads(columns.pop("extra") or "{}")
+    columns.pop("recorded_at", None)
+    problems = []
+    for name, value in text.items():
+        if name not in columns:
+            if extra.get(name) != value:
+                problems.append(f"{name}: {value!r} in Redis, {extra.get(name)!r} in extra")
+            continue
+        stored = columns[name]
+        if isinstance(stored, datetime):
+            same = datetime.fromisoformat(value) == stored
+        elif isinstance(stored, bool):
+            same = stored == (value.lower() in ("1", "true", "t", "yes"))
+        elif isinstance(stored, int | float):
+            same = float(value) == float(stored)
+        elif name in ("attributes", "eval_rounds"):  # jsonb
+            same = json.loads(value) == json.loads(stored)
+        else:
+            same = value == stored
+        if not same:
+            problems.append(f"{name}: {value!r} in Redis, {stored!r} in PostgreSQL")
+    for name, stored in columns.items():
+        if name not in text and name != "ticket_id" and stored is not None:
+            problems.append(f"{name}: absent in Redis, {stored!r} in PostgreSQL")
+    return problems

@@ -25,7 +25,7 @@ from shared import streams
 from shared.codec import DATA_FIELD, pack
 from shared.events import TicketEscalated, utcnow
 from shared.ids import derive_id
-from shared.store import TicketStore, iso, keys
+from shared.store import MARK_CHANGED, TicketStore, iso, keys
 
 log = logging.getLogger("hotline.dispatch.escalation")
 
@@ -33,15 +33,19 @@ Kind = Literal["dispatch", "feedback"]
 TIMERS: dict[Kind, str] = {"dispatch": state.SLA_DISPATCH, "feedback": state.SLA_FEEDBACK}
 MISSED: dict[Kind, str] = {"dispatch": "not accepted", "feedback": "not resolved"}
 
-_ESCALATE = """
+_ESCALATE = (
+    MARK_CHANGED
+    + """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if (not score) or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', ARGV[4], ARGV[5])
 redis.call('HSET', KEYS[3], ARGV[6], ARGV[7])
 redis.call('RPUSH', KEYS[4], ARGV[8])
+mark_changed(KEYS[3], KEYS[5], ARGV[1])
 return 1
 """
+)
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,13 @@ class Scanner:
                 )
                 history = {"at": iso(now), "event": "escalated", "kind": kind, "summary": event.reason}
                 won = await self._escalate(
-                    keys=[timer, streams.ESCALATED, keys.ticket(ticket_id), keys.history(ticket_id)],
+                    keys=[
+                        timer,
+                        streams.ESCALATED,
+                        keys.ticket(ticket_id),
+                        keys.history(ticket_id),
+                        keys.unrecorded,
+                    ],
                     args=[
                         ticket_id,
                         repr(score),

@@ -17,7 +17,7 @@ from shared import streams
 from shared.bus import ScriptBatcher, as_str
 from shared.codec import pack
 from shared.events import Event, TicketReceived
-from shared.store import PREFIX, iso, keys, updates_bucket
+from shared.store import MARK_CHANGED, PREFIX, iso, keys, updates_bucket
 
 DEDUPE_TTL_SECONDS = 7 * 24 * 3600
 
@@ -55,6 +55,7 @@ end
 
 _ACCEPT = (
     _RATE
+    + MARK_CHANGED
     + """
 local wait = limited(KEYS[7], ARGV[7], ARGV[8])
 if wait then return {-1, tostring(wait)} end
@@ -73,6 +74,7 @@ redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 redis.call('RPUSH', KEYS[6], ARGV[6])
 redis.call('SADD', KEYS[8], ARGV[1])
 redis.call('EXPIREAT', KEYS[8], ARGV[9])
+mark_changed(KEYS[4], KEYS[9], ARGV[1])
 return {1, ARGV[1]}
 """
 )
@@ -82,6 +84,7 @@ return {1, ARGV[1]}
 # let a department act on a ticket that has just left it.
 _PUBLISH = (
     _RATE
+    + MARK_CHANGED
     + """
 local wait = limited(KEYS[1], ARGV[1], ARGV[2])
 if wait then return {'rate', tostring(wait)} end
@@ -107,6 +110,7 @@ for i = 2, 3 do
 end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', '__data__', ARGV[5])
 redis.call('RPUSH', KEYS[6], ARGV[7])
+mark_changed(KEYS[4], KEYS[7], ARGV[10])
 return {'ok', ARGV[3]}
 """
 )
@@ -204,6 +208,7 @@ class TicketIntake:
                 keys.history(event.ticket_id),
                 rate.key,
                 bucket,
+                keys.unrecorded,
             ],
             args=[
                 event.ticket_id,
@@ -253,6 +258,7 @@ class EventPublisher:
                 keys.ticket(event.ticket_id),
                 stream,
                 keys.history(event.ticket_id),
+                keys.unrecorded,
             ],
             args=[
                 rate.limit,
@@ -264,6 +270,7 @@ class EventPublisher:
                 json.dumps({"at": iso(event.occurred_at), **history}, ensure_ascii=False),
                 department or "",
                 json.dumps(list(refuse_statuses)) if refuse_statuses else "",
+                event.ticket_id,
             ],
         )
         code = as_str(code)

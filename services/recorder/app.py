@@ -1,0 +1,282 @@
+"""Wiring of the recorder: every ticket event, once, into `ticket_events`, and every changed ticket's state
+into `tickets` and `ticket_history` (PostgreSQL, the system of record).
+
+Events: a consumer group on each ticket stream; a batch is written in one transaction and acked to
+Redis only after the commit (with dead letters for entries the database refused, in the same MULTI).
+Tickets: the store lists each changed ticket in `keys.unrecorded` with its revision on the hash; a
+background loop reads the oldest of them, writes their snapshots in one transaction, then takes each
+off the list only if its revision did not move meanwhile (so a change made during the write is
+recorded on the next pass).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from faststream.asgi import AsgiFastStream
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import model_validator
+from redis.asyncio import Redis
+
+from services.recorder.database import Database, Ticket
+from services.recorder.handlers import BadSnapshotError, EventRow, event_row, history_rows
+from shared import streams
+from shared.bus import as_str, make_broker, redis_client
+from shared.codec import PoisonError
+from shared.events import STREAM_EVENTS
+from shared.settings import CommonSettings
+from shared.store import REVISION_FIELD, keys
+from shared.worker import BatchResult, Consumer, Entry, Worker, _Dead, _sleep_unless
+
+log = logging.getLogger("hotline.recorder")
+
+
+class RecorderSettings(CommonSettings):
+    port: int = 8086
+    # Bigger batches than the other workers: a PostgreSQL transaction costs the same for 1 or 1,000 rows.
+    batch_size: int = 1000
+    snapshot_batch: int = 500
+    snapshot_poll_seconds: float = 0.1
+    pool_size: int = 4
+
+    @model_validator(mode="after")
+    def _needs_database(self) -> RecorderSettings:
+        if not self.database_url:
+            raise ValueError("DATABASE_URL is not set: the recorder writes to PostgreSQL")
+        return self
+
+
+# Takes recorded tickets off the to-do list, each only if its revision is still the one written.
+# KEYS: the list, then each ticket's hash; ARGV: ticket id and recorded revision, pairwise.
+_FORGET = """
+local n = 0
+for i = 2, #KEYS do
+  local id, rev = ARGV[2 * i - 3], tonumber(ARGV[2 * i - 2])
+  local now = tonumber(redis.call('HGET', KEYS[i], 'rev') or '0')
+  if now <= rev then n = n + redis.call('ZREM', KEYS[1], id) end
+end
+return n
+"""
+
+
+class RecorderMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rows = Counter(
+            "hotline_recorder_rows", "Rows written to PostgreSQL, by table", ["table"], registry=registry
+        )
+        self.refused = Counter(
+            "hotline_recorder_refused",
+            "Events or ticket states PostgreSQL refused (dead-lettered), by table",
+            ["table"],
+            registry=registry,
+        )
+        self.unrecorded = Gauge(
+            "hotline_recorder_unrecorded_tickets",
+            "Tickets changed in Redis and not yet written to PostgreSQL",
+            registry=registry,
+        )
+        self.oldest = Gauge(
+            "hotline_recorder_oldest_unrecorded_seconds",
+            "Age of the oldest change not yet written to PostgreSQL (the recorder's lag)",
+            registry=registry,
+        )
+        self.database_up = Gauge(
+            "hotline_recorder_database_up", "1 while PostgreSQL answers the recorder", registry=registry
+        )
+
+
+class RecorderWorker(Worker):
+    """The shared worker's read, claim, trim and metrics loops, with a batch that goes to PostgreSQL."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        recorder_metrics: RecorderMetrics,
+        snapshot_batch: int,
+        snapshot_poll: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.snapshot_batch = snapshot_batch
+        self.snapshot_poll = snapshot_poll
+        self.database = database
+        self.recorder_metrics = recorder_metrics
+        self._history_seen: dict[str, int] = {}
+        database.on_state = self._database_state
+        recorder_metrics.database_up.set(0)
+
+    def _database_state(self, up: bool) -> None:
+        self.recorder_metrics.database_up.set(1 if up else 0)
+        if up:
+            log.info("PostgreSQL reachable")
+
+    # -- events ---------------------------------------------------------------------------------------
+
+    async def process(
+        self, consumer: Consumer[Any], entries: list[Entry], *, cut_off_first: bool = False
+    ) -> BatchResult:
+        started = time.perf_counter()
+        stream = consumer.stream
+        rows: list[tuple[bytes, EventRow]] = []
+        dead: list[_Dead] = []
+        for entry_id, fields in entries:
+            try:
+                rows.append((entry_id, event_row(stream, fields)))
+            except PoisonError as exc:
+                dead.append(_Dead(entry_id, fields, "invalid", str(exc), 1))
+            except Exception as exc:  # a corrupt envelope can fail anywhere in the parser
+                dead.append(_Dead(entry_id, fields, "undecodable", repr(exc)[:500], 1))
+        records = [row.record() for _, row in rows]
+        refused = await self.database.until_done(lambda: self.database.write_events(records), self._stop)
+        fields_of = dict(entries)
+        for index, reason in refused:
+            entry_id = rows[index][0]
+            dead.append(_Dead(entry_id, fields_of[entry_id], "refused_by_database", reason, 1))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for d in dead:
+                self._queue_dead(pipe, consumer, d)
+            pipe.xack(stream, consumer.group, *(entry_id for entry_id, _ in entries))
+            await pipe.execute()
+
+        m, rm = self.metrics, self.recorder_metrics
+        written = len(rows) - len(refused)
+        rm.rows.labels("ticket_events").inc(written)
+        rm.refused.labels("ticket_events").inc(len(refused))
+        m.batch_seconds.labels(self.service, stream).observe(time.perf_counter() - started)
+        m.batch_size.labels(self.service, stream).observe(len(entries))
+        m.events.labels(self.service, stream, "ok").inc(written)
+        for d in dead:
+            m.events.labels(self.service, stream, "dead_letter").inc()
+            m.dead_letters.labels(self.service, stream, d.reason).inc()
+            log.error(
+                "recorder: %s entry %s dead-lettered (%s): %s", stream, as_str(d.entry_id), d.reason, d.error
+            )
+        done = [entry_id for entry_id, _ in entries if entry_id not in {d.entry_id for d in dead}]
+        return BatchResult(done=done, dead=[d.entry_id for d in dead])
+
+    # -- tickets --------------------------------------------------------------------------------------
+
+    async def record_tickets_once(self) -> int:
+        """Write the oldest changed tickets' states; returns how many were taken off the to-do list."""
+        members = await self.redis.zrange(keys.unrecorded, 0, self.snapshot_batch - 1)
+        ids = [as_str(m) for m in members if isinstance(m, bytes | str)]
+        if not ids:
+            return 0
+        starts = [self._history_seen.get(t, 0) for t in ids]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ticket_id, start in zip(ids, starts, strict=True):
+                pipe.hgetall(keys.ticket(ticket_id))
+                pipe.lrange(keys.history(ticket_id), start, -1)
+            replies = await pipe.execute()
+        snapshots: list[Ticket] = []
+        gone: list[tuple[str, int]] = []
+        bad: list[tuple[str, int, str]] = []
+        await self.database.until_done(self.database.pool, self._stop)
+        columns = self.database.columns
+        assert columns is not None
+        for n, (ticket_id, start) in enumerate(zip(ids, starts, strict=True)):
+            fields = {as_str(k): as_str(v) for k, v in replies[2 * n].items()}
+            rev = int(fields.get(REVISION_FIELD, "0") or 0)
+            if not fields:
+                gone.append((ticket_id, rev))  # deleted since it changed: nothing left to record
+                continue
+            try:
+                row = columns.row(ticket_id, fields)
+                received = row[columns.names.index("received_at")]
+                history = history_rows(ticket_id, start, replies[2 * n + 1], received)
+            except BadSnapshotError as exc:
+                bad.append((ticket_id, rev, str(exc)))
+                continue
+            snapshots.append(Ticket(ticket_id, rev, row, history))
+        refused = await self.database.until_done(lambda: self.database.write_tickets(snapshots), self._stop)
+        refused_at = {index for index, _ in refused}
+        bad += [(snapshots[i].ticket_id, snapshots[i].rev, reason) for i, reason in refused]
+        recorded = [t for i, t in enumerate(snapshots) if i not in refused_at]
+        for t in recorded:
+            self._history_seen[t.ticket_id] = (
+                (t.history[-1][1] + 1) if t.history else self._history_seen.get(t.ticket_id, 0)
+            )
+        if len(self._history_seen) > 200_000:  # a cache of positions already written, not a record
+            self._history_seen.clear()
+        forget = [(t.ticket_id, t.rev) for t in recorded] + gone + [(t, rev) for t, rev, _ in bad]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for ticket_id, rev, reason in bad:
+                pipe.xadd(
+                    streams.RECORDER_DLQ,
+                    {"ticket_id": ticket_id, "rev": rev, "reason": "refused_by_database", "error": reason},
+                    maxlen=self.settings.stream_maxlen,
+                    approximate=True,
+                )
+            if forget:
+                # EVAL, not EVALSHA: a registered script in a pipeline costs a SCRIPT EXISTS round trip.
+                ticket_keys = [keys.ticket(t) for t, _ in forget]
+                args = [a for t, rev in forget for a in (t, rev)]
+                pipe.eval(_FORGET, 1 + len(forget), keys.unrecorded, *ticket_keys, *args)
+            await pipe.execute()
+        rm = self.recorder_metrics
+        rm.rows.labels("tickets").inc(len(recorded))
+        rm.rows.labels("ticket_history").inc(sum(len(t.history) for t in recorded))
+        if bad:
+            rm.refused.labels("tickets").inc(len(bad))
+            for ticket_id, rev, reason in bad:
+                log.error(
+                    "recorder: ticket %s (rev %d) not recorded, dead-lettered: %s", ticket_id, rev, reason
+                )
+        return len(forget)
+
+    @property
+    def settings_snapshot_batch(self) -> int:
+        return getattr(self.settings, "snapshot_batch", 500)
+
+    async def observe_unrecorded(self) -> None:
+        count = await self.redis.zcard(keys.unrecorded)
+        oldest = await self.redis.zrange(keys.unrecorded, 0, 0, withscores=True)
+        self.recorder_metrics.unrecorded.set(count)
+        age = time.time() - float(oldest[0][1]) if oldest else 0.0
+        self.recorder_metrics.oldest.set(max(0.0, age))
+
+    async def tickets_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                full = await self.record_tickets_once() >= self.snapshot_batch
+                await self.observe_unrecorded()
+            except Exception:
+                log.exception("recorder: writing ticket states failed; trying again")
+                full = False
+            if not full:
+                await _sleep_unless(stop, self.snapshot_poll)
+
+    async def stop_background(self) -> None:
+        await super().stop_background()
+        await self.database.close()
+
+
+def build(settings: RecorderSettings | None = None) -> tuple[RecorderWorker, AsgiFastStream]:
+    settings = settings or RecorderSettings()
+    redis: Redis = redis_client(settings.redis_url)
+    registry = CollectorRegistry()
+    assert settings.database_url is not None
+    database = Database(settings.database_url, settings.pool_size)
+
+    async def no_handler(events: list[Any]) -> list[Any]:  # process() does the work
+        raise NotImplementedError
+
+    worker = RecorderWorker(
+        service="recorder",
+        settings=settings,
+        redis=redis,
+        consumers=[
+            Consumer(s, streams.RECORDER, STREAM_EVENTS[s], no_handler) for s in streams.TICKET_STREAMS
+        ],
+        registry=registry,
+        database=database,
+        recorder_metrics=RecorderMetrics(registry),
+        snapshot_batch=settings.snapshot_batch,
+        snapshot_poll=settings.snapshot_poll_seconds,
+    )
+    worker.background.append(worker.tickets_loop)
+    return worker, worker.asgi(make_broker(settings))

@@ -1,0 +1,156 @@
+"""What the recorder makes of what it reads, as plain functions: rows for PostgreSQL from stream entries
+(events) and from the store's ticket hashes and histories (the current state)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import from_json, to_json
+
+from shared.codec import SUPPORTED_VERSION, PoisonError, event_json
+from shared.events import STREAM_EVENTS, Event
+from shared.store import REVISION_FIELD
+
+# Kept in their own columns, so not again in the event's body.
+EVENT_KEYS = ("event_id", "ticket_id", "occurred_at", "version")
+
+
+@dataclass(frozen=True)
+class EventRow:
+    event_id: str
+    occurred_at: datetime
+    ticket_id: str
+    stream: str
+    version: int
+    body: str
+
+    def record(self) -> tuple[Any, ...]:
+        return (self.event_id, self.occurred_at, self.ticket_id, self.stream, self.version, self.body)
+
+
+EVENT_COLUMNS = ("event_id", "occurred_at", "ticket_id", "stream", "version", "body")
+
+
+def event_row(stream: str, fields: dict[bytes, bytes]) -> EventRow:
+    """The row of one stream entry. Only the envelope every event shares is validated: the services that
+    consume the stream validate the rest, and the record keeps the event as it was published."""
+    raw = event_json(fields, STREAM_EVENTS[stream])
+    try:
+        data = from_json(raw)
+        if not isinstance(data, dict):
+            raise PoisonError("the event is not a JSON object")
+        envelope = Event.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise PoisonError(f"invalid event: {problems}") from None
+    except ValueError as exc:
+        raise PoisonError(f"invalid JSON: {exc}") from None
+    if envelope.version > SUPPORTED_VERSION:
+        raise PoisonError(f"unsupported schema version {envelope.version}")
+    body = {k: v for k, v in data.items() if k not in EVENT_KEYS}
+    return EventRow(
+        envelope.event_id,
+        envelope.occurred_at,
+        envelope.ticket_id,
+        stream,
+        envelope.version,
+        to_json(body).decode(),
+    )
+
+
+class BadSnapshotError(ValueError):
+    """A ticket's state that no row can hold as it is (a field that does not parse as its column's type)."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "t", "yes"):
+        return True
+    if lowered in ("0", "false", "f", "no", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _json(value: str) -> str:
+    json.loads(value)  # refused here, with the field's name, rather than by the database for the batch
+    return value
+
+
+# PostgreSQL's `information_schema.columns.data_type` -> how the store's string becomes that type.
+CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "text": str,
+    "timestamp with time zone": datetime.fromisoformat,
+    "double precision": float,
+    "integer": int,
+    "bigint": int,
+    "smallint": int,
+    "boolean": _bool,
+    "jsonb": _json,
+}
+
+# Filled by the recorder, not from the hash.
+NOT_FROM_STORE = ("ticket_id", "extra", "recorded_at")
+
+
+@dataclass(frozen=True)
+class TicketColumns:
+    """The `tickets` table's columns (read from the database, so the recorder follows the migrations)."""
+
+    names: tuple[str, ...]
+    types: tuple[str, ...]
+
+    @classmethod
+    def of(cls, columns: Sequence[tuple[str, str]]) -> TicketColumns:
+        kept = [(n, t) for n, t in columns if n != "recorded_at"]
+        unknown = sorted({t for n, t in kept if n not in NOT_FROM_STORE and t not in CONVERTERS})
+        if unknown:
+            raise RuntimeError(f"tickets has columns of types the recorder cannot fill: {unknown}")
+        return cls(tuple(n for n, _ in kept), tuple(t for _, t in kept))
+
+    def row(self, ticket_id: str, fields: dict[str, str]) -> tuple[Any, ...]:
+        """The row of a ticket hash: each field in its typed column, any other field in `extra`."""
+        values: list[Any] = []
+        named = set(self.names)
+        for name, kind in zip(self.names, self.types, strict=True):
+            if name == "ticket_id":
+                values.append(ticket_id)
+            elif name == "extra":
+                extra = {k: v for k, v in fields.items() if k not in named}
+                values.append(to_json(extra).decode() if extra else None)
+            elif (value := fields.get(name)) is None:
+                values.append(None)
+            else:
+                try:
+                    values.append(CONVERTERS[kind](value))
+                except ValueError as exc:
+                    raise BadSnapshotError(f"{name}: {exc}") from None
+        for required in ("received_at", REVISION_FIELD, "status"):
+            if required in named and values[self.names.index(required)] is None:
+                raise BadSnapshotError(f"no {required}")
+        return tuple(values)
+
+
+HISTORY_COLUMNS = ("ticket_id", "position", "at", "status", "entry")
+
+
+def history_rows(
+    ticket_id: str, start: int, entries: Sequence[str | bytes], default_at: datetime
+) -> list[tuple[Any, ...]]:
+    """Rows of the history entries from position `start` on (an entry without a time takes `default_at`)."""
+    rows = []
+    for position, raw in enumerate(entries, start):
+        try:
+            entry = json.loads(raw)
+            at = datetime.fromisoformat(entry["at"]) if entry.get("at") else default_at
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BadSnapshotError(f"history entry {position}: {exc}") from None
+        status = entry.get("status")
+        rows.append(
+            (ticket_id, position, at, status if isinstance(status, str) else None, to_json(entry).decode())
+        )
+    return rows

@@ -1,0 +1,178 @@
+"""The recorder on a real Redis and a real PostgreSQL: events once, ticket states equal to the store's,
+refused data dead-lettered with the database's reason while the rest is written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from services.recorder.app import RecorderSettings, RecorderWorker, build
+from shared import streams
+from shared.codec import DATA_FIELD, pack
+from shared.db.urls import asyncpg_dsn
+from shared.effects import StoreWrite
+from shared.events import TicketReceived, TicketUpdated
+from shared.store import TicketStore, keys
+from shared.worker import Consumer
+from tests.support import ticket_matches_row
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def pg(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    await conn.execute("TRUNCATE ticket_events, tickets, ticket_history")
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def recorder(redis: Redis, redis_url: str, database_url: str) -> AsyncIterator[RecorderWorker]:
+    worker, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url))
+    yield worker
+    await worker.database.close()
+    await worker.redis.aclose()
+
+
+def consumer_of(worker: RecorderWorker, stream: str) -> Consumer[object]:
+    return next(c for c in worker.consumers if c.stream == stream)
+
+
+def received(n: int, text: str = "路灯不亮", at: datetime | None = None) -> TicketReceived:
+    at = at or datetime(2026, 11, 20, 8, n % 60, tzinfo=UTC)
+    return TicketReceived(
+        event_id=f"ev-{n}",
+        ticket_id=f"T{n:05d}",
+        occurred_at=at,
+        channel="telephony",
+        source_id=f"call-{n}",
+        text=text,
+        received_at=at,
+    )
+
+
+async def read_all(redis: Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    reply = await redis.xreadgroup(streams.RECORDER, "test", {stream: ">"}, count=10_000)
+    return [entry for _, entries in reply for entry in entries]
+
+
+async def test_each_event_is_recorded_once_however_often_it_is_delivered(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    for n in range(20):
+        await redis.xadd(streams.RECEIVED, {DATA_FIELD: pack(received(n))})
+    entries = await read_all(redis, streams.RECEIVED)
+    consumer = consumer_of(recorder, streams.RECEIVED)
+    first = await recorder.process(consumer, entries)
+    again = await recorder.process(consumer, entries)  # a redelivery: the claimer took them over
+    assert len(first.done) == len(again.done) == 20
+    rows = await pg.fetch("SELECT event_id, ticket_id, stream, body FROM ticket_events ORDER BY event_id")
+    assert len(rows) == 20 and len({r["event_id"] for r in rows}) == 20
+    body = json.loads(rows[0]["body"])
+    assert body["text"] == "路灯不亮" and "event_id" not in body  # kept in its own column
+    assert (await redis.xpending(streams.RECEIVED, streams.RECORDER))["pending"] == 0
+
+
+async def test_an_event_the_database_refuses_is_dead_lettered_with_its_reason_and_the_rest_is_written(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    events = [received(n) for n in range(10)]
+    events[3] = received(3, text="坏数据\x00")  # PostgreSQL cannot store a NUL character
+    events[7] = received(7, at=datetime(2999, 1, 1, tzinfo=UTC))  # no partition that far ahead
+    for event in events:
+        await redis.xadd(streams.RECEIVED, {DATA_FIELD: pack(event)})
+    result = await recorder.process(
+        consumer_of(recorder, streams.RECEIVED), await read_all(redis, streams.RECEIVED)
+    )
+    assert len(result.done) == 8 and len(result.dead) == 2
+    kept = {r["event_id"] for r in await pg.fetch("SELECT event_id FROM ticket_events")}
+    assert kept == {e.event_id for e in events} - {"ev-3", "ev-7"}
+    dead = await redis.xrange(streams.dlq(streams.RECEIVED))
+    reasons = {json.loads(f[DATA_FIELD][f[DATA_FIELD].index(b"{") :])["event_id"]: f for _, f in dead}
+    assert set(reasons) == {"ev-3", "ev-7"}
+    assert all(f[b"reason"] == b"refused_by_database" for f in reasons.values())
+    assert b"0x00" in reasons["ev-3"][b"error"] or b"\\u0000" in reasons["ev-3"][b"error"]
+    assert b"no partition" in reasons["ev-7"][b"error"]
+    assert (await redis.xpending(streams.RECEIVED, streams.RECORDER))["pending"] == 0
+
+
+async def test_a_ticket_is_recorded_as_the_store_has_it_and_taken_off_the_list_only_once_written(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    store = TicketStore(redis)
+    at = "2026-11-20T08:00:00+00:00"
+    await store.apply(
+        StoreWrite(
+            "T1",
+            "e1",
+            fields={"status": "received", "received_at": at, "text": "水管爆裂", "confidence": "0.93"},
+            history={"at": at, "event": "received", "summary": "via telephony"},
+        ),
+        scope="intake",
+    )
+    await store.apply(
+        StoreWrite("T1", "e2", fields={"status": "dispatched", "department": "water", "odd_field": "x"}),
+        scope="dispatch",
+    )
+    assert await redis.zcard(keys.unrecorded) == 1
+    assert await recorder.record_tickets_once() == 1
+    assert await redis.zcard(keys.unrecorded) == 0
+    row = await pg.fetchrow("SELECT * FROM tickets WHERE ticket_id = 'T1'")
+    assert row is not None
+    assert ticket_matches_row(await redis.hgetall(keys.ticket("T1")), row) == []
+    assert row["confidence"] == 0.93 and json.loads(row["extra"]) == {"odd_field": "x"}
+    assert row["rev"] == 2
+    history = await pg.fetch("SELECT position, status FROM ticket_history WHERE ticket_id = 'T1'")
+    assert [(h["position"], h["status"]) for h in history] == [(0, "received")]
+
+    # A later change is recorded over the older state; an older snapshot never replaces a newer one.
+    await store.apply(StoreWrite("T1", "e3", fields={"status": "resolved"}), scope="dispatch")
+    await recorder.record_tickets_once()
+    assert await pg.fetchval("SELECT status FROM tickets WHERE ticket_id = 'T1'") == "resolved"
+    await pg.execute("UPDATE tickets SET rev = 99 WHERE ticket_id = 'T1'")
+    await store.apply(StoreWrite("T1", "e4", fields={"status": "closed"}), scope="dispatch")
+    await recorder.record_tickets_once()
+    assert await pg.fetchval("SELECT status FROM tickets WHERE ticket_id = 'T1'") == "resolved"
+
+
+async def test_a_ticket_state_no_column_can_hold_is_dead_lettered_and_the_others_are_recorded(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    store = TicketStore(redis)
+    at = "2026-11-20T08:00:00+00:00"
+    for ticket_id, confidence in (("T1", "0.5"), ("T2", "not a number"), ("T3", "0.7")):
+        await store.apply(
+            StoreWrite(
+                ticket_id, "e", fields={"status": "received", "received_at": at, "confidence": confidence}
+            ),
+            scope="intake",
+        )
+    await recorder.record_tickets_once()
+    assert {r["ticket_id"] for r in await pg.fetch("SELECT ticket_id FROM tickets")} == {"T1", "T3"}
+    [(_, dead)] = await redis.xrange(streams.RECORDER_DLQ)
+    assert dead[b"ticket_id"] == b"T2" and b"confidence" in dead[b"error"]
+    assert await redis.zcard(keys.unrecorded) == 0
+
+
+async def test_an_update_published_by_intake_marks_its_ticket_for_the_recorder(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    from services.intake.handlers import EventPublisher, TicketIntake
+
+    event = received(1, at=datetime.now(UTC))
+    await TicketIntake(redis, 1000).accept(event)
+    await recorder.record_tickets_once()
+    update = TicketUpdated(
+        event_id="u1", ticket_id=event.ticket_id, occurred_at=datetime.now(UTC), department="d", action="note"
+    )
+    await EventPublisher(redis, 1000).publish_once(streams.UPDATED, update, history={"event": "note"})
+    assert await redis.zscore(keys.unrecorded, event.ticket_id) is not None
+    await recorder.record_tickets_once()
+    positions = await pg.fetch("SELECT position FROM ticket_history WHERE ticket_id = $1", event.ticket_id)
+    assert sorted(p["position"] for p in positions) == [0, 1]
