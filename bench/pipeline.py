@@ -9,9 +9,13 @@
    each request's due time) and then at saturation (closed loop). Per phase: HTTP latency, webhook ->
    dispatched latency per stage from the ticket store (`received_at`, `classified_at`, `dispatched_at`),
    full-loop throughput, and each process's CPU and peak RSS.
+3. The recorder (PostgreSQL, the system of record) in the loop or not: the saturation phase runs on a
+   stack without the recorder and on one with it, in the same run; with it, the recorder's lag (tickets
+   changed and not yet written) is sampled during the phase and the time to catch up after it is printed.
 
     .venv/bin/python bench/pipeline.py [--rates 50,200,500] [--seconds 10] [--saturation-seconds 15]
         [--transport-messages 20000] [--transport-rounds 3] [--only transport|pipeline] [--py-spy DIR]
+        [--recorder both|on|off]
 
 Texts are real citizen messages (Teddy Cup 2020 C, `$HOTLINE_DATASETS` or ../shared/datasets) when present,
 else the demo's sample calls. Not part of `make test`.
@@ -50,9 +54,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.intake.settings import DEV_SECRET  # noqa: E402
-from shared import loadgen, streams  # noqa: E402
+from shared import streams  # noqa: E402
 from shared.codec import DATA_FIELD, pack  # noqa: E402
 from shared.events import TicketReceived, utcnow  # noqa: E402
+from tools import loadgen  # noqa: E402
 from tools.demo import make_calls  # noqa: E402
 from tools.embedded import EmbeddedRedis, free_port  # noqa: E402
 from tools.runner import SERVICES, Stack  # noqa: E402
@@ -340,16 +345,29 @@ def _load_process(
     )
 
 
-def drained(client: sync_redis.Redis) -> bool:
-    """Every group of the loop has read everything and acknowledged it."""
-    for stream, groups in streams.GROUPS.items():
-        if not groups:
+def drained(client: sync_redis.Redis, groups: tuple[str, ...]) -> bool:
+    """Every one of `groups` has read everything of its streams and acknowledged it."""
+    for stream, readers in streams.GROUPS.items():
+        if not set(readers) & set(groups):
             continue
         last = client.xinfo_stream(stream)["last-generated-id"]
         for g in client.xinfo_groups(stream):
-            if g["pending"] or g["last-delivered-id"] != last:
+            if g["name"].decode() in groups and (g["pending"] or g["last-delivered-id"] != last):
                 return False
     return True
+
+
+LOOP_GROUPS = (streams.CLASSIFIER, streams.DISPATCH, streams.EVALUATION, streams.INSIGHT)
+
+
+@dataclass
+class RecorderLag:
+    """The recorder during a phase: tickets changed and not yet written (the most seen), and how long
+    after the load stopped until everything was written."""
+
+    max_unrecorded: int = 0
+    max_oldest_seconds: float = 0.0
+    caught_up_after: float | None = None
 
 
 @dataclass
@@ -360,6 +378,7 @@ class Phase:
     sampler: Sampler
     tickets: list[dict[str, float]] = field(default_factory=list)
     not_dispatched: Counter[str] = field(default_factory=Counter)
+    recorder: RecorderLag | None = None
 
 
 def stage_latencies(
@@ -398,6 +417,10 @@ def run_phase(
     pids: dict[str, int],
     drain_timeout: float,
 ) -> Phase:
+    from shared.store import keys
+
+    recording = "recorder" in stack.processes
+    lag = RecorderLag() if recording else None
     queue: Any = multiprocessing.Queue()
     port = stack.port_of("intake")
     proc = multiprocessing.Process(
@@ -405,13 +428,33 @@ def run_phase(
     )
     proc.start()
     assert proc.pid is not None
+
+    def sample_lag() -> int:
+        assert lag is not None
+        unrecorded = client.zcard(keys.unrecorded)
+        oldest = client.zrange(keys.unrecorded, 0, 0, withscores=True)
+        lag.max_unrecorded = max(lag.max_unrecorded, unrecorded)
+        if oldest:
+            lag.max_oldest_seconds = max(lag.max_oldest_seconds, time.time() - oldest[0][1])
+        return int(unrecorded)
+
     with Sampler({**pids, "loadgen": proc.pid}) as sampler:
+        if lag is not None:
+            while proc.is_alive() and queue.empty():
+                sample_lag()
+                time.sleep(0.2)
         http = queue.get(timeout=len(requests) / max(rate, 1) + seconds + 300)
-        deadline = time.monotonic() + drain_timeout
-        while not drained(client) and time.monotonic() < deadline:
+        stopped = time.monotonic()
+        deadline = stopped + drain_timeout
+        while not drained(client, LOOP_GROUPS) and time.monotonic() < deadline:
             time.sleep(0.1)
+        if lag is not None:
+            while (sample_lag() or not drained(client, (streams.RECORDER,))) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            lag.caught_up_after = time.monotonic() - stopped
     proc.join()
     phase = Phase(name, f"{rate:.0f}/s" if mode == "open" else f"closed, {connections} conn", http, sampler)
+    phase.recorder = lag
     phase.tickets, phase.not_dispatched = stage_latencies(client, http["ticket_ids"])
     return phase
 
@@ -441,6 +484,12 @@ def report(phase: Phase) -> None:
             ("  classified -> dispatched", "classified", "dispatched"),
         ):
             print(f"  {label:28s} ms (p50 p99 max): {percentiles([(t[b] - t[a]) * 1000 for t in tickets])}")
+    if (lag := phase.recorder) is not None:
+        print(
+            f"  recorder: at most {lag.max_unrecorded} tickets unrecorded, oldest change waited at most"
+            f" {lag.max_oldest_seconds:.1f} s; all recorded {lag.caught_up_after:.1f} s after the load"
+            " stopped"
+        )
     print(phase.sampler.table(len(tickets), "ticket"))
 
 
@@ -454,63 +503,92 @@ def pipeline(url: str, args: argparse.Namespace, redis_pid: int | None) -> None:
     texts = load_texts()
     rng = random.Random(1)
     run = uuid.uuid4().hex[:8]
-    base = _free_range(len(SERVICES))
-    log_dir = Path(tempfile.mkdtemp(prefix="hotline-bench-logs-"))
-    env = {
-        "HOTLINE_LOG_LEVEL": "WARNING",
-        "HOTLINE_RATE_LIMITS": json.dumps({"webhook": 10**9}),
-    }
-    print(f"\n## Pipeline: {len(texts)} distinct texts; service logs in {log_dir}")
-    with Stack(redis_url=url, base_port=base, extra_env=env, log_dir=log_dir) as stack:
-        pids = {name: p.pid for name, p in stack.processes.items()}
-        if redis_pid:
-            pids["redis"] = redis_pid
-        port = stack.port_of("intake")
-        made = 0
+    print(f"\n## Pipeline: {len(texts)} distinct texts")
+    saturation: dict[bool, Phase] = {}
+    for recording in {"off": (False,), "on": (True,), "both": (False, True)}[args.recorder]:
+        services = SERVICES if recording else tuple(s for s in SERVICES if s != "recorder")
+        base = _free_range(len(SERVICES))
+        log_dir = Path(tempfile.mkdtemp(prefix="hotline-bench-logs-"))
+        env = {
+            "HOTLINE_LOG_LEVEL": "WARNING",
+            "HOTLINE_RATE_LIMITS": json.dumps({"webhook": 10**9}),
+        }
+        print(f"\n## {'With' if recording else 'Without'} the recorder; service logs in {log_dir}")
+        client.flushdb()  # a new recorder group starts at 0: it must not begin behind the other stack's run
+        with Stack(
+            redis_url=url,
+            database_url=args.database_url,
+            base_port=base,
+            extra_env=env,
+            log_dir=log_dir,
+            services=services,
+        ) as stack:
+            pids = {name: p.pid for name, p in stack.processes.items()}
+            if redis_pid:
+                pids["redis"] = redis_pid
+            port = stack.port_of("intake")
+            made = 0
 
-        def requests(n: int) -> list[bytes]:
-            nonlocal made
-            batch = calls(n, f"{run}-{made}", texts, rng)
-            made += n
-            return loadgen.signed_telephony_requests("127.0.0.1", port, DEV_SECRET, batch)
+            def requests(n: int, port: int = port, recording: bool = recording) -> list[bytes]:
+                nonlocal made
+                batch = calls(n, f"{run}-{recording}-{made}", texts, rng)
+                made += n
+                return loadgen.signed_telephony_requests("127.0.0.1", port, DEV_SECRET, batch)
 
-        run_phase(stack, client, "warm-up", "open", requests(400), 200, 16, 0, pids, 60)
-        for rate in args.rates:
+            run_phase(stack, client, "warm-up", "open", requests(400), 200, 16, 0, pids, 60)
+            # The fixed rates once, on the system as it ships (with its recorder, or the only stack run).
+            if recording or args.recorder == "off":
+                for rate in args.rates:
+                    phase = run_phase(
+                        stack,
+                        client,
+                        f"fixed rate {rate:g}/s",
+                        "open",
+                        requests(int(rate * args.seconds)),
+                        rate,
+                        args.connections,
+                        0,
+                        pids,
+                        120,
+                    )
+                    report(phase)
+                    if args.dump:
+                        dump(args.dump / f"rate-{rate:.0f}.json", phase)
+            if not args.saturation_seconds:
+                continue
+            n = int(args.saturation_seconds * 5000)
+            spies = _py_spy(args.py_spy, pids, args.saturation_seconds) if args.py_spy else []
             phase = run_phase(
                 stack,
                 client,
-                f"fixed rate {rate:g}/s",
-                "open",
-                requests(int(rate * args.seconds)),
-                rate,
-                args.connections,
+                f"saturation, {'with' if recording else 'without'} the recorder",
+                "closed",
+                requests(n),
                 0,
+                args.connections,
+                args.saturation_seconds,
                 pids,
-                120,
+                300,
             )
+            for spy in spies:
+                spy.wait(60)
             report(phase)
-            if args.dump:
-                dump(args.dump / f"rate-{rate:.0f}.json", phase)
-        if not args.saturation_seconds:
-            return
-        n = int(args.saturation_seconds * 5000)
-        spies = _py_spy(args.py_spy, pids, args.saturation_seconds) if args.py_spy else []
-        phase = run_phase(
-            stack,
-            client,
-            "saturation",
-            "closed",
-            requests(n),
-            0,
-            args.connections,
-            args.saturation_seconds,
-            pids,
-            300,
+            saturation[recording] = phase
+        shutil.rmtree(log_dir, ignore_errors=True)
+    if len(saturation) == 2:
+        rates = {k: _loop_rate(p) for k, p in saturation.items()}
+        print(
+            f"\n## Saturation: {rates[True]:.0f} tickets/s with the recorder, {rates[False]:.0f} without"
+            f" (ratio {rates[True] / rates[False]:.2f})"
         )
-        for spy in spies:
-            spy.wait(60)
-        report(phase)
-    shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def _loop_rate(phase: Phase) -> float:
+    if not phase.tickets:
+        return 0.0
+    first = min(t["received"] for t in phase.tickets)
+    last = max(t["dispatched"] for t in phase.tickets)
+    return len(phase.tickets) / (last - first)
 
 
 def _py_spy(directory: Path, pids: dict[str, int], seconds: float) -> list[subprocess.Popen[bytes]]:
@@ -603,10 +681,14 @@ def main() -> None:
     parser.add_argument("--transport-messages", type=int, default=20_000)
     parser.add_argument("--transport-rounds", type=int, default=3)
     parser.add_argument("--only", choices=("transport", "pipeline"))
-    parser.add_argument("--redis-url", default=None, help="default: an embedded Redis (AOF everysec)")
+    parser.add_argument(
+        "--redis-url", default=None, help="default: an embedded Redis (AOF everysec); flushed by the run"
+    )
     parser.add_argument("--appendfsync", default="everysec", choices=("always", "everysec", "no"))
     parser.add_argument("--dump", type=Path, default=None, metavar="DIR", help="raw timings, as JSON")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR", help="profile under saturation")
+    parser.add_argument("--recorder", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--database-url", default=None, help="default: an embedded PostgreSQL per stack")
     parser.add_argument("--raw-hop", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--worker-hop", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -40,6 +40,9 @@ class RecorderSettings(CommonSettings):
     batch_size: int = 1000
     snapshot_batch: int = 500
     snapshot_poll_seconds: float = 0.1
+    # A ticket changes several times in its first second (received, classified, dispatched, tracked):
+    # written once this long after its first unrecorded change, it is written about once, not each time.
+    settle_seconds: float = 1.0
     pool_size: int = 4
 
     @model_validator(mode="after")
@@ -83,9 +86,10 @@ class RecorderMetrics:
             "Age of the oldest change not yet written to PostgreSQL (the recorder's lag)",
             registry=registry,
         )
+        # Named and labelled as the deploy's alert reads it (HotlineDatabaseUnreachable), service by service.
         self.database_up = Gauge(
-            "hotline_recorder_database_up", "1 while PostgreSQL answers the recorder", registry=registry
-        )
+            "hotline_database_up", "1 while PostgreSQL answers this service", ["service"], registry=registry
+        ).labels("recorder")
 
 
 class RecorderWorker(Worker):
@@ -98,10 +102,12 @@ class RecorderWorker(Worker):
         recorder_metrics: RecorderMetrics,
         snapshot_batch: int,
         snapshot_poll: float,
+        settle: float,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.snapshot_batch = snapshot_batch
+        self.settle = settle
         self.snapshot_poll = snapshot_poll
         self.database = database
         self.recorder_metrics = recorder_metrics
@@ -162,7 +168,9 @@ class RecorderWorker(Worker):
 
     async def record_tickets_once(self) -> int:
         """Write the oldest changed tickets' states; returns how many were taken off the to-do list."""
-        members = await self.redis.zrange(keys.unrecorded, 0, self.snapshot_batch - 1)
+        members = await self.redis.zrangebyscore(
+            keys.unrecorded, "-inf", time.time() - self.settle, start=0, num=self.snapshot_batch
+        )
         ids = [as_str(m) for m in members if isinstance(m, bytes | str)]
         if not ids:
             return 0
@@ -277,6 +285,7 @@ def build(settings: RecorderSettings | None = None) -> tuple[RecorderWorker, Asg
         recorder_metrics=RecorderMetrics(registry),
         snapshot_batch=settings.snapshot_batch,
         snapshot_poll=settings.snapshot_poll_seconds,
+        settle=settings.settle_seconds,
     )
     worker.background.append(worker.tickets_loop)
     return worker, worker.asgi(make_broker(settings))

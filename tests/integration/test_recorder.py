@@ -34,7 +34,7 @@ async def pg(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 async def recorder(redis: Redis, redis_url: str, database_url: str) -> AsyncIterator[RecorderWorker]:
-    worker, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url))
+    worker, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, settle_seconds=0))
     yield worker
     await worker.database.close()
     await worker.redis.aclose()
@@ -163,7 +163,7 @@ async def test_a_ticket_state_no_column_can_hold_is_dead_lettered_and_the_others
 async def test_an_update_published_by_intake_marks_its_ticket_for_the_recorder(
     redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
 ) -> None:
-    from services.intake.handlers import EventPublisher, TicketIntake
+    from services.intake.writes import EventPublisher, TicketIntake
 
     event = received(1, at=datetime.now(UTC))
     await TicketIntake(redis, 1000).accept(event)
@@ -176,3 +176,15 @@ async def test_an_update_published_by_intake_marks_its_ticket_for_the_recorder(
     await recorder.record_tickets_once()
     positions = await pg.fetch("SELECT position FROM ticket_history WHERE ticket_id = $1", event.ticket_id)
     assert sorted(p["position"] for p in positions) == [0, 1]
+
+
+async def test_a_ticket_is_written_once_it_has_settled_not_at_each_change(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    store = TicketStore(redis)
+    fields = {"status": "received", "received_at": "2026-11-20T08:00:00+00:00"}
+    await store.apply(StoreWrite("T1", "e1", fields=fields), scope="intake")
+    recorder.settle = 60.0
+    assert await recorder.record_tickets_once() == 0
+    recorder.settle = 0.0
+    assert await recorder.record_tickets_once() == 1
