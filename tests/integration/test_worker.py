@@ -217,6 +217,8 @@ async def test_stream_gauges(redis: Redis) -> None:
 
 async def test_trimming_never_drops_what_a_group_has_not_finished(redis: Redis) -> None:
     worker, consumer = make_worker(redis, stream_retention_seconds=0)
+    # Only the group under test (the recorder's would hold everything: it reads nothing here).
+    await redis.xgroup_destroy(streams.RECEIVED, streams.RECORDER)
     await add(redis, *(received(i) for i in range(10)))
     entries = await read(redis)
     await worker.process(consumer, entries[:4])  # 4 done, 6 delivered and still pending
