@@ -39,26 +39,31 @@ from tools.runner import SERVICES, Stack  # noqa: E402
 AIM_TICKETS_PER_SECOND = 1000
 
 
-async def backlog(redis: Redis) -> tuple[int, int]:
-    """Entries the recorder group has not acknowledged yet, and tickets not yet written."""
-    entries = 0
+async def backlog(redis: Redis) -> tuple[bool, int]:
+    """Whether the recorder group has read and acknowledged every entry, and tickets not yet written."""
+    done = True
     for stream in streams.TICKET_STREAMS:
+        last = (await redis.xinfo_stream(stream))["last-generated-id"]
         for g in await redis.xinfo_groups(stream):
             if g["name"] in (streams.RECORDER, streams.RECORDER.encode()):
-                entries += int(g.get("lag") or 0) + int(g["pending"])
-    return entries, int(await redis.zcard(keys.unrecorded))
+                done = done and not g["pending"] and g["last-delivered-id"] == last
+    return done, int(await redis.zcard(keys.unrecorded))
+
+
+async def entries(redis: Redis) -> int:
+    return sum([int(await redis.xlen(stream)) for stream in streams.TICKET_STREAMS])
 
 
 async def record_backlog(redis_url: str, database_url: str) -> tuple[int, int, float]:
     redis = redis_client(redis_url)
-    events, tickets = await backlog(redis)
+    events, (_, tickets) = await entries(redis), await backlog(redis)
     settings = RecorderSettings(redis_url=redis_url, database_url=database_url, log_level="WARNING")
     worker, _ = build(settings)
     started = time.perf_counter()
     await worker.start_background()
     try:
         left = await backlog(redis)
-        while left != (0, 0):
+        while left != (True, 0):
             await asyncio.sleep(0.05)
             left = await backlog(redis)
         seconds = time.perf_counter() - started

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
@@ -85,3 +86,23 @@ def test_hotline_db_current_and_upgrade(
     assert main(["db", "current"]) == 1
     err = capsys.readouterr().err
     assert "reading the database failed" in err and "s3cret" not in err
+
+
+async def test_sessions_creating_the_same_month_at_once_all_succeed(database_url: str) -> None:
+    conns = [await asyncpg.connect(asyncpg_dsn(database_url)) for _ in range(4)]
+    try:
+        for month in (1, 2, 3):
+            await asyncio.gather(
+                *(
+                    c.execute("SELECT hotline_ensure_partitions('tickets', $1)", date(2025, month, 1))
+                    for c in conns
+                )
+            )
+        names = await conns[0].fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'tickets'::regclass AND c.relname LIKE 'tickets_2025_%' ORDER BY 1"
+        )
+        assert [n["relname"] for n in names] == ["tickets_2025_01", "tickets_2025_02", "tickets_2025_03"]
+    finally:
+        for c in conns:
+            await c.close()
