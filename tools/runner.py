@@ -20,7 +20,15 @@ from shared.db import migrate
 from tools.embedded import EmbeddedRedis, free_port_block
 from tools.embedded_postgres import EmbeddedPostgres
 
-SERVICES: tuple[str, ...] = ("intake", "classifier", "dispatch", "evaluation", "insight", "console", "recorder")
+SERVICES: tuple[str, ...] = (
+    "intake",
+    "classifier",
+    "dispatch",
+    "evaluation",
+    "insight",
+    "console",
+    "recorder",
+)
 
 
 @dataclass
