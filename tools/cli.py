@@ -75,6 +75,7 @@ def _plugins() -> list:  # type: ignore[type-arg]
         "services.insight.cli",
         "tools.dlq_cli",
         "tools.db_cli",
+        "tools.tickets_cli",
     ):
         try:
             found.append(importlib.import_module(module).register)
