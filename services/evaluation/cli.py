@@ -3,33 +3,65 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
 
 from services.evaluation.app import EvaluationSettings
-from services.evaluation.report import load_month, render_chronic_csv, render_csv, render_html
+from services.evaluation.report import (
+    load_month,
+    load_month_from_record,
+    render_chronic_csv,
+    render_csv,
+    render_html,
+)
 from shared.bus import run_with_redis
 
 
 def register(subparsers: Any) -> None:
     report = subparsers.add_parser(
-        "report", help="write the month's 三率 report (HTML with charts, and CSV) from Redis (REDIS_URL)"
+        "report",
+        help="write the month's 三率 report (HTML with charts, and CSV) from the record or Redis",
     )
     report.add_argument("--month", required=True, help="YYYY-MM, in the city's time zone")
     report.add_argument("--out", type=Path, default=Path("."), help="directory to write into (default: .)")
     report.add_argument("--min-volume", type=int, default=None, help="cases before a unit is ranked")
+    report.add_argument(
+        "--source",
+        choices=("record", "redis"),
+        default=None,
+        help="count from the record in PostgreSQL (any past month; the default with DATABASE_URL) "
+        "or from Redis's counters (with its 每月一题 candidates)",
+    )
     report.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     settings = EvaluationSettings()
     min_volume = args.min_volume if args.min_volume is not None else settings.min_volume
+    source = args.source or ("record" if settings.database_url else "redis")
     try:
-        report = run_with_redis(settings.redis_url, lambda redis: load_month(redis, args.month, min_volume))
+        if source == "record":
+            if not settings.database_url:
+                print("hotline report: --source record needs DATABASE_URL", file=sys.stderr)
+                return 2
+            url = settings.database_url
+            tz = ZoneInfo(settings.timezone)
+            report = asyncio.run(load_month_from_record(url, args.month, min_volume, tz))
+        else:
+            report = run_with_redis(
+                settings.redis_url, lambda redis: load_month(redis, args.month, min_volume)
+            )
     except ValueError as exc:
         print(f"hotline report: {exc}", file=sys.stderr)
         return 2
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"hotline report: reading the record failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     html = args.out / f"sanlv-{report.month}.html"
     table = args.out / f"sanlv-{report.month}.csv"
     chronic = args.out / f"meiyueyiti-{report.month}.csv"

@@ -6,7 +6,7 @@ import calendar
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta, tzinfo
 from html import escape
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
@@ -18,11 +18,13 @@ from services.evaluation.rates import (
     RATE_NAMES,
     Board,
     RateName,
+    Table,
     UnitReport,
     board,
     check_bucket,
     load_tables,
 )
+from services.evaluation.record_rates import daily_tables, summed
 from shared.store import keys
 
 RATE_LABELS: dict[RateName, str] = {
@@ -56,6 +58,25 @@ class MonthReport:
     month_board: Board
     days: list[Board]
     chronic: list[ChronicProblem] = field(default_factory=list)
+
+
+def month_days(month: str) -> list[date]:
+    check_bucket("month", month)
+    year, mon = (int(p) for p in month.split("-"))
+    return [date(year, mon, d) for d in range(1, calendar.monthrange(year, mon)[1] + 1)]
+
+
+async def load_month_from_record(url: str, month: str, min_volume: int, tz: tzinfo) -> MonthReport:
+    """The month's report from the record (any past month), without 每月一题 candidates (insight's)."""
+    days = month_days(month)
+    start = datetime.combine(days[0], time(), tz)
+    end = datetime.combine(days[-1] + timedelta(days=1), time(), tz)
+    tables = await daily_tables(url, start, end, tz)
+    return MonthReport(
+        month=month,
+        month_board=board(summed(list(tables.values())), "month", month, min_volume),
+        days=[board(tables.get(d, Table()), "day", d.isoformat(), min_volume) for d in days],
+    )
 
 
 async def load_month(redis: Redis, month: str, min_volume: int) -> MonthReport:
