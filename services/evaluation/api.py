@@ -6,18 +6,23 @@
 - `GET /v1/rankings?unit=department&rate=satisfaction&window=month&bucket=2026-11`: the ranking by one
   rate, and the units below the minimum volume apart.
 - `GET /v1/supervision?limit=100`: tickets flagged for supervision (督办), latest first.
+
+Instead of `window` and `bucket`, `from` and `to` (local dates, `to` excluded) ask for any span, a
+quarter or three years: counted from the record in PostgreSQL (services/evaluation/record_rates.py),
+which needs DATABASE_URL.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import time
+import time as clocks
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 from urllib.parse import parse_qs
 
+import asyncpg
 from faststream.asgi import AsgiResponse, get
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -35,6 +40,7 @@ from services.evaluation.rates import (
     load_table,
     ranking,
 )
+from services.evaluation.record_rates import daily_tables, summed
 from shared.store import keys
 
 
@@ -57,13 +63,13 @@ def _error(message: str) -> AsgiResponse:
 def _storage_guarded(
     route: Callable[[Any], Awaitable[AsgiResponse]],
 ) -> Callable[[Any], Awaitable[AsgiResponse]]:
-    """Redis out of reach is an outage, not a bug: 503 with Retry-After (as intake does), not a 500."""
+    """Redis or the record out of reach is an outage, not a bug: 503 with Retry-After (as intake does)."""
 
     @functools.wraps(route)
     async def guarded(scope: Any) -> AsgiResponse:
         try:
             return await route(scope)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             message = f"storage unavailable, retry later ({type(exc).__name__})"
             return _json({"error": {"code": "unavailable", "message": message}}, 503, {"retry-after": "5"})
 
@@ -77,32 +83,64 @@ def _choice(params: dict[str, list[str]], name: str, allowed: tuple[str, ...], d
     return value
 
 
+def _day(params: dict[str, list[str]], name: str) -> date:
+    try:
+        return date.fromisoformat(params[name][-1])
+    except ValueError:
+        raise BadRequestError(f"{name} must be a date, e.g. 2025-01-01") from None
+
+
+MAX_SPAN_DAYS = 5 * 366
+
+
 def api_routes(
-    redis: Redis, tz: tzinfo, min_volume: int, clock: Callable[[], float] = time.time
+    redis: Redis,
+    tz: tzinfo,
+    min_volume: int,
+    clock: Callable[[], float] = clocks.time,
+    record_url: str | None = None,
 ) -> list[tuple[str, Any]]:
-    async def read_board(scope: Any) -> tuple[dict[str, list[str]], Any]:
+    async def read_span(params: dict[str, list[str]]) -> tuple[dict[str, list[str]], Any, dict[str, str]]:
+        if "from" not in params or "to" not in params:
+            raise BadRequestError("from and to go together")
+        if "window" in params or "bucket" in params:
+            raise BadRequestError("give either window and bucket, or from and to")
+        first, end = _day(params, "from"), _day(params, "to")
+        if not first < end or (end - first).days > MAX_SPAN_DAYS:
+            raise BadRequestError(f"from must be before to, at most {MAX_SPAN_DAYS} days apart")
+        if record_url is None:
+            raise BadRequestError("from and to are read from the record: this service has no DATABASE_URL")
+        start, stop = datetime.combine(first, time(), tz), datetime.combine(end, time(), tz)
+        table = summed(list((await daily_tables(record_url, start, stop, tz)).values()))
+        span = f"{first.isoformat()}/{end.isoformat()}"
+        where = {"window": "span", "from": first.isoformat(), "to": end.isoformat()}
+        return params, board(table, "day", span, min_volume), where
+
+    async def read_board(scope: Any) -> tuple[dict[str, list[str]], Any, dict[str, str]]:
         params = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
+        if "from" in params or "to" in params:
+            return await read_span(params)
         window: Window = _choice(params, "window", WINDOWS, "month")  # type: ignore[assignment]
         default_bucket = bucket_of(window, datetime.fromtimestamp(clock(), UTC), tz)
         try:
             bucket = check_bucket(window, params.get("bucket", [default_bucket])[-1])
         except ValueError as exc:
             raise BadRequestError(str(exc)) from None
-        return params, board(await load_table(redis, window, bucket), window, bucket, min_volume)
+        b = board(await load_table(redis, window, bucket), window, bucket, min_volume)
+        return params, b, {"window": window, "bucket": bucket}
 
     @get(description="The 三率 of every department, district or category in one window")
     @_storage_guarded
     async def rates(scope: Any) -> AsgiResponse:
         try:
-            params, b = await read_board(scope)
+            params, b, where = await read_board(scope)
             dimension: Dimension = _choice(params, "unit", DIMENSIONS, "department")  # type: ignore[assignment]
         except BadRequestError as exc:
             return _error(str(exc))
         return _json(
             {
                 "unit": dimension,
-                "window": b.window,
-                "bucket": b.bucket,
+                **where,
                 "min_volume": b.min_volume,
                 "city": b.city.model_dump(mode="json"),
                 "units": [u.model_dump(mode="json") for u in b.units[dimension]],
@@ -113,7 +151,7 @@ def api_routes(
     @_storage_guarded
     async def rankings(scope: Any) -> AsgiResponse:
         try:
-            params, b = await read_board(scope)
+            params, b, where = await read_board(scope)
             dimension: Dimension = _choice(params, "unit", DIMENSIONS, "department")  # type: ignore[assignment]
             rate: RateName = _choice(params, "rate", RATE_NAMES, "satisfaction")  # type: ignore[assignment]
         except BadRequestError as exc:
@@ -123,8 +161,7 @@ def api_routes(
             {
                 "unit": dimension,
                 "rate": rate,
-                "window": b.window,
-                "bucket": b.bucket,
+                **where,
                 "min_volume": b.min_volume,
                 "ranked": [r.model_dump(mode="json") for r in ranked],
                 "below_min_volume": [r.model_dump(mode="json") for r in unranked],

@@ -116,5 +116,8 @@ def build(settings: EvaluationSettings | None = None) -> tuple[Worker, AsgiFastS
         background=[surveys_loop, gauges_loop],
         registry=registry,
     )
-    app = worker.asgi(make_broker(settings), extra_routes=api_routes(redis, tz, settings.min_volume))
+    app = worker.asgi(
+        make_broker(settings),
+        extra_routes=api_routes(redis, tz, settings.min_volume, record_url=settings.database_url),
+    )
     return worker, app

@@ -10,9 +10,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import httpx
 import pytest
 from redis.asyncio import Redis
 
+from services.evaluation.api import api_routes
 from services.evaluation.handlers import Policy, on_answered, on_dispatched, on_updated
 from services.evaluation.rates import load_tables
 from services.evaluation.record_rates import daily_tables, summed
@@ -188,3 +190,33 @@ def test_hotline_report_reads_the_record_for_any_past_month(
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     assert main(["report", "--month", MONTH, "--out", str(tmp_path)]) == 1
     assert "reading the record failed" in capsys.readouterr().err
+
+
+async def test_the_rates_api_serves_any_span_from_the_record(redis: Redis, database_url: str) -> None:
+    events = sorted(_events(), key=lambda e: e.occurred_at)
+    await _count_in_redis(redis, events)
+    await _record(database_url, events)
+    routes = dict(api_routes(redis, TZ, min_volume=1, record_url=database_url))
+
+    async def get(path: str, **params: str) -> httpx.Response:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=routes[path]), base_url="http://e"
+        ) as c:
+            return await c.get(path, params=params)
+
+    span = (await get("/v1/rates", unit="district", **{"from": "2026-10-01", "to": "2027-01-01"})).json()
+    month = (await get("/v1/rates", unit="district", window="month", bucket=MONTH)).json()
+    assert (span["window"], span["from"], span["to"]) == ("span", "2026-10-01", "2027-01-01")
+    # The quarter holds November and the answers that fell into December (Shanghai time).
+    assert span["city"]["counts"]["dispatched"] == month["city"]["counts"]["dispatched"] == 48
+    assert span["city"]["counts"]["evaluated"] > month["city"]["counts"]["evaluated"]
+    ranked = (await get("/v1/rankings", rate="response", **{"from": "2026-11-01", "to": "2026-12-01"})).json()
+    assert {r["unit"] for r in ranked["ranked"]} == {"water_utility", "urban_management"}
+    for bad in ({"from": "2026-11-01"}, {"from": "2026-12-01", "to": "2026-11-01"}, {"from": "x", "to": "y"}):
+        assert (await get("/v1/rates", **bad)).status_code == 400
+    without = dict(api_routes(redis, TZ, min_volume=1))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=without["/v1/rates"]), base_url="http://e"
+    ) as c:
+        refused = await c.get("/v1/rates", params={"from": "2026-11-01", "to": "2026-12-01"})
+    assert refused.status_code == 400 and "DATABASE_URL" in refused.json()["error"]["message"]
