@@ -129,7 +129,7 @@ def ticket_matches_row(fields: dict[Any, Any], row: Any) -> list[str]:
             same = stored == (value.lower() in ("1", "true", "t", "yes"))
         elif isinstance(stored, int | float):
             same = float(value) == float(stored)
-        elif name in ("attributes", "eval_rounds"):  # jsonb
+        elif name in ("attributes", "eval_rounds", "contacts"):  # jsonb
             same = json.loads(value) == json.loads(stored)
         else:
             same = value == stored

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -106,3 +108,30 @@ async def test_sessions_creating_the_same_month_at_once_all_succeed(database_url
     finally:
         for c in conns:
             await c.close()
+
+
+async def test_fields_kept_in_extra_move_to_the_columns_a_later_migration_adds(
+    postgres_server_url: str,
+) -> None:
+    name = f"hotline_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(asyncpg_dsn(postgres_server_url))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(postgres_server_url)._replace(path=f"/{name}"))
+    try:
+        migrate.upgrade(url, "0002")
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await conn.execute("SELECT hotline_ensure_partitions('tickets', '2026-12-01')")
+            await conn.execute(
+                "INSERT INTO tickets (ticket_id, received_at, rev, status, extra) VALUES"
+                " ('T1', '2026-12-03T08:00:00Z', 1, 'received', $1)",
+                json.dumps({"handle_seconds": "95.5", "x": "y"}),
+            )
+            migrate.upgrade(url)
+            row = await conn.fetchrow("SELECT handle_seconds, extra FROM tickets")
+            assert row["handle_seconds"] == 95.5 and json.loads(row["extra"]) == {"x": "y"}
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
