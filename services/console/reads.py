@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,15 @@ from services.insight.state import EMERGING, FORECAST, load_all_episodes, split_
 from shared.bus import as_str
 from shared.store import CLOSED_STATUSES, Ticket, TicketStore, keys
 
+# HMGET of the same fields of many hashes; a missing field comes back as nil (None in Python).
+_HMGET_MANY = """
+local out, n = {}, 0
+for _, key in ipairs(KEYS) do
+  local values = redis.call('HMGET', key, unpack(ARGV))
+  for i = 1, #ARGV do n = n + 1; out[n] = values[i] end
+end
+return out
+"""
 REVIEW_PAGE = 50
 INBOX_PAGE = 50
 # What a deadline needs: read for every open ticket of a department, the rest only for the page shown.
@@ -58,6 +68,7 @@ def row_of(ticket: Ticket, now: datetime) -> Row:
 class Reads:
     def __init__(self, redis: Redis, min_volume: int) -> None:
         self.redis, self.store, self.min_volume = redis, TicketStore(redis), min_volume
+        self._hmget_many = redis.register_script(_HMGET_MANY)
         self._cache: dict[str, tuple[float, Any]] = {}
 
     async def review_queue(self, now: datetime) -> tuple[list[Row], int]:
@@ -81,19 +92,32 @@ class Reads:
         """A department's open tickets, the nearest deadline first (overdue ones on top): the first
         `INBOX_PAGE` of them, how many it has, and how many are overdue."""
         ids = await self.redis.zrange(keys.department_open(department), 0, -1)
-        brief = await self.store.get_many(
-            [as_str(i) for i in ids if isinstance(i, bytes | str)], fields=DEADLINE_FIELDS
-        )
-        mine = [
-            row_of(t.model_copy(update={"ticket_id": t.ticket_id}), now)
-            for t in brief
-            if t is not None and t.department == department and t.status not in CLOSED_STATUSES
-        ]
         far = datetime.max.replace(tzinfo=UTC)
-        mine.sort(key=lambda r: (r.deadline or far, r.ticket.ticket_id))
-        page = await self.store.get_many([r.ticket.ticket_id for r in mine[:INBOX_PAGE]])
+        due: list[tuple[datetime, str]] = []
+        for ticket_id, values in await self.fields(ids, DEADLINE_FIELDS):
+            status, owner, dispatch_due, feedback_due = values
+            if owner != department or status in CLOSED_STATUSES or status is None:
+                continue
+            # As `row_of` decides, without building a ticket for each of hundreds of open tickets.
+            at = dispatch_due if status in ("dispatched", "coordinator") else feedback_due
+            due.append((datetime.fromisoformat(at) if at else far, ticket_id))
+        due.sort()
+        page = await self.store.get_many([ticket_id for _, ticket_id in due[:INBOX_PAGE]])
         rows = [row_of(t, now) for t in page if t is not None]
-        return rows, len(mine), sum(r.overdue for r in mine)
+        return rows, len(due), sum(at < now for at, _ in due)
+
+    async def fields(self, ids: Sequence[Any], fields: Sequence[str]) -> list[tuple[str, list[str | None]]]:
+        """(ticket id, the fields' values as text) of each ticket: a page's quick look at many tickets,
+        in one script call (a pipeline of one HMGET per ticket costs the client more than Redis)."""
+        names = [as_str(i) for i in ids if isinstance(i, bytes | str)]
+        if not names:
+            return []
+        flat = await self._hmget_many(keys=[keys.ticket(t) for t in names], args=list(fields))
+        width = len(fields)
+        return [
+            (ticket_id, [None if v is None else as_str(v) for v in flat[n * width : (n + 1) * width]])
+            for n, ticket_id in enumerate(names)
+        ]
 
     async def counts(self, departments: list[str]) -> dict[str, int]:
         """The numbers the header shows, live: tickets waiting for review and each department's open set."""
@@ -128,10 +152,11 @@ class Reads:
                 for d in departments:
                     pipe.zrange(keys.department_open(d), 0, -1)
                 sets = await pipe.execute()
-            ids = list(dict.fromkeys(as_str(i) for s in sets for i in s))
-            found = await self.store.get_many(ids, fields=("district", "status"))
+            ids = list(dict.fromkeys(i for s in sets for i in s))
             return Counter(
-                t.district or "-" for t in found if t is not None and t.status not in CLOSED_STATUSES
+                district or "-"
+                for _, (district, status) in await self.fields(ids, ("district", "status"))
+                if status is not None and status not in CLOSED_STATUSES
             )
 
         result: Counter[str] = await self._cached("open_by_district", 2.0, load)

@@ -15,7 +15,7 @@ from services.console.reads import Reads
 from shared.store import Ticket, names_a_ticket
 
 LIMIT = 100
-SCAN = 5_000
+SCAN = 10_000
 PAGE = 500
 UTC_ZONE = ZoneInfo("UTC")
 FIELDS = ("status", "text", "title", "district", "street", "category", "department", "received_at", "urgency")
@@ -60,19 +60,15 @@ class Query:
         end = datetime.combine(self.until + timedelta(days=1), time(), self.zone) if self.until else now
         return start.astimezone(UTC), end.astimezone(UTC)
 
-    def matches(self, t: Ticket) -> bool:
-        if self.status and t.status != self.status:
-            return False
-        if self.district and t.district != self.district:
-            return False
-        if self.category and t.category != self.category:
-            return False
-        if self.department and t.department != self.department:
-            return False
+    def matches(self, t: Mapping[str, str | None]) -> bool:
+        """Whether a ticket's fields (as stored: text, or None when unset) pass every filter."""
+        for name in ("status", "district", "category", "department"):
+            wanted = getattr(self, name)
+            if wanted and t.get(name) != wanted:
+                return False
         if self.text:
-            words = self.text.lower().split()
-            haystack = f"{t.title or ''} {t.text or ''}".lower()
-            return all(w in haystack for w in words)
+            haystack = f"{t.get('title') or ''} {t.get('text') or ''}".lower()
+            return all(w in haystack for w in self.text.lower().split())
         return True
 
 
@@ -91,14 +87,18 @@ async def search(reads: Reads, query: Query) -> Found:
     since, until = query.window(datetime.now(UTC))
     out: list[Ticket] = []
     scanned = 0
-    while scanned < SCAN:
+    complete = False
+    while scanned < SCAN and len(out) < LIMIT:
         ids = await reads.store.recent_ids(since, until, PAGE, offset=scanned, newest_first=True)
         if not ids:
-            return Found(out, scanned, True)
+            complete = True
+            break
         scanned += len(ids)
-        for t in await reads.store.get_many(ids, fields=FIELDS):
-            if t is not None and query.matches(t):
-                out.append(t)
-                if len(out) >= LIMIT:
-                    return Found(out, scanned, False)
-    return Found(out, scanned, False)
+        # Filtered on the raw fields; only the matches become tickets.
+        hits = [
+            ticket_id
+            for ticket_id, values in await reads.fields(ids, FIELDS)
+            if values[0] is not None and query.matches(dict(zip(FIELDS, values, strict=True)))
+        ]
+        out += [t for t in await reads.store.get_many(hits[: LIMIT - len(out)], fields=FIELDS) if t]
+    return Found(out, scanned, complete)

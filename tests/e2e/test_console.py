@@ -22,7 +22,7 @@ from services.insight.plan_data import PLAN
 from services.insight.problem_store import ACTIONS, PROBLEMS
 from services.insight.problems import Evaluation, Problem
 from services.intake.app import IntakeSettings
-from tools.demo import post_calls, wait_dispatched
+from tools.demo import make_calls, post_calls, wait_dispatched
 from tools.runner import Stack
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
@@ -141,7 +141,6 @@ def test_operator_confirms_from_the_review_queue_and_a_correction_redispatches(
     card = page.locator(f"article[data-ticket='{waiting[0]}']")
     assert card.locator(".top3 li").count() == 3  # the top 3 categories with their confidences
     assert re.search(r"\d+%", card.locator(".top3").inner_text())
-    page.screenshot(path=str(DOCS / "console-operator.png"), full_page=True)
     before = int(page.locator("#review-total").inner_text())
     card.locator("form[action$='/confirm'] button").click()
     eventually(lambda: page.locator(f"article[data-ticket='{waiting[0]}']").count() == 0, "confirmed")
@@ -159,6 +158,11 @@ def test_operator_confirms_from_the_review_queue_and_a_correction_redispatches(
     assert "交通运输局" in page.locator(".facts").inner_text()
     assert db.xlen("hotline:labels") >= 2  # the confirmation and the correction are training labels
 
+    page.goto(f"{stack.url_of('console')}/search?q=路灯+大坑&district=donghu")
+    expect(page.locator(f"table.list a[href='/tickets/{pothole}']")).to_be_visible()
+    page.goto(f"{stack.url_of('console')}/search?q=路灯+大坑&district=xishan")
+    expect(page.locator(".empty")).to_be_visible()
+
 
 def test_a_department_rejects_another_resolves_and_the_first_cannot_open_it_any_more(
     stack: Stack, browser: Any, db: sync_redis.Redis
@@ -170,7 +174,6 @@ def test_a_department_rejects_another_resolves_and_the_first_cannot_open_it_any_
     assert page.url.endswith("/department")
     card = page.locator(f"article[data-ticket='{ticket}']")
     assert card.is_visible()
-    page.screenshot(path=str(DOCS / "console-department.png"), full_page=True)
     card.locator("form[action$='/reject'] input[name=note]").fill("不属于本单位职责，应由街道处理")
     card.locator("form[action$='/reject'] button").click()
     second = eventually(
@@ -215,7 +218,6 @@ def test_the_supervisor_sees_the_response_rate_change_without_reloading(
     department_page = sign_in(browser, stack, department)
     department_page.locator(f"article[data-ticket='{ticket}'] form[action$='/accept'] button").click()
     eventually(lambda: cell.get_attribute("title") == f"{done + 1} / {total}", "the rate moved", within=20)
-    page.screenshot(path=str(DOCS / "console-supervisor.png"), full_page=True)
 
 
 def test_the_supervisor_sees_problems_with_their_verdicts_and_the_plan_and_sends_a_work_order(
@@ -280,3 +282,27 @@ def test_english_and_a_phone_sized_screen(stack: Stack, browser: Any) -> None:
     page.click("a.lang")
     expect(page.locator("h1")).to_have_text("Review queue")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_each_roles_main_page_with_a_morning_of_calls_for_the_readme(
+    stack: Stack, browser: Any, db: sync_redis.Redis
+) -> None:
+    """The screenshots in docs/ (shown in the README), after a few of the demo's sample calls."""
+    vague = [
+        "家门口的问题一直没人管，希望尽快处理。",
+        "There is a problem near my building that nobody deals with.",
+        "小区里的事情很麻烦，物业和街道互相推诿。",
+    ]
+    post(stack, *vague, *(call["transcript"] for call in make_calls(16, seed=18)))
+    busiest = max(
+        {
+            str(db.hget(f"hotline:ticket:{t}", "department"))
+            for t in db.zrange("hotline:tickets:by_created", 0, -1)
+        }
+        - {"None"},
+        key=lambda d: db.zcard(f"hotline:dept:{d}:open"),
+    )
+    for user, shot in (("operator", "operator"), (busiest, "department"), ("supervisor", "supervisor")):
+        page = sign_in(browser, stack, user)
+        page.wait_for_selector("#count-open")  # the live counts in the header have loaded
+        page.screenshot(path=str(DOCS / f"console-{shot}.png"), full_page=True)
