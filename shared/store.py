@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import to_json
@@ -26,6 +26,9 @@ from redis.asyncio.client import Pipeline
 
 from shared.bus import as_str
 from shared.effects import StoreWrite
+
+if TYPE_CHECKING:
+    from shared.rehydration import RecordReader
 
 PREFIX = "hotline"
 
@@ -150,6 +153,22 @@ return 1
 )
 
 
+# Puts back a ticket read from the record, unless the ticket is in Redis again (then it is newer).
+# KEYS: hash, history, by_created; ARGV: ticket id, received (unix seconds or ''), field count, the
+# fields (name, value pairs), then the history entries in order.
+_REHYDRATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local n = tonumber(ARGV[3])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 4, 3 + n)) end
+if #ARGV >= 4 + n then
+  redis.call('DEL', KEYS[2])
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, 4 + n, #ARGV))
+end
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1]) end
+return 1
+"""
+
+
 class Ticket(BaseModel):
     """A ticket as read back from the store. Services add fields; unknown ones are kept as strings."""
 
@@ -212,10 +231,22 @@ class Update:
     entry: dict[str, Any]
 
 
+_FROM_SETTINGS: Any = object()
+
+
 class TicketStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, record: RecordReader | None = _FROM_SETTINGS) -> None:
+        """`record` reads back the tickets Redis no longer holds; by default the record at DATABASE_URL
+        (none without one: then no ticket ever leaves Redis)."""
         self.redis = redis
         self._apply = redis.register_script(_APPLY)
+        self._rehydrate = redis.register_script(_REHYDRATE)
+        if record is _FROM_SETTINGS:
+            from shared.rehydration import reader_for
+            from shared.settings import CommonSettings
+
+            record = reader_for(CommonSettings().database_url)
+        self.record = record
 
     async def apply(self, write: StoreWrite, *, scope: str, pipe: Pipeline | None = None) -> None:
         """Queue (with `pipe`) or run the idempotent write; `scope` names the writer (its consumer group)."""
@@ -252,7 +283,10 @@ class TicketStore:
     async def get(self, ticket_id: str) -> Ticket | None:
         if not names_a_ticket(ticket_id):
             return None
-        return _ticket(ticket_id, await self.redis.hgetall(keys.ticket(ticket_id)))
+        raw: dict[Any, Any] = await self.redis.hgetall(keys.ticket(ticket_id))
+        if not raw and self.record is not None:
+            raw = (await self.rehydrate([ticket_id])).get(ticket_id, {})
+        return _ticket(ticket_id, raw)
 
     async def get_or_raise(self, ticket_id: str) -> Ticket:
         ticket = await self.get(ticket_id)
@@ -261,14 +295,16 @@ class TicketStore:
         return ticket
 
     async def get_many(
-        self, ticket_ids: list[str], fields: Sequence[str] | None = None
+        self, ticket_ids: list[str], fields: Sequence[str] | None = None, *, rehydrate: bool = True
     ) -> list[Ticket | None]:
         """The tickets (None: no such ticket). With `fields`, only those are read and the others keep
         their defaults (None also when none of them is set): a worker that needs a few fields of each
-        ticket of a batch skips reading and validating the rest."""
+        ticket of a batch skips reading and validating the rest. A ticket that left Redis is brought
+        back from the record unless `rehydrate` is False (a search over the record needs only what
+        Redis holds now)."""
         if not all(names_a_ticket(t) for t in ticket_ids):
             named = [t for t in ticket_ids if names_a_ticket(t)]
-            found = dict(zip(named, await self.get_many(named, fields), strict=True))
+            found = dict(zip(named, await self.get_many(named, fields, rehydrate=rehydrate), strict=True))
             return [found.get(t) for t in ticket_ids]
         async with self.redis.pipeline(transaction=False) as pipe:
             for ticket_id in ticket_ids:
@@ -279,7 +315,33 @@ class TicketStore:
             rows: list[Any] = await pipe.execute()
         if fields is not None:
             rows = [{f: v for f, v in zip(fields, row, strict=True) if v is not None} for row in rows]
+        missing = [t for t, raw in zip(ticket_ids, rows, strict=True) if not raw]
+        if missing and rehydrate and self.record is not None:
+            back = await self.rehydrate(missing)
+            rows = [
+                raw or {f: v for f, v in back.get(t, {}).items() if fields is None or f in fields}
+                for t, raw in zip(ticket_ids, rows, strict=True)
+            ]
         return [_ticket(ticket_id, raw) for ticket_id, raw in zip(ticket_ids, rows, strict=True)]
+
+    async def rehydrate(self, ticket_ids: list[str]) -> dict[str, dict[str, str]]:
+        """Bring the tickets Redis does not hold back from the record; returns the fields of those the
+        record has (a ticket written to Redis meanwhile is left as it is there)."""
+        assert self.record is not None
+        recorded = await self.record.tickets(ticket_ids)
+        if not recorded:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for t in recorded.values():
+                received = t.fields.get("received_at")
+                score = str(datetime.fromisoformat(received).timestamp()) if received else ""
+                flat = [x for pair in t.fields.items() for x in pair]
+                args: list[str | int] = [t.ticket_id, score, len(flat), *flat, *t.history]
+                pipe.eval(
+                    _REHYDRATE, 3, keys.ticket(t.ticket_id), keys.history(t.ticket_id), keys.by_created, *args
+                )
+            await pipe.execute()
+        return {t.ticket_id: t.fields for t in recorded.values()}
 
     async def history(self, ticket_id: str) -> list[dict[str, Any]]:
         rows = await self.redis.lrange(keys.history(ticket_id), 0, -1)

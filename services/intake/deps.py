@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 
 from services.intake.actions import Actions, too_many
 from services.intake.credentials import Credentials
+from services.intake.history import OpenRecord
 from services.intake.http import (
     HttpError,
     IntakeMetrics,
@@ -38,6 +39,7 @@ from shared import standard_webhooks
 from shared.events import Channel, Event, TicketReceived, utcnow
 from shared.ids import derive_id, ticket_id_for
 from shared.pii import masked, phone_ref, redact
+from shared.rehydration import reader_for
 from shared.store import TicketStore
 from shared.taxonomy import ConfigError, Taxonomy
 
@@ -78,7 +80,7 @@ class Deps:
     supervisor_tokens: Credentials
 
     def __post_init__(self) -> None:
-        self.store = TicketStore(self.redis)
+        self.store = TicketStore(self.redis, reader_for(self.settings.database_url))
         self.intake = TicketIntake(self.redis, self.settings.stream_maxlen)
         self.publisher = EventPublisher(self.redis, self.settings.stream_maxlen)
         self.limiter = RateLimiter(self.redis)
@@ -90,6 +92,8 @@ class Deps:
             departments=self.department_names,
             count=lambda kind, outcome: self.metrics.events.labels(kind, outcome).inc(),
         )
+        url = self.settings.database_url
+        self.record = OpenRecord(url) if url else None
 
     def rate(self, kind: str, source: str) -> Rate:
         return Rate(rate_key(kind, source), self.settings.rate_limits.get(kind, 1_000_000), self.window)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
@@ -15,6 +16,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("hotline.intake")
+
+# Redis, or the record (PostgreSQL: a search over history, a ticket brought back), cannot be reached.
+UNREACHABLE = (
+    RedisError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -123,10 +134,11 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
 
 
 async def available(pending: Awaitable[T]) -> T:
-    """Await a Redis call; if Redis is unreachable answer 503 so the caller (or provider) retries later."""
+    """Await a call on Redis or the record; if it is unreachable answer 503 so the caller (or provider)
+    retries later."""
     try:
         return await pending
-    except (RedisError, OSError) as exc:
+    except UNREACHABLE as exc:
         raise HttpError(
             503,
             "unavailable",

@@ -46,6 +46,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.intake.deps import Deps
+from services.intake.history import merged_updates
 from services.intake.http import (
     HttpError,
     available,
@@ -731,25 +732,35 @@ def routes(deps: Deps) -> list[Route]:
             raise _bad("status is open, closed or both (comma separated)")
         codes = set(_split(query.get("service_code")))
         start, end = _window(query, deps, timedelta(days=DEFAULT_DAYS))
-        out: list[dict[str, Any]] = []
+
+        def wanted(item: dict[str, Any]) -> bool:
+            return (not statuses or item["status"] in statuses) and (
+                not codes or item["service_code"] in codes
+            )
+
+        found_by_id: dict[str, Ticket] = {}
         offset = 0
         # Filters apply after the time index, so read it in pages; bounded so one query stays cheap.
-        while len(out) < MAX_REQUESTS and offset < 10 * MAX_REQUESTS:
+        while len(found_by_id) < MAX_REQUESTS and offset < 10 * MAX_REQUESTS:
             page = await available(
                 deps.store.recent_ids(start, end, MAX_REQUESTS, offset=offset, newest_first=True)
             )
-            for ticket in await available(deps.store.get_many(page)):
-                if ticket is None:
-                    continue
-                item = record(ticket)
-                if (not statuses or item["status"] in statuses) and (
-                    not codes or item["service_code"] in codes
-                ):
-                    out.append(item)
+            for ticket in await available(deps.store.get_many(page, rehydrate=False)):
+                if ticket is not None and wanted(record(ticket)):
+                    found_by_id[ticket.ticket_id] = ticket
             if len(page) < MAX_REQUESTS:
                 break
             offset += MAX_REQUESTS
-        return render(request.path_params["fmt"], "service_requests", out[:MAX_REQUESTS])
+        if deps.record is not None:
+            # The record, for what Redis no longer holds; where Redis still has a ticket, its state wins.
+            recorded = await available(deps.record.search(start, end, statuses, codes, MAX_REQUESTS))
+            current = await available(deps.store.get_many([t.ticket_id for t in recorded], rehydrate=False))
+            for old, new in zip(recorded, current, strict=True):
+                ticket = new or old
+                if ticket.ticket_id not in found_by_id and wanted(record(ticket)):
+                    found_by_id[ticket.ticket_id] = ticket
+        newest = sorted(found_by_id.values(), key=_received, reverse=True)[:MAX_REQUESTS]
+        return render(request.path_params["fmt"], "service_requests", [record(t) for t in newest])
 
     async def one(request: Request) -> Response:
         await deps.limit("open311_read", client_ip(request))
@@ -790,9 +801,12 @@ def routes(deps: Deps) -> list[Route]:
         if end.microsecond == 0:
             end += timedelta(microseconds=999_999)
         ids = _split(query.get("service_request_id"))
-        found = await available(
-            deps.store.updates(start, end, MAX_UPDATES, ticket_ids=ids[:MAX_IDS] if ids else None)
-        )
+        only = ids[:MAX_IDS] if ids else None
+        found = await available(deps.store.updates(start, end, MAX_UPDATES, ticket_ids=only))
+        if deps.record is not None:
+            # Redis indexes 90 days of changes and loses a ticket's when it leaves; the record has all.
+            recorded = await available(deps.record.updates(start, end, MAX_UPDATES, ticket_ids=only))
+            found = merged_updates(found, recorded, MAX_UPDATES)
         return render(request.path_params["fmt"], "service_request_updates", [update(u) for u in found])
 
     async def comment(request: Request) -> Response:
@@ -850,6 +864,10 @@ def routes(deps: Deps) -> list[Route]:
         route("/servicerequestupdates{fmt:open311_fmt}", "updates", updates),
         route("/servicerequestupdates{fmt:open311_fmt}", "comment", comment, "POST"),
     ]
+
+
+def _received(ticket: Ticket) -> datetime:
+    return ticket.received_at or _EARLIEST
 
 
 def _window(query: QueryParams, deps: Deps, default: timedelta) -> tuple[datetime, datetime]:

@@ -14,15 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from faststream.asgi import AsgiFastStream
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
 from services.recorder.database import Database, Ticket
 from services.recorder.handlers import BadSnapshotError, EventRow, event_row, history_rows
+from services.recorder.retention import Retention
 from shared import streams
 from shared.bus import as_str, make_broker, redis_client
 from shared.codec import PoisonError
@@ -44,6 +46,9 @@ class RecorderSettings(CommonSettings):
     # written once this long after its first unrecorded change, it is written about once, not each time.
     settle_seconds: float = 1.0
     pool_size: int = 4
+    # A closed ticket leaves Redis this long after its last change, once recorded.
+    hot_retention_days: float = Field(default=30.0, ge=0)
+    retention_sweep_seconds: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _needs_database(self) -> RecorderSettings:
@@ -288,4 +293,12 @@ def build(settings: RecorderSettings | None = None) -> tuple[RecorderWorker, Asg
         settle=settings.settle_seconds,
     )
     worker.background.append(worker.tickets_loop)
+    retention = Retention(
+        redis,
+        database.pool,
+        timedelta(days=settings.hot_retention_days),
+        settings.retention_sweep_seconds,
+        registry,
+    )
+    worker.background.append(retention.loop)
     return worker, worker.asgi(make_broker(settings))

@@ -1,0 +1,84 @@
+"""Tickets Redis no longer holds, read back from the record (PostgreSQL) as the store keeps them.
+
+A closed ticket leaves Redis some time after the recorder has written its final state (see
+services/recorder/retention.py). When something still concerns it (a citizen reopens it, a late update,
+an Open311 client asks for it), the store finds no hash and asks here: the `tickets` row becomes the
+hash again (each typed column back to the string the store wrote, `extra` spread back into fields,
+the revision kept so the recorder's next snapshot replaces the row) and `ticket_history` the history
+list, at the same positions, so Open311 update ids stay what they were.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.db.urls import asyncpg_dsn
+from shared.store import iso
+
+# Filled by the database, not a field of the store's hash.
+NOT_FIELDS = ("ticket_id", "extra", "recorded_at")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A ticket as the store holds it: its hash's fields and its history entries (JSON), in order."""
+
+    ticket_id: str
+    fields: dict[str, str]
+    history: list[str]
+
+
+def field_text(value: Any) -> str:
+    """A column's value as the store's string: timestamps in ISO 8601 (UTC), booleans "1"/"0"."""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def hash_fields(row: asyncpg.Record) -> dict[str, str]:
+    fields = {k: field_text(v) for k, v in row.items() if k not in NOT_FIELDS and v is not None}
+    if row.get("extra"):
+        fields.update({k: str(v) for k, v in json.loads(row["extra"]).items()})
+    return fields
+
+
+class RecordReader:
+    """Reads tickets back from the record. One connection per read, closed after it: reads happen only
+    when Redis misses a ticket, rarely enough that a pool held by every process would cost more."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def tickets(self, ticket_ids: list[str]) -> dict[str, Recorded]:
+        """The recorded tickets among `ticket_ids` (an id the record does not have is left out)."""
+        if not ticket_ids:
+            return {}
+        conn = await asyncpg.connect(asyncpg_dsn(self.url))
+        try:
+            rows = await conn.fetch("SELECT * FROM tickets WHERE ticket_id = ANY($1::text[])", ticket_ids)
+            entries = await conn.fetch(
+                "SELECT ticket_id, entry::text AS entry FROM ticket_history "
+                "WHERE ticket_id = ANY($1::text[]) ORDER BY ticket_id, position",
+                [r["ticket_id"] for r in rows],
+            )
+        finally:
+            await conn.close()
+        history: dict[str, list[str]] = {}
+        for e in entries:
+            history.setdefault(e["ticket_id"], []).append(e["entry"])
+        return {
+            r["ticket_id"]: Recorded(r["ticket_id"], hash_fields(r), history.get(r["ticket_id"], []))
+            for r in rows
+        }
+
+
+def reader_for(url: str | None) -> RecordReader | None:
+    """A reader of the record at `url`; None without a database (then nothing is ever evicted)."""
+    return RecordReader(url) if url else None
