@@ -295,7 +295,7 @@ def build(settings: RecorderSettings | None = None) -> tuple[RecorderWorker, Asg
     worker.background.append(worker.tickets_loop)
     retention = Retention(
         redis,
-        database.pool,
+        database,
         timedelta(days=settings.hot_retention_days),
         settings.retention_sweep_seconds,
         registry,

@@ -21,10 +21,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import Redis
 
+from services.recorder.database import Database
 from shared.bus import as_str
 from shared.store import CLOSED_STATUSES, REVISION_FIELD, keys, updates_bucket
 
@@ -143,17 +143,19 @@ def _status_changes(history: list[bytes | str]) -> list[datetime]:
 
 
 class Retention:
-    """The recorder's sweep, every `interval`, with its metrics."""
+    """The recorder's sweep, every `interval`, with its metrics. Each pass first asks the database for
+    `SELECT 1` (through `Database.until_done`, which keeps the recorder's database-up gauge), so the
+    gauge says whether PostgreSQL answers even when no ticket changes."""
 
     def __init__(
         self,
         redis: Redis,
-        pool: Callable[[], Awaitable[asyncpg.Pool]],
+        database: Database,
         retention: timedelta,
         interval: float,
         registry: CollectorRegistry,
     ) -> None:
-        self.redis, self.pool, self.retention, self.interval = redis, pool, retention, interval
+        self.redis, self.database, self.retention, self.interval = redis, database, retention, interval
         self.evicted = Counter(
             "hotline_recorder_evicted_tickets",
             "Closed tickets removed from Redis once recorded and past the hot retention",
@@ -170,15 +172,19 @@ class Retention:
             registry=registry,
         )
 
+    async def _probe(self) -> None:
+        await (await self.database.pool()).fetchval("SELECT 1")
+
     async def revisions(self, ticket_ids: list[str]) -> dict[str, int]:
         if not ticket_ids:
             return {}
-        rows = await (await self.pool()).fetch(
+        rows = await (await self.database.pool()).fetch(
             "SELECT ticket_id, rev FROM tickets WHERE ticket_id = ANY($1::text[])", ticket_ids
         )
         return {r["ticket_id"]: int(r["rev"]) for r in rows}
 
-    async def once(self) -> Sweep:
+    async def once(self, stop: asyncio.Event) -> Sweep:
+        await self.database.until_done(self._probe, stop)
         result = await sweep(self.redis, self.revisions, self.retention, datetime.now(UTC))
         self.evicted.inc(result.evicted)
         self.waiting.set(result.unrecorded)
@@ -190,7 +196,7 @@ class Retention:
     async def loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.once()
+                await self.once(stop)
             except Exception:
                 # The database or Redis away: nothing is removed, the next pass tries again.
                 log.exception("retention: sweep failed; trying again")

@@ -32,7 +32,7 @@ RETENTION = timedelta(days=30)
 
 @pytest.fixture
 async def recorder(redis: Redis, redis_url: str, database_url: str) -> AsyncIterator[RecorderWorker]:
-    worker, _ = build(RecorderSettings(redis_url=redis_url, DATABASE_URL=database_url))
+    worker, _ = build(RecorderSettings(redis_url=redis_url, DATABASE_URL=database_url, settle_seconds=0))
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await conn.execute("TRUNCATE tickets, ticket_history, ticket_events")
