@@ -47,5 +47,5 @@ def test_the_dashboard_shows_the_loop() -> None:
 def test_the_dashboard_shows_the_record_in_postgresql() -> None:
     expressions = dashboard_expressions().values()
     assert any('group="recorder"' in e and "hotline_stream_lag_entries" in e for e in expressions)
-    assert any("hotline_recorder_database_up" in e for e in expressions)
+    assert any("hotline_database_up" in e for e in expressions)
     assert any("last_available_backup_timestamp" in e for e in expressions)
