@@ -522,6 +522,7 @@ def pipeline(url: str, args: argparse.Namespace, redis_pid: int | None) -> None:
             extra_env=env,
             log_dir=log_dir,
             services=services,
+            ready_timeout=300,
         ) as stack:
             pids = {name: p.pid for name, p in stack.processes.items()}
             if redis_pid:

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
+import psutil  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
 from bench.pipeline import calls, load_texts, machine  # noqa: E402
@@ -52,6 +53,21 @@ async def backlog(redis: Redis) -> tuple[bool, int]:
 
 async def entries(redis: Redis) -> int:
     return sum([int(await redis.xlen(stream)) for stream in streams.TICKET_STREAMS])
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU used so far by a process and its children (PostgreSQL: the server and its backends)."""
+    if pid is None:
+        return 0.0
+    root = psutil.Process(pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
 
 
 async def record_backlog(redis_url: str, database_url: str) -> tuple[int, int, float]:
@@ -100,7 +116,10 @@ def main() -> None:
     texts = load_texts()
     loop = tuple(s for s in SERVICES if s != "recorder")
     with Stack(
-        database_url=args.database_url, services=loop, extra_env={"HOTLINE_LOG_LEVEL": "WARNING"}
+        database_url=args.database_url,
+        services=loop,
+        extra_env={"HOTLINE_LOG_LEVEL": "WARNING"},
+        ready_timeout=300,
     ) as stack:
         assert stack.redis_url is not None and stack.database_url is not None
         batch = calls(args.tickets, f"rec-{random.randrange(10**6)}", texts, random.Random(3))
@@ -109,7 +128,10 @@ def main() -> None:
         print(f"{len(posted)} tickets through the loop ({len(outcome.missing)} not dispatched)")
         for name in list(stack.processes):
             stack.stop_service(name)
+        pg_pid = stack.embedded_pg.process.pid if stack.embedded_pg and stack.embedded_pg.process else None
+        cpu0, pg0 = time.process_time(), cpu_seconds(pg_pid)
         events, tickets, seconds = asyncio.run(record_backlog(stack.redis_url, stack.database_url))
+        recorder_cpu, pg_cpu = time.process_time() - cpu0, cpu_seconds(pg_pid) - pg0
         sizes = asyncio.run(bytes_in_postgres(stack.database_url))
     per_ticket = events / max(1, len(posted))
     need = per_ticket * AIM_TICKETS_PER_SECOND
@@ -119,6 +141,16 @@ def main() -> None:
         f"  the loop at {AIM_TICKETS_PER_SECOND:,} tickets/s makes {need:,.0f} events/s ({per_ticket:.1f} per"
         f" ticket): the recorder writes {events / seconds / need:.2f}× that"
     )
+    print(
+        f"  CPU: recorder {recorder_cpu:.2f} s ({events / recorder_cpu:,.0f} events per CPU-second),"
+        f" PostgreSQL {pg_cpu:.2f} s" + ("" if pg_pid else " (not embedded: not measured)")
+    )
+    busy = recorder_cpu + pg_cpu
+    if pg_pid and busy:
+        print(
+            f"  on 2 free cores (recorder + PostgreSQL at {busy / seconds:.2f} cores here):"
+            f" {events / busy * 2:,.0f} events/s, {tickets / busy * 2:,.0f} tickets/s if CPU-bound"
+        )
     total = sum(sizes.values())
     print(f"PostgreSQL: {total / max(1, len(posted)):,.0f} bytes per ticket (tables and indexes)")
     for table, size in sizes.items():

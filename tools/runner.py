@@ -44,6 +44,7 @@ class Stack:
     embedded: EmbeddedRedis | None = None
     database_url: str | None = None
     embedded_pg: EmbeddedPostgres | None = None
+    ready_timeout: float = 60.0  # benchmarks on a busy machine wait longer
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def port_of(self, service: str) -> int:
@@ -155,7 +156,7 @@ class Stack:
             self.embedded_pg = None
 
     def __enter__(self) -> Stack:
-        return self.start()
+        return self.start(self.ready_timeout)
 
     def __exit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
