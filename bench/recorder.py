@@ -60,7 +60,9 @@ def cpu_seconds(pid: int | None) -> float:
     if pid is None:
         return 0.0
     root = psutil.Process(pid)
-    total = 0.0
+    # Backends that have exited (the recorder's pool closed) count in the server's children_* times.
+    own = root.cpu_times()
+    total = own.children_user + own.children_system
     for p in [root, *root.children(recursive=True)]:
         try:
             times = p.cpu_times()
