@@ -81,7 +81,9 @@ def on_updated(event: TicketUpdated, state: TicketState, policy: Policy) -> Effe
     ops: Ops = []
     history: dict[str, Any] | None = None
     _respond(event, state, policy, fields, ops)
-    if event.action == "resolve":
+    # A proactive work order has no caller to ask: whether it worked is the problem's effect evaluation
+    # (calls after it against the forecast), not a survey. It still counts in the response rate.
+    if event.action == "resolve" and state.channel != "proactive":
         history = _schedule_survey(event, state, policy, fields, ops)
     if not fields:
         return NONE

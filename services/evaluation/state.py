@@ -24,6 +24,7 @@ class TicketState(BaseModel):
 
     exists: bool = False
     # Written by intake, classifier and dispatch.
+    channel: str | None = None
     category: str | None = None
     district: str | None = None
     department: str | None = None
