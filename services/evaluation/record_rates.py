@@ -11,6 +11,10 @@ themselves, for years. The same measures follow from them, counted where evaluat
   dissatisfied).
 Survey deliveries (surveyed, undelivered, unevaluated) are evaluation's own bookkeeping, not events:
 the record has none, and the 三率 need none of them.
+
+Each look-up beyond the window is bounded (a department's signature within 31 days of the
+window's end, a resolution and its dispatch within 92 days before its start), so PostgreSQL reads the few
+monthly partitions around the window and never the years behind it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ SELECT (d.occurred_at AT TIME ZONE $3)::date AS day, department, district, categ
            SELECT 1 FROM ticket_events u
            WHERE u.ticket_id = d.ticket_id AND u.stream = '{streams.UPDATED}'
              AND u.occurred_at >= d.occurred_at AND u.occurred_at <= d.due
+             AND u.occurred_at >= $1 AND u.occurred_at < $2 + interval '31 days'
              AND u.body->>'action' IN ('accept', 'resolve') AND u.body->>'department' = d.department
        )) AS responded
 FROM d GROUP BY 1, 2, 3, 4
@@ -64,12 +69,13 @@ FROM a
 JOIN LATERAL (
     SELECT body->>'department' AS department, occurred_at FROM ticket_events u
     WHERE u.ticket_id = a.ticket_id AND u.stream = '{streams.UPDATED}' AND u.body->>'action' = 'resolve'
-      AND u.occurred_at <= a.occurred_at
+      AND u.occurred_at <= a.occurred_at AND u.occurred_at >= $1 - interval '92 days'
     ORDER BY u.occurred_at DESC LIMIT 1
 ) r ON true
 LEFT JOIN LATERAL (
     SELECT body->>'district' AS district, body->>'category' AS category FROM ticket_events x
     WHERE x.ticket_id = a.ticket_id AND x.stream = '{streams.DISPATCHED}' AND x.occurred_at <= r.occurred_at
+      AND x.occurred_at >= $1 - interval '92 days'
     ORDER BY x.occurred_at DESC LIMIT 1
 ) d ON true
 GROUP BY 1, 2, 3, 4
