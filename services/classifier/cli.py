@@ -31,8 +31,9 @@ from services.classifier.labels import read_labels, write_jsonl
 from services.classifier.metrics import expected_calibration_error, summarize
 from services.classifier.model import TRAIN_STEPS, ModelLoadError, TextClassifier
 from services.classifier.starter import default_model_dir, ensure_default_model
-from services.classifier.urgency import urgency_of
-from services.classifier.urgency_model import UrgencyModel
+from services.classifier.urgency import detector
+from services.classifier.urgency_model import DEFAULT_MODEL as DEFAULT_URGENCY_MODEL
+from services.classifier.urgency_model import UrgencyModel, UrgencyModelError
 from shared.bus import run_with_redis
 from shared.settings import CommonSettings
 
@@ -222,7 +223,9 @@ def predict_command(args: argparse.Namespace) -> int:
     try:
         texts = read_column(args.data, args.text_col)
         model = TextClassifier.load(args.model or _default_model_dir())
-    except (ModelLoadError, DataError) as exc:
+        # The worker's urgency model: HOTLINE_URGENCY_MODEL, else the shipped one.
+        urgency_of = detector(Path(os.environ.get("HOTLINE_URGENCY_MODEL") or DEFAULT_URGENCY_MODEL))
+    except (ModelLoadError, DataError, UrgencyModelError) as exc:
         return _fail(str(exc))
     categories: Counter[str] = Counter()
     levels: Counter[str] = Counter()

@@ -84,6 +84,16 @@ def test_a_bad_path_or_column_is_one_error_line_and_exit_2(
     assert len(out.err.strip().splitlines()) == 1 and message in out.err
 
 
+def test_a_bad_urgency_model_is_one_error_line_and_exit_2(
+    calls: Path, starter_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOTLINE_URGENCY_MODEL", str(calls))
+    args = ["model", "predict", "--data", str(calls), "--text-col", "body", "--model", str(starter_dir)]
+    assert main([*args, "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read the urgency model" in err[0]
+
+
 def test_train_urgency_writes_a_model_the_worker_can_load(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
