@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import ahocorasick
 import yaml
@@ -25,8 +26,10 @@ CUE_FILE = Path(__file__).resolve().parent / "data" / "urgency.yaml"
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
+_WHITESPACE = re.compile(r"\s")
 # Variants of the same sign, so one spelling of the lexicon covers them (after NFKC).
-_VARIANTS = str.maketrans({"’": "'", "‘": "'", "｡": "。", "､": "、", "\u00a0": " "})
+_VARIANT = {"’": "'", "‘": "'", "｡": "。", "､": "、", "\u00a0": " "}
+_VARIANTS = re.compile(f"[{''.join(_VARIANT)}]")
 _SUFFIXES = ("s", "es", "ed", "d", "ing", "y", "ies")
 CLAUSE_END = re.compile(r"[,.;:!?，。；：！？、\n]")
 SENTENCE_END = re.compile(r"[.;!?。；！？\n]")
@@ -47,9 +50,11 @@ _HAS_TRADITIONAL = re.compile(f"[{_PAIRS[::2]}]")
 def cue_text(text: str) -> str:
     """How cues see a text: NFKC and lower case (`fold`), simplified characters, no spaces between Chinese
     characters ("煤 气 泄 漏" is 煤气泄漏), one space between words; punctuation stays (it bounds clauses)."""
-    text = fold(text).translate(_VARIANTS)
+    text = _VARIANTS.sub(lambda m: _VARIANT[m.group()], fold(text))
     if _HAS_TRADITIONAL.search(text):
         text = text.translate(_TO_SIMPLIFIED)
+    if not _WHITESPACE.search(text):
+        return text
     return _SPACES.sub(" ", _CJK_GAP.sub("", text))
 
 
@@ -57,13 +62,13 @@ def is_latin(term: str) -> bool:
     return not any("\u3400" <= ch <= "\u9fff" for ch in term)
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):  # a tuple, not a dataclass: a long message has dozens, built in the worker's hot path
     start: int
     end: int
     term: str  # the lexicon's term ("leak")
     word: str  # what it matched in the text ("leaking")
     roles: frozenset[str]  # e.g. "phrase:emergency", "object:gas", "state:gas", "negation", "past"
+    latin: bool
 
 
 @dataclass
@@ -86,7 +91,12 @@ def _word_end(text: str, end: int, stem: bool) -> int | None:
 
 
 class Lexicon:
-    """Every term of the cue file in one automaton; `scan` gives its hits in a normalised text."""
+    """Every term of the cue file in one automaton; `scan` gives its hits in a normalised text.
+
+    A second automaton holds only the phrases and states, what can make a cue: about half of real messages
+    hold none, and nothing can fire in them; in the others only the sentences holding one are scanned for
+    the rest (objects, negations, times...), which all act within a sentence.
+    """
 
     def __init__(self, terms: Iterable[tuple[str, str]]) -> None:
         entries: dict[str, _Entry] = {}
@@ -99,24 +109,61 @@ class Lexicon:
             entry.stem = entry.stem or stem
             entry.roles.add(role)
         self._automaton = ahocorasick.Automaton()
+        self._triggers = ahocorasick.Automaton()
         for term, entry in entries.items():
-            self._automaton.add_word(term, (term, entry.stem, frozenset(entry.roles)))
+            value = (term, entry.stem, frozenset(entry.roles), is_latin(term))
+            self._automaton.add_word(term, value)
+            # Phrases and states: what can make a cue (objects, negations... only qualify one).
+            if any(r.startswith(("phrase:", "state:")) for r in entry.roles):
+                self._triggers.add_word(term, value)
         self._automaton.make_automaton()
+        self._triggers.make_automaton()
         self.size = len(entries)
 
     def scan(self, text: str) -> list[Hit]:
-        hits = []
-        for last, (term, stem, roles) in self._automaton.iter(text):
+        """Every hit in the sentences that hold a phrase or a state."""
+        hits: list[Hit] = []
+        for start, end in _sentences(text, self._trigger_ends(text)):
+            hits.extend(self._hits(text, self._automaton, start, end))
+        return hits
+
+    def _trigger_ends(self, text: str) -> list[int]:
+        """Where each phrase or state ends (English ones only as whole words): positions only, for speed."""
+        ends = []
+        for last, (term, stem, _, latin) in self._triggers.iter(text):
             start, end = last - len(term) + 1, last + 1
-            if is_latin(term):
+            if latin and ((start > 0 and text[start - 1].isalnum()) or _word_end(text, end, stem) is None):
+                continue
+            ends.append(end)
+        return ends
+
+    @staticmethod
+    def _hits(text: str, automaton: ahocorasick.Automaton, first: int, stop: int) -> list[Hit]:
+        hits = []
+        for last, (term, stem, roles, latin) in automaton.iter(text, first, stop):
+            start, end = last - len(term) + 1, last + 1
+            if latin:
                 if start > 0 and text[start - 1].isalnum():
                     continue
                 word_end = _word_end(text, end, stem)
                 if word_end is None:
                     continue
                 end = word_end
-            hits.append(Hit(start, end, term, text[start:end], roles))
+            hits.append(Hit(start, end, term, text[start:end], roles, latin))
         return hits
+
+
+def _sentences(text: str, ends: list[int]) -> list[tuple[int, int]]:
+    """The spans of the sentences holding the given end positions, in order, each once."""
+    spans: list[tuple[int, int]] = []
+    for end in ends:
+        if spans and end <= spans[-1][1]:
+            continue
+        first = spans[-1][1] if spans else 0
+        first = max((m.end() for m in SENTENCE_END.finditer(text, first, end - 1)), default=first)
+        last = SENTENCE_END.search(text, end)
+        spans.append((first, last.start() if last else len(text)))
+    return spans
 
 
 def _strings(section: object) -> list[str]:

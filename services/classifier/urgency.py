@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, cast
 
-from services.classifier.cues import CLAUSE_END, SENTENCE_END, CueFile, Hit, cue_text, is_latin, load
+from services.classifier.cues import CLAUSE_END, SENTENCE_END, CueFile, Hit, cue_text, load
 from services.classifier.urgency_model import DEFAULT_MODEL, UrgencyModel
 
 Level = Literal["emergency", "utilities", "general", "complex"]
@@ -35,6 +35,8 @@ _NEGATION_REACH = 12
 # An English word says about what one Chinese character does in three to four letters and a space: windows
 # and reaches stretch for English terms.
 _LATIN_STRETCH = 4
+# The model is asked about at most this many sentences of a text.
+_MODEL_SENTENCES = 4
 
 Scorer = Callable[[str], float]
 
@@ -60,49 +62,57 @@ class _Candidate:
         return self.terms[-1].end
 
 
-def _hazard_sentences(text: str, hits: list[Hit]) -> list[str]:
-    """The sentences holding a hazard's state word ("泄漏", "smell"): what the model is asked about."""
-    spans = {_sentence(text, h.start, h.end) for h in hits if any(r.startswith("state:") for r in h.roles)}
-    return [text[start:end] for start, end in sorted(spans)]
+Index = dict[str, list[Hit]]  # role -> its hits in text order, built once per text
 
 
-def _without_ignored(hits: list[Hit]) -> list[Hit]:
-    """Drops hits inside an ignored phrase ("fire exit" is no fire, 不停 no negation, 淹没 no 没)."""
-    ignored = [h for h in hits if "ignore" in h.roles]
-    if not ignored:
-        return hits
-    return [
-        h
-        for h in hits
-        if "ignore" in h.roles or not any(i.start <= h.start and h.end <= i.end for i in ignored)
-    ]
+def _index(hits: list[Hit]) -> Index:
+    """Hits by role, without those inside an ignored phrase ("fire exit" is no fire, 不停 no negation)."""
+    covered: dict[int, int] = {}  # position -> the furthest end of an ignored phrase over it
+    for i in hits:
+        if "ignore" in i.roles:
+            for position in range(i.start, i.end):
+                covered[position] = max(covered.get(position, 0), i.end)
+    by_role: Index = {}
+    for h in hits:
+        if covered.get(h.start, -1) >= h.end and "ignore" not in h.roles:
+            continue
+        for role in h.roles:
+            by_role.setdefault(role, []).append(h)
+    return by_role
 
 
-def _combos(cues: CueFile, hits: list[Hit]) -> list[_Candidate]:
+def _model_sentences(text: str, by_role: Index, hazards: list[str]) -> list[str]:
+    """What the model is asked about: the sentences holding a hazard's state word ("泄漏", "smell"), the
+    first few of them (a long letter costs no more than a short report)."""
+    spans = sorted(
+        {_sentence(text, h.start, h.end) for name in hazards for h in by_role.get(f"state:{name}", ())}
+    )
+    return [text[start:end] for start, end in spans[:_MODEL_SENTENCES]]
+
+
+def _combos(cues: CueFile, by_role: Index) -> list[_Candidate]:
     found = []
     for name, combo in cues.combos.items():
-        objects = [h for h in hits if f"object:{name}" in h.roles]
-        if not objects:
+        objects, states = by_role.get(f"object:{name}"), by_role.get(f"state:{name}")
+        if not objects or not states:
             continue
-        for state in (h for h in hits if f"state:{name}" in h.roles):
+        for state in states:
             for obj in objects:
                 if obj.start == state.start and obj.end == state.end:
                     continue
-                first, last = sorted((obj, state), key=lambda h: (h.start, h.end))
-                gap = last.start - first.end
-                window = combo.window * (_LATIN_STRETCH if is_latin(obj.term) else 1)
-                if gap <= window:
+                first, last = sorted((obj, state))  # hits order by (start, end) first
+                window = combo.window * (_LATIN_STRETCH if obj.latin else 1)
+                if last.start - first.end <= window:
                     found.append(
                         _Candidate(f"combo:{obj.word}+{state.word}", (first, last), frozenset([name]))
                     )
     return sorted(found, key=lambda c: (c.end - c.start, c.start))
 
 
-def _phrases(hits: list[Hit], level: str) -> list[_Candidate]:
+def _phrases(by_role: Index, level: str) -> list[_Candidate]:
     return [
         _Candidate(f"keyword:{h.word}", (h,), frozenset(r[7:] for r in h.roles if r.startswith("object:")))
-        for h in hits
-        if f"phrase:{level}" in h.roles
+        for h in by_role.get(f"phrase:{level}", ())
     ]
 
 
@@ -111,7 +121,7 @@ def _clause_bounded(text: str, before: Hit, candidate: _Candidate) -> bool:
     following = next((t for t in candidate.terms if t.start >= before.end), None)
     if following is None or any(before.start < t.end and t.start < before.end for t in candidate.terms):
         return False
-    reach = _NEGATION_REACH * (_LATIN_STRETCH if is_latin(following.term) else 1)
+    reach = _NEGATION_REACH * (_LATIN_STRETCH if following.latin else 1)
     if following.start - before.end > reach:
         return False
     return CLAUSE_END.search(text, before.end, following.start) is None
@@ -124,22 +134,22 @@ def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
     return first, last.start() if last else len(text)
 
 
-def _taken_back(text: str, hits: list[Hit], candidate: _Candidate) -> str | None:
+def _in(by_role: Index, role: str, start: int, end: int) -> list[Hit]:
+    return [h for h in by_role.get(role, ()) if start <= h.start and h.end <= end]
+
+
+def _taken_back(text: str, by_role: Index, candidate: _Candidate) -> str | None:
     """Why a cue does not count (the role of the word that takes it back), or None if it counts."""
     for role in ("negation", "hypothetical"):
-        if any(_clause_bounded(text, h, candidate) for h in hits if role in h.roles):
+        if any(_clause_bounded(text, h, candidate) for h in by_role.get(role, ())):
             return role
     if text.startswith("过", candidate.end):  # 塌陷过: it has happened (experiential aspect)
         return "past"
     start, end = _sentence(text, candidate.start, candidate.end)
-    inside = [h for h in hits if start <= h.start and h.end <= end]
-    for role in ("resolved", "prevention"):
-        if any(role in h.roles for h in inside):
-            return role
-    explained = {f"explained:{name}" for name in candidate.hazards}
-    if any(explained & h.roles for h in inside):
-        return "explained"
-    if any("past" in h.roles for h in inside) and not any("present" in h.roles for h in inside):
+    for role in ("resolved", "prevention", *(f"explained:{name}" for name in candidate.hazards)):
+        if _in(by_role, role, start, end):
+            return role.split(":")[0]
+    if _in(by_role, "past", start, end) and not _in(by_role, "present", start, end):
         return "past"
     return None
 
@@ -151,26 +161,28 @@ class Detector:
         self._cues = cues
         self._scorer = scorer
         self._threshold = threshold
+        self._hazards = list(cues.combos)
 
     def __call__(self, text: str, category: str | None) -> Urgency:
         clean = cue_text(text or "")
-        hits = _without_ignored(self._cues.lexicon.scan(clean)) if clean else []
+        by_role = _index(self._cues.lexicon.scan(clean)) if clean else {}
         taken_back: str | None = None
-        for candidate in (*_phrases(hits, "emergency"), *_combos(self._cues, hits)):
-            why = _taken_back(clean, hits, candidate)
+        for candidate in (*_phrases(by_role, "emergency"), *_combos(self._cues, by_role)):
+            why = _taken_back(clean, by_role, candidate)
             if why is None:
                 return Urgency("emergency", candidate.cue)
             taken_back = taken_back or f"{why}:{candidate.cue}"
         model_said: str | None = None
-        sentences = _hazard_sentences(clean, hits) if taken_back is None and self._scorer else []
-        if sentences and self._scorer is not None:
-            score = max(self._scorer(s) for s in sentences)
-            model_said = f"model:{score:.2f}"
-            if score >= self._threshold:
-                return Urgency("emergency", model_said)
+        if taken_back is None and self._scorer is not None:
+            sentences = _model_sentences(clean, by_role, self._hazards)
+            if sentences:
+                score = max(self._scorer(s) for s in sentences)
+                model_said = f"model:{score:.2f}"
+                if score >= self._threshold:
+                    return Urgency("emergency", model_said)
         for level in _LOWER:
-            for candidate in _phrases(hits, level):
-                if not any(_clause_bounded(clean, h, candidate) for h in hits if "negation" in h.roles):
+            for candidate in _phrases(by_role, level):
+                if not any(_clause_bounded(clean, h, candidate) for h in by_role.get("negation", ())):
                     return Urgency(level, candidate.cue)
         if category is not None and category in self._cues.categories:
             return Urgency(cast(Level, self._cues.categories[category]), f"category:{category}")
