@@ -13,9 +13,7 @@
      then on B's too (B is held out for the model only);
    - C: the model trained on A + B, the detector scored on C: held out for both the lexicon and the model.
    Baseline, same run: the exact-phrase rules before issue 14 (bench/data/urgency_rules_before.yaml).
-2. Speed: microseconds per text of the urgency decision alone (new detector vs the rules before) on the
-   real messages below; the worker's own before/after is bench/classifier_worker.py (see BENCHMARKS.md).
-3. Real messages from ../shared/datasets (or $HOTLINE_DATASETS), none of them labelled for urgency: how
+2. Real messages from ../shared/datasets (or $HOTLINE_DATASETS), none of them labelled for urgency: how
    many each detector flags "emergency" (a false-alarm sanity check: a city's ordinary complaints are
    almost never emergencies), with the cues that fired most and a sample of what was flagged.
 """
@@ -163,20 +161,6 @@ def real_texts() -> dict[str, list[str]]:
     return out
 
 
-def speed(flags: dict[str, Flag], texts: list[str]) -> None:
-    median = sorted(map(len, texts))[len(texts) // 2]
-    print(f"\nUrgency decision alone, {len(texts)} real messages (median {median} characters), us per text:")
-    base = None
-    for name, flag in reversed(flags.items()):
-        flag(texts[0])
-        started = time.process_time()
-        for t in texts:
-            flag(t + " ")  # a fresh string each time: no help from the normalisation caches
-        per_text = (time.process_time() - started) / len(texts) * 1e6
-        base = base or per_text
-        print(f"  {name}: {per_text:.1f} us ({per_text / base:.2f}x the rules before)")
-
-
 def real_data(flags: dict[str, Flag], show: int) -> None:
     print("\nReal messages flagged emergency (no urgency labels: a sanity check of false alarms)\n")
     texts = real_texts()
@@ -245,9 +229,7 @@ def main() -> int:
         },
     )
     print_errors(unseen, fresh, args.show)
-    flags = {"new (shipped)": shipped, "rules before": before}
-    speed(flags, [t for texts in real_texts().values() for t in texts])
-    real_data(flags, args.show)
+    real_data({"new (shipped)": shipped, "rules before": before}, args.show)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 
