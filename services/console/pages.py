@@ -5,11 +5,13 @@ same event a department's system or an operator's API call would: nothing bypass
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -23,6 +25,8 @@ from services.evaluation.rates import check_bucket
 from services.insight.problem_store import load_problem, request_action
 from services.intake.http import HttpError
 from shared.store import Ticket
+
+log = logging.getLogger("hotline.console")
 
 
 def routes(console: Console) -> list[Route]:
@@ -115,7 +119,14 @@ def routes(console: Console) -> list[Route]:
     async def search_page(request: Request) -> Response:
         session = await console.session(request, "operator", "supervisor")
         query = Query.of(request.query_params, console.zone)
-        found = await search(console.reads, query) if query.given else None
+        found = None
+        if query.given and console.history is not None:
+            try:
+                found = await console.history.search(query, *query.window(datetime.now(UTC)))
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("search: the record is unavailable (%s), searching Redis", type(exc).__name__)
+        if query.given and found is None:
+            found = await search(console.reads, query)
         return console.render(request, "search.html", session, query=query, found=found)
 
     async def act(request: Request) -> Response:

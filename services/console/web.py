@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from services.console.directory import Directory
+from services.console.history import History
 from services.console.i18n import Lang, translate
 from services.console.reads import Reads
 from services.console.sessions import COOKIE, LoginThrottle, Session, Sessions
@@ -61,6 +62,8 @@ class Console:
         self.sessions = Sessions(self.redis, s.console_session_key, s.console_session_seconds)
         self.throttle = LoginThrottle(self.redis, s.console_login_attempts, s.console_login_window_seconds)
         self.reads = Reads(self.redis, s.min_volume)
+        # With the system of record, search covers every ticket ever recorded, not only Redis's.
+        self.history = History(s.database_url) if s.database_url else None
         self.zone = ZoneInfo(s.timezone)
         env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
         env.filters["todatetime"] = _datetime

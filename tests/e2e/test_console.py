@@ -158,8 +158,12 @@ def test_operator_confirms_from_the_review_queue_and_a_correction_redispatches(
     assert "交通运输局" in page.locator(".facts").inner_text()
     assert db.xlen("hotline:labels") >= 2  # the confirmation and the correction are training labels
 
-    page.goto(f"{stack.url_of('console')}/search?q=路灯+大坑&district=donghu")
-    expect(page.locator(f"table.list a[href='/tickets/{pothole}']")).to_be_visible()
+    # Search reads the record (PostgreSQL), which the recorder fills a moment after each change.
+    def found() -> bool:
+        page.goto(f"{stack.url_of('console')}/search?q=路灯+大坑&district=donghu")
+        return page.locator(f"table.list a[href='/tickets/{pothole}']").count() == 1
+
+    eventually(found, "the ticket found by its words and district")
     page.goto(f"{stack.url_of('console')}/search?q=路灯+大坑&district=xishan")
     expect(page.locator(".empty")).to_be_visible()
 

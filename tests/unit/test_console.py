@@ -105,3 +105,13 @@ def test_names_come_in_the_pages_language_and_streets_show_as_names() -> None:
     assert names.area("not_in_gazetteer", "en") == "not_in_gazetteer"
     assert pick("en", "城市管理局 / Urban Management Bureau") == "Urban Management Bureau"
     assert translate("en", "too_many_logins", seconds=30).endswith("30 s")
+
+
+def test_the_records_search_binds_every_value_and_escapes_wildcards() -> None:
+    from services.console.history import statement
+
+    q = Query.of({"q": "100%_路灯", "status": "resolved", "department": "water_utility"}, ZoneInfo("UTC"))
+    sql, args = statement(q, NOW - timedelta(days=1), NOW)
+    assert "100%" not in sql and "路灯" not in sql and "water_utility" not in sql
+    assert args[2:] == ["resolved", "water_utility", "%100\\%\\_路灯%", "100%_路灯"]
+    assert sql.endswith("OR ticket_id = $6 ORDER BY received_at DESC LIMIT 100")
