@@ -26,15 +26,12 @@ from redis.asyncio.client import Pipeline
 
 from shared.bus import as_str
 from shared.effects import StoreWrite
+from shared.status import Status
 
 if TYPE_CHECKING:
     from shared.rehydration import RecordReader
 
 PREFIX = "hotline"
-
-# A ticket in one of these is done (Open311 "closed"): departments can no longer accept or resolve it, and
-# a new complaint cannot be its duplicate.
-CLOSED_STATUSES = ("resolved", "closed", "duplicate")
 
 UPDATES_RETENTION = timedelta(days=90)
 _HOUR = 3600
@@ -175,7 +172,7 @@ class Ticket(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     ticket_id: str
-    status: str = "received"
+    status: Status = Status.RECEIVED
     channel: str | None = None
     text: str | None = None
     title: str | None = None

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from shared.bus import redis_client
 from shared.standard_webhooks import signed_headers
+from shared.status import Status
 from shared.store import Ticket, TicketStore
 
 
@@ -126,7 +127,7 @@ async def wait_dispatched(redis_url: str, ticket_ids: list[str], wait_seconds: f
 
 
 def _complete(ticket: Ticket) -> bool:
-    if ticket.status == "duplicate":
+    if ticket.status == Status.DUPLICATE:
         return True
     return ticket.dispatched_at is not None and "evaluation_tracked_at" in (ticket.model_extra or {})
 

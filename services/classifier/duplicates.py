@@ -27,7 +27,8 @@ from redis.asyncio import Redis
 
 from services.classifier.text import normalize
 from shared.bus import as_str
-from shared.store import CLOSED_STATUSES, PREFIX, keys
+from shared.status import CLOSED
+from shared.store import PREFIX, keys
 
 PERMUTATIONS = 64
 SIGNATURE_FIELD = "dup_sig"
@@ -184,7 +185,7 @@ class DuplicateIndex:
                         received_at=float(score),
                         street=as_str(street) if street else None,
                         signature=sig,
-                        open=(as_str(status) if status else "") not in CLOSED_STATUSES,
+                        open=(as_str(status) if status else "") not in CLOSED,
                     )
                 )
         return out

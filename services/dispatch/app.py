@@ -39,6 +39,7 @@ from shared.events import (
     utcnow,
 )
 from shared.settings import CommonSettings
+from shared.status import Status
 from shared.store import Ticket, TicketStore
 from shared.worker import Consumer, Worker
 
@@ -119,7 +120,7 @@ class Dispatcher:
                     status = effects.writes[0].fields.get("status") if effects.writes else None
                     how = (
                         "coordinator"
-                        if status == "coordinator"
+                        if status == Status.COORDINATOR
                         else "first"
                         if p.event.attempt == 1
                         else "again"

@@ -27,9 +27,8 @@ from shared.events import (
     Urgency,
 )
 from shared.ids import derive_id
+from shared.status import ACTIVE, Status, moved
 from shared.store import Ticket, iso, keys
-
-ACTIVE = ("dispatched", "accepted", "coordinator")
 
 
 class Assigned(BaseModel):
@@ -38,7 +37,7 @@ class Assigned(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     ticket_id: str
-    status: str = "received"
+    status: Status = Status.RECEIVED
     department: str | None = None
     category: str | None = None
     district: str | None = None
@@ -102,7 +101,7 @@ def on_classified(
                 StoreWrite(
                     ticket_id=event.ticket_id,
                     event_id=event.event_id,
-                    fields={"status": "duplicate", "duplicate_of": original, "updated_at": iso(now)},
+                    fields={"status": Status.DUPLICATE, "duplicate_of": original, "updated_at": iso(now)},
                     history={"at": iso(now), "event": "duplicate", "summary": f"of {original}"},
                 ),
                 # The department working on the original sees that citizens keep reporting it, and which
@@ -134,7 +133,7 @@ def on_classified(
         attempt=1,
         previous=previous,
         media_url=media_url,
-        status="dispatched",
+        status=Status.DISPATCHED,
         extra={
             "category": event.category,
             "district": event.place.district,
@@ -166,7 +165,11 @@ def on_updated(
             return _history_only(event, {**history, "summary": "already accepted"})
         return _write(
             event,
-            {"status": "accepted", "accepted_at": iso(now), "updated_at": iso(now)},
+            {
+                "status": moved(ticket.status, Status.ACCEPTED),
+                "accepted_at": iso(now),
+                "updated_at": iso(now),
+            },
             history,
             [["ZREM", state.SLA_DISPATCH, ticket.ticket_id], ["HINCRBY", state.ACCEPTANCE, learned, 1]],
         )
@@ -178,7 +181,7 @@ def on_updated(
             ["ZREM", state.SLA_FEEDBACK, ticket.ticket_id],
         ]
         fields: dict[str, str | None] = {
-            "status": "resolved",
+            "status": moved(ticket.status, Status.RESOLVED),
             "resolved_at": iso(now),
             "updated_at": iso(now),
         }
@@ -375,7 +378,9 @@ def _redispatch(
         attempt=ticket.attempt + 1,
         previous=previous,
         media_url=ticket.media_url,
-        status="coordinator" if chosen.department == table.coordinator else "dispatched",
+        status=moved(
+            ticket.status, Status.COORDINATOR if chosen.department == table.coordinator else Status.DISPATCHED
+        ),
         extra=extra,
         table=table,
         supply=supply,
@@ -400,7 +405,7 @@ def _dispatch(
     attempt: int,
     previous: str | None,
     media_url: str | None,
-    status: str,
+    status: Status,
     extra: dict[str, str | None],
     table: RoutingTable,
     supply: Supply,
@@ -441,7 +446,7 @@ def _dispatch(
     for timer, due in ((state.SLA_DISPATCH, demand.dispatch_due), (state.SLA_FEEDBACK, demand.feedback_due)):
         if attempt == 1 or due > now:
             all_ops.append(["ZADD", timer, due.timestamp(), ticket_id])
-    if status == "coordinator":
+    if status == Status.COORDINATOR:
         all_ops.append(["ZADD", state.COORDINATOR_QUEUE, now.timestamp(), ticket_id])
     dept = table.department(department)
     if dept is not None and dept.webhook_url:

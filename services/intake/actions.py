@@ -22,7 +22,8 @@ from shared.effects import StoreWrite
 from shared.events import DepartmentAction, Event, TicketRerouted, TicketUpdated, utcnow
 from shared.ids import derive_id
 from shared.pii import masked
-from shared.store import CLOSED_STATUSES, Ticket, TicketStore, iso, keys
+from shared.status import CLOSED
+from shared.store import Ticket, TicketStore, iso, keys
 
 
 class Corrected(BaseModel):
@@ -90,7 +91,7 @@ class Actions:
         ticket = await self._ticket(ticket_id)
         if ticket.department != dept:
             raise HttpError(403, "not_your_ticket", "the ticket is not assigned to this department")
-        refused = CLOSED_STATUSES if action != "note" else ()
+        refused = CLOSED if action != "note" else frozenset()
         if ticket.status in refused:
             raise HttpError(409, "ticket_closed", f"the ticket is {ticket.status}")
         event = TicketUpdated(
@@ -139,7 +140,7 @@ class Actions:
         duplicate = ticket.category == category and (ticket.model_extra or {}).get("category_source") == (
             "operator"
         )
-        if previous != category and ticket.department and ticket.status not in CLOSED_STATUSES:
+        if previous != category and ticket.department and ticket.status not in CLOSED:
             # Before the write and carrying the category, so dispatch routes by it whichever it reads
             # first; a retry after a failed write publishes the same event id, which publishes nothing twice.
             await self.publish_once(
@@ -155,7 +156,7 @@ class Actions:
                     reason=f"category corrected: {previous or '-'} -> {category}",
                 ),
                 history={"event": "reroute_requested", "summary": f"routing again for {category}"},
-                refuse_statuses=CLOSED_STATUSES,
+                refuse_statuses=CLOSED,
             )
         if not duplicate:
             now = iso(utcnow())
@@ -209,7 +210,7 @@ class Actions:
                 [{"field": "department", "problem": "not in the routing table", "type": "enum"}],
             )
         ticket = await self._ticket(ticket_id)
-        if ticket.status in CLOSED_STATUSES or ticket.department is None:
+        if ticket.status in CLOSED or ticket.department is None:
             raise HttpError(409, "not_dispatched", f"the ticket is {ticket.status}: nothing to re-route")
         if ticket.department == department:
             raise HttpError(409, "same_department", f"the ticket is already with {department}")
@@ -233,7 +234,7 @@ class Actions:
                 "event": "reroute_requested",
                 "summary": f"{ticket.department} -> {department} by {operator}",
             },
-            refuse_statuses=CLOSED_STATUSES,
+            refuse_statuses=CLOSED,
         )
         if result.outcome == "conflict":
             raise HttpError(409, "not_dispatched", f"the ticket is {result.detail}")

@@ -30,7 +30,8 @@ from services.intake.openapi import EventAccepted, Operation, Param
 from services.intake.settings import dev_department_token
 from shared.events import DepartmentAction
 from shared.pii import MaskedText
-from shared.store import CLOSED_STATUSES, Ticket, keys
+from shared.status import CLOSED
+from shared.store import Ticket, keys
 
 QUEUE = "/v1/departments/{dept}/tickets"
 ACTION = "/v1/departments/{dept}/tickets/{ticket_id}/{action}"
@@ -169,7 +170,7 @@ def routes(deps: Deps) -> list[Route]:
         mine = [
             QueueTicket.model_validate(_plain(t))
             for t in found
-            if t is not None and t.department == dept and t.status not in CLOSED_STATUSES
+            if t is not None and t.department == dept and t.status not in CLOSED
         ]
         page = Queue(
             department=dept,

@@ -65,7 +65,8 @@ from shared.bus import as_str
 from shared.events import Location, TicketUpdated, utcnow
 from shared.ids import derive_id
 from shared.pii import MaskedText
-from shared.store import CLOSED_STATUSES, Ticket, Update, keys
+from shared.status import CLOSED, Status
+from shared.store import Ticket, Update, keys
 from shared.taxonomy import Attribute, Category
 
 M = TypeVar("M", bound=BaseModel)
@@ -82,14 +83,13 @@ MAX_UPDATES = 1000
 
 # Our statuses in FixMyStreet's words (its Open311.pm map_state): dispatched is still "open" (a department
 # has it, nobody has signed for it); the coordinator finding an owner is "investigating".
-FMS_STATUS = {
-    "received": "open",
-    "dispatched": "open",
-    "coordinator": "investigating",
-    "accepted": "in_progress",
-    "resolved": "fixed",
-    "duplicate": "duplicate",
-    "closed": "closed",
+FMS_STATUS: dict[str, str] = {
+    Status.RECEIVED: "open",
+    Status.DISPATCHED: "open",
+    Status.COORDINATOR: "investigating",
+    Status.ACCEPTED: "in_progress",
+    Status.RESOLVED: "fixed",
+    Status.DUPLICATE: "duplicate",
 }
 # A day's margin: a start computed back from an end in the first days of year 1 stays a datetime.
 _EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
@@ -436,17 +436,17 @@ def _described(entry: dict[str, Any], agency: str) -> str:
     """What the public reads of a status change. Routing reasons and rejection notes are for the
     hotline's staff; a department's note on accepting or resolving is addressed to the citizen."""
     event, status, summary = entry.get("event"), entry["status"], str(entry.get("summary") or "")
-    if status == "received":
+    if status == Status.RECEIVED:
         return _public(f"Received {summary}")
-    if status == "duplicate":
+    if status == Status.DUPLICATE:
         return _public(f"Duplicate {summary}")
-    if status in ("dispatched", "coordinator"):
+    if status in (Status.DISPATCHED, Status.COORDINATOR):
         how = {"rejected": "Passed on", "reopened": "Reopened", "rerouted": "Transferred"}.get(
             str(event), "Sent"
         )
         return f"{how}: with {agency}"
     note = str(entry.get("note") or "")
-    done = {"accepted": "Accepted", "resolved": "Resolved"}.get(status, status.capitalize())
+    done = {Status.ACCEPTED: "Accepted", Status.RESOLVED: "Resolved"}.get(status, status.capitalize())
     return _public(f"{done} by {agency}" + (f": {note}" if note else ""))
 
 
@@ -588,8 +588,8 @@ def routes(deps: Deps) -> list[Route]:
         # classifier made of it for routing.
         code = ticket.service_code or ticket.category
         category = taxonomy.get(code) if code else None
-        closed = ticket.status in CLOSED_STATUSES
-        duplicate_of = ticket.duplicate_of if ticket.status == "duplicate" else None
+        closed = ticket.status in CLOSED
+        duplicate_of = ticket.duplicate_of if ticket.status == Status.DUPLICATE else None
         address, lat, lon = public_place(ticket, settings.open311_public_location)
         return ServiceRequest(
             service_request_id=ticket.ticket_id,
@@ -785,7 +785,7 @@ def routes(deps: Deps) -> list[Route]:
         return RequestUpdate(
             update_id=f"{item.ticket_id}-{item.index}",
             service_request_id=item.ticket_id,
-            status=FMS_STATUS.get(status, "closed" if status in CLOSED_STATUSES else "open"),
+            status=FMS_STATUS.get(status, "closed" if status in CLOSED else "open"),
             updated_datetime=when(item.at) or "",
             description=_described(
                 item.entry, deps.department_names.get(department, department or "the hotline")

@@ -17,6 +17,7 @@ from shared import streams
 from shared.bus import ScriptBatcher, as_str
 from shared.codec import pack
 from shared.events import Event, TicketReceived
+from shared.status import Status
 from shared.store import MARK_CHANGED, PREFIX, iso, keys, updates_bucket
 
 DEDUPE_TTL_SECONDS = 7 * 24 * 3600
@@ -192,7 +193,7 @@ class TicketIntake:
             }
         at = iso(event.received_at)
         # The hash's fields go as flat arguments: HSET takes them as they are, no JSON decoding in Lua.
-        fields = ["status", "received", "channel", event.channel, "text", event.text]
+        fields = ["status", Status.RECEIVED.value, "channel", event.channel, "text", event.text]
         fields += ["received_at", at, "updated_at", at]
         for name, value in optional.items():
             if value is not None:
@@ -217,7 +218,12 @@ class TicketIntake:
                 self.maxlen,
                 event.received_at.timestamp(),
                 to_json(
-                    {"at": at, "event": "received", "summary": f"via {event.channel}", "status": "received"}
+                    {
+                        "at": at,
+                        "event": "received",
+                        "summary": f"via {event.channel}",
+                        "status": Status.RECEIVED,
+                    }
                 ),
                 rate.limit,
                 rate.window,
@@ -245,7 +251,7 @@ class EventPublisher:
         history: dict[str, str],
         dedupe: str | None = None,
         department: str | None = None,
-        refuse_statuses: tuple[str, ...] = (),
+        refuse_statuses: frozenset[Status] = frozenset(),
         rate: Rate = NO_RATE,
     ) -> Published | RateLimited:
         """`dedupe`: a second key (besides the event id) that makes a retry a duplicate; `department`,
@@ -269,7 +275,7 @@ class EventPublisher:
                 self.maxlen,
                 json.dumps({"at": iso(event.occurred_at), **history}, ensure_ascii=False),
                 department or "",
-                json.dumps(list(refuse_statuses)) if refuse_statuses else "",
+                json.dumps(sorted(refuse_statuses)) if refuse_statuses else "",
                 event.ticket_id,
             ],
         )
