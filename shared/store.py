@@ -24,6 +24,7 @@ from pydantic_core import to_json
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from shared import contract
 from shared.bus import as_str
 from shared.effects import StoreWrite
 from shared.status import Status
@@ -208,6 +209,20 @@ def names_a_ticket(ticket_id: str) -> bool:
     return ":" not in ticket_id
 
 
+def check_write(write: StoreWrite, scope: str) -> None:
+    """Refuse (UndeclaredWriteError) a write of a field or key the contract does not give `scope`."""
+    contract.check_fields(scope, write.fields)
+    for op in write.ops:
+        key = str(op[1])
+        declared = contract.check_key(scope, key)
+        if declared is contract.TICKET and len(op) > 2 and op[0] in _FIELD_COMMANDS:
+            contract.check_fields(scope, [str(op[2])])
+
+
+# The hash commands whose third word is a ticket field.
+_FIELD_COMMANDS = frozenset({"HSET", "HSETNX", "HINCRBY", "HINCRBYFLOAT", "HDEL"})
+
+
 def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
@@ -246,7 +261,9 @@ class TicketStore:
         self.record = record
 
     async def apply(self, write: StoreWrite, *, scope: str, pipe: Pipeline | None = None) -> None:
-        """Queue (with `pipe`) or run the idempotent write; `scope` names the writer (its consumer group)."""
+        """Queue (with `pipe`) or run the idempotent write; `scope` names the writer (its consumer group),
+        which must own every field and key the write touches (`check_write`)."""
+        check_write(write, scope)
         entry = write.history
         bucket, expires = "", 0
         status = write.fields.get("status")

@@ -33,7 +33,7 @@ from shared.effects import BatchHandler, Effects
 from shared.events import Event
 from shared.metrics import WorkerMetrics
 from shared.settings import CommonSettings
-from shared.store import TicketStore
+from shared.store import TicketStore, check_write
 
 log = logging.getLogger("hotline.worker")
 
@@ -209,6 +209,11 @@ class Worker:
             out = await consumer.handle([event for _, event in good])
             if len(out) != len(good):
                 raise RuntimeError(f"handler returned {len(out)} results for {len(good)} events")
+            # Checked here rather than at the commit: a refused write is this entry's failure (retried,
+            # then dead-lettered with the contract's reason), not the whole transaction's.
+            for effects in out:
+                for write in effects.writes:
+                    check_write(write, consumer.group)
             return {entry_id: effects for (entry_id, _), effects in zip(good, out, strict=True)}, {}
         except Exception as exc:
             if len(good) == 1:

@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 
 from shared import streams
 from shared.events import STREAM_EVENTS
+from tools.contract_doc import as_asyncapi
 
 # Which service appends to which stream (consumers come from streams.GROUPS).
 PRODUCERS: dict[str, tuple[str, ...]] = {
@@ -81,4 +82,6 @@ def document(version: str = "1") -> dict[str, Any]:
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas.get("$defs", {})},
+        # What the services leave in Redis, beside what they exchange: shared/contract.py.
+        "x-data-contract": as_asyncapi(),
     }

@@ -76,6 +76,7 @@ def _plugins() -> list:  # type: ignore[type-arg]
         "tools.dlq_cli",
         "tools.db_cli",
         "tools.tickets_cli",
+        "tools.contract_doc",
     ):
         try:
             found.append(importlib.import_module(module).register)

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from services.dispatch import state
 from services.dispatch.metrics import DispatchMetrics
-from shared import streams
+from shared import contract, streams
 from shared.codec import DATA_FIELD, pack
 from shared.events import TicketEscalated, utcnow
 from shared.ids import derive_id
@@ -72,6 +72,7 @@ class Scanner:
         self.interval = interval
         self.batch = batch
         self._escalate = redis.register_script(_ESCALATE)
+        contract.check_fields(contract.DISPATCH, [f"escalated_{kind}_at" for kind in TIMERS])
 
     async def scan(self, now: datetime | None = None) -> list[Escalated]:
         """One pass over both timers; returns the escalations this scanner published."""

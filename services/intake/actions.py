@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from services.intake.http import HttpError, available
 from services.intake.writes import EventPublisher, Published, RateLimited
-from shared import streams
+from shared import contract, streams
 from shared.effects import StoreWrite
 from shared.events import DepartmentAction, Event, TicketRerouted, TicketUpdated, utcnow
 from shared.ids import derive_id
@@ -193,7 +193,7 @@ class Actions:
                     ["ZREM", keys.review, ticket_id],
                 ],
             )
-            await available(self.store.apply(write, scope="intake-operator"))
+            await available(self.store.apply(write, scope=contract.OPERATOR))
         # Already corrected to this (a retry, or a second operator agreeing): nothing new to learn.
         self._count("label", "duplicate" if duplicate else "ok")
         return Corrected(ticket_id=ticket_id, category=category, previous=previous, duplicate=duplicate)

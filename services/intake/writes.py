@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic_core import to_json
 from redis.asyncio import Redis
 
-from shared import streams
+from shared import contract, streams
 from shared.bus import ScriptBatcher, as_str
 from shared.codec import pack
 from shared.events import Event, TicketReceived
@@ -198,6 +198,7 @@ class TicketIntake:
         for name, value in optional.items():
             if value is not None:
                 fields += [name, value]
+        contract.check_fields(contract.INTAKE, fields[::2])
         bucket, expires = updates_bucket(event.received_at)
         code, value = await self._accept(
             keys=[

@@ -14,7 +14,7 @@ from services.insight import state
 from services.insight.app import Insight, InsightSettings
 from services.insight.handlers import episode_id
 from services.insight.lease import Lease
-from shared import streams
+from shared import contract, streams
 from shared.codec import DATA_FIELD, decode, pack
 from shared.effects import StoreWrite
 from shared.events import HotspotAlert, Place, TicketClassified
@@ -187,10 +187,11 @@ async def test_emerging_issues_grow_and_each_ticket_is_read_back_once(
     async def received(n: int, at: datetime) -> None:
         fields = {
             "text": "丽发新城小区附近搅拌站噪音扰民，请尽快处理",
-            "district": "A2区",
             "received_at": iso(at),
         }
-        await store.apply(StoreWrite(ticket_id=f"T{n}", event_id=f"r{n}", fields=fields), scope="intake")
+        place = {"district": "A2区"}
+        await store.apply(StoreWrite(f"T{n}", f"r{n}", fields=fields), scope=contract.INTAKE)
+        await store.apply(StoreWrite(f"T{n}", f"c{n}", fields=place), scope=contract.CLASSIFIER)
         await redis.zadd(keys.by_created, {f"T{n}": at.timestamp()})
 
     read: list[str] = []

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
+from shared import contract
 from shared.effects import StoreWrite
 from shared.store import UPDATES_RETENTION, TicketStore, Update, iso, keys
 
@@ -25,7 +26,7 @@ async def change(
             fields={"status": status, "updated_at": at} if status else {"updated_at": at},
             history={"at": at, "event": "test"},
         ),
-        scope="test",
+        scope=contract.DISPATCH,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared import streams
+from shared import contract, streams
 from shared.codec import DATA_FIELD, decode, pack
 from shared.effects import Effects, Publish, StoreWrite
 from shared.events import TicketClassified, TicketReceived
@@ -59,7 +59,7 @@ async def handler(events: list[TicketReceived]) -> list[Effects]:
                         c.event_id,
                         fields={"category": "transport"},
                         history={"event": "classified"},
-                        ops=[["HINCRBY", "hotline:counters:test", "n", 1]],
+                        ops=[["HINCRBY", "hotline:dupes:test:n", "n", 1]],
                     )
                 ],
             )
@@ -118,9 +118,9 @@ async def test_a_batch_reads_back_only_the_fields_it_asks_for(redis: Redis) -> N
         "T1": {"text": "路灯坏了", "district": "A2区", "received_at": at.isoformat(), "department": "roads"},
         "T2": {"department": "parks"},
     }.items():
-        await store.apply(
-            StoreWrite(ticket_id=ticket_id, event_id=f"e-{ticket_id}", fields=fields), scope="t"
-        )
+        for scope in contract.SCOPES:  # each field by its owner
+            mine = {k: v for k, v in fields.items() if contract.FIELDS[k].owner == scope}
+            await store.apply(StoreWrite(ticket_id, f"e-{ticket_id}", fields=mine), scope=scope)
     one, two, missing = await store.get_many(["T1", "T2", "T9"], fields=("text", "received_at", "title"))
     assert one is not None and (one.text, one.received_at, one.title) == ("路灯坏了", at, None)
     assert one.department is None and one.district is None, "fields not asked for keep their defaults"
@@ -135,7 +135,7 @@ async def test_redelivered_events_change_the_store_once(redis: Redis) -> None:
     entries = await read(redis)
     await worker.process(consumer, entries)
     await worker.process(consumer, entries)  # as if the ack had been lost and the entry delivered again
-    assert await redis.hget("hotline:counters:test", "n") == b"1"
+    assert await redis.hget("hotline:dupes:test:n", "n") == b"1"
     assert len(await TicketStore(redis).history("T1")) == 1
 
 
@@ -298,10 +298,10 @@ async def test_a_worker_killer_takes_only_itself_to_the_dlq_not_its_batch_mates(
 
 async def test_a_write_failing_inside_the_commit_is_dead_lettered_not_lost(redis: Redis) -> None:
     """MULTI/EXEC applies the other commands, the XACK included, when one fails: that one needs a trace."""
-    await redis.set("hotline:counters:test", "not a hash")  # T2's write will hit a key of the wrong type
+    await redis.set("hotline:dupes:test:n", "not a hash")  # T2's write will hit a key of the wrong type
 
     async def writing(events: list[TicketReceived]) -> list[Effects]:
-        key = lambda e: "hotline:counters:test" if e.ticket_id == "T2" else "hotline:counters:ok"  # noqa: E731
+        key = lambda e: "hotline:dupes:test:n" if e.ticket_id == "T2" else "hotline:dupes:ok:n"  # noqa: E731
         return [
             Effects(writes=[StoreWrite(e.ticket_id, e.event_id, ops=[["HINCRBY", key(e), "n", 1]])])
             for e in events
@@ -312,7 +312,7 @@ async def test_a_write_failing_inside_the_commit_is_dead_lettered_not_lost(redis
     await add(redis, received(1), received(2), received(3))
     result = await worker.process(consumer, await read(redis))
     assert len(result.done) == 2 and len(result.dead) == 1
-    assert await redis.hget("hotline:counters:ok", "n") == b"2"
+    assert await redis.hget("hotline:dupes:ok:n", "n") == b"2"
     assert await pending(redis) == 0
     [(_, fields)] = await redis.xrange(streams.dlq(streams.RECEIVED))
     assert fields[b"reason"] == b"commit_error" and b"WRONGTYPE" in fields[b"error"]
@@ -358,10 +358,14 @@ async def test_after_a_failure_each_event_sees_the_writes_of_the_events_before_i
                 raise RuntimeError("cannot handle it")
             if e.ticket_id not in seen:
                 ticket = await store.get(e.ticket_id)
-                seen[e.ticket_id] = int(getattr(ticket, "n", 0) or 0) if ticket else 0
+                seen[e.ticket_id] = int(ticket.confidence or 0) if ticket else 0
             seen[e.ticket_id] += 1
             out.append(
-                Effects(writes=[StoreWrite(e.ticket_id, e.event_id, fields={"n": str(seen[e.ticket_id])})])
+                Effects(
+                    writes=[
+                        StoreWrite(e.ticket_id, e.event_id, fields={"confidence": str(seen[e.ticket_id])})
+                    ]
+                )
             )
         return out
 
@@ -372,7 +376,7 @@ async def test_after_a_failure_each_event_sees_the_writes_of_the_events_before_i
     await add(redis, same[0], boom, same[1])
     result = await worker.process(consumer, await read(redis))
     assert len(result.done) == 2 and len(result.retry) == 1
-    assert await redis.hget("hotline:ticket:T1", "n") == b"2"
+    assert await redis.hget("hotline:ticket:T1", "confidence") == b"2"
 
 
 async def test_an_entry_deleted_while_pending_leaves_a_dead_letter(redis: Redis) -> None:
