@@ -26,7 +26,7 @@ from redis.asyncio.client import Pipeline
 
 from shared import contract
 from shared.bus import as_str
-from shared.effects import StoreWrite
+from shared.effects import HashSet, Increment, StoreWrite
 from shared.status import Status
 
 if TYPE_CHECKING:
@@ -213,14 +213,9 @@ def check_write(write: StoreWrite, scope: str) -> None:
     """Refuse (UndeclaredWriteError) a write of a field or key the contract does not give `scope`."""
     contract.check_fields(scope, write.fields)
     for op in write.ops:
-        key = str(op[1])
-        declared = contract.check_key(scope, key)
-        if declared is contract.TICKET and len(op) > 2 and op[0] in _FIELD_COMMANDS:
-            contract.check_fields(scope, [str(op[2])])
-
-
-# The hash commands whose third word is a ticket field.
-_FIELD_COMMANDS = frozenset({"HSET", "HSETNX", "HINCRBY", "HINCRBYFLOAT", "HDEL"})
+        declared = contract.check_key(scope, op.key)
+        if declared is contract.TICKET and isinstance(op, Increment | HashSet):
+            contract.check_fields(scope, [op.field])
 
 
 def iso(value: datetime) -> str:
@@ -282,7 +277,7 @@ class TicketStore:
             f"{scope}:{write.event_id}",
             to_json(write.fields),  # strings and numbers only: what json.dumps gives, faster
             history,
-            to_json(write.ops),
+            to_json(write.commands()),
             write.ticket_id,
             expires,
         ]

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from services.classifier.text import normalize
 from shared.bus import as_str
+from shared.effects import Expire, Op, SortedAdd, SortedTrimBelow
 from shared.status import CLOSED
 from shared.store import PREFIX, keys
 
@@ -128,16 +129,14 @@ def find_original(
     return Match(eligible[best].ticket_id, round(float(scores[best]), 4))
 
 
-def index_ops(
-    bucket: Bucket, ticket_id: str, received_at: datetime, policy: Policy
-) -> list[list[str | int | float]]:
+def index_ops(bucket: Bucket, ticket_id: str, received_at: datetime, policy: Policy) -> list[Op]:
     """Store ops that make a ticket a candidate, and drop what has left the window."""
     key = bucket_key(bucket)
     at = received_at.timestamp()
     return [
-        ["ZADD", key, repr(at), ticket_id],
-        ["ZREMRANGEBYSCORE", key, "-inf", f"({at - policy.window_seconds!r}"],
-        ["EXPIRE", key, int(policy.window_seconds) + 3600],
+        SortedAdd(key, ticket_id, at),
+        SortedTrimBelow(key, at - policy.window_seconds),
+        Expire(key, int(policy.window_seconds) + 3600),
     ]
 
 

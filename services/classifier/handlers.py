@@ -18,7 +18,7 @@ from services.classifier.place import Place as Located
 from services.classifier.text import language_of
 from services.classifier.urgency import Urgency, urgency_of
 from shared import streams
-from shared.effects import Effects, Publish, StoreWrite
+from shared.effects import Effects, Op, Publish, SortedAdd, StoreWrite
 from shared.events import Alternative, Place, TicketClassified, TicketReceived, TicketReview, utcnow
 from shared.ids import derive_id
 from shared.store import iso, keys
@@ -203,9 +203,9 @@ def _effects(
         # The top 3 with their confidences, for the operator who reviews the ticket.
         "alternatives": json.dumps([[x.category, x.confidence] for x in alternatives[:3]]),
     }
-    ops: list[list[str | int | float]] = []
+    ops: list[Op] = []
     if needs_review:
-        ops.append(["ZADD", keys.review, event.received_at.timestamp(), event.ticket_id])
+        ops.append(SortedAdd(keys.review, event.ticket_id, event.received_at.timestamp()))
     if a.bucket is not None and a.signature is not None and match is None:
         fields[duplicates.SIGNATURE_FIELD] = duplicates.encode_signature(a.signature)
         ops.extend(duplicates.index_ops(a.bucket, event.ticket_id, event.received_at, policy))

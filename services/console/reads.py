@@ -18,7 +18,8 @@ from services.insight.plan_data import PLAN
 from services.insight.problem_store import load_problems
 from services.insight.state import EMERGING, FORECAST, load_all_episodes, split_series
 from shared.bus import as_str
-from shared.store import CLOSED_STATUSES, Ticket, TicketStore, keys
+from shared.status import CLOSED, Status
+from shared.store import Ticket, TicketStore, keys
 
 # HMGET of the same fields of many hashes; a missing field comes back as nil (None in Python).
 _HMGET_MANY = """
@@ -58,10 +59,14 @@ class Row:
 
 def row_of(ticket: Ticket, now: datetime) -> Row:
     # Before the department signs for it, the dispatch deadline runs; after, the feedback deadline.
-    due = ticket.dispatch_due_at if ticket.status in ("dispatched", "coordinator") else ticket.feedback_due_at
+    due = (
+        ticket.dispatch_due_at
+        if ticket.status in (Status.DISPATCHED, Status.COORDINATOR)
+        else ticket.feedback_due_at
+    )
     extra = ticket.model_extra or {}
     escalated = bool(extra.get("escalated_dispatch_at") or extra.get("escalated_feedback_at"))
-    open_ = ticket.status not in CLOSED_STATUSES
+    open_ = ticket.status not in CLOSED
     return Row(ticket, due, bool(open_ and due is not None and due < now), escalated)
 
 
@@ -83,7 +88,7 @@ class Reads:
             row_of(t, now)
             for t in tickets
             if t is not None
-            and t.status not in CLOSED_STATUSES
+            and t.status not in CLOSED
             and (t.model_extra or {}).get("category_source") != "operator"
         ]
         return rows, int(total)
@@ -96,7 +101,7 @@ class Reads:
         due: list[tuple[datetime, str]] = []
         for ticket_id, values in await self.fields(ids, DEADLINE_FIELDS):
             status, owner, dispatch_due, feedback_due = values
-            if owner != department or status in CLOSED_STATUSES or status is None:
+            if owner != department or status in CLOSED or status is None:
                 continue
             # As `row_of` decides, without building a ticket for each of hundreds of open tickets.
             at = dispatch_due if status in ("dispatched", "coordinator") else feedback_due
@@ -156,7 +161,7 @@ class Reads:
             return Counter(
                 district or "-"
                 for _, (district, status) in await self.fields(ids, ("district", "status"))
-                if status is not None and status not in CLOSED_STATUSES
+                if status is not None and status not in CLOSED
             )
 
         result: Counter[str] = await self._cached("open_by_district", 2.0, load)

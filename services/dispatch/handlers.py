@@ -17,7 +17,7 @@ from services.dispatch.assign import Assignment, Demand, Supply, assign
 from services.dispatch.routing import RoutingTable
 from services.dispatch.sla import deadlines
 from shared import streams
-from shared.effects import Effects, Publish, StoreWrite
+from shared.effects import Effects, HashSet, Increment, Op, Publish, SortedAdd, SortedRemove, StoreWrite
 from shared.events import (
     TicketClassified,
     TicketDispatched,
@@ -109,7 +109,7 @@ def on_classified(
                 StoreWrite(
                     ticket_id=original,
                     event_id=event.event_id,
-                    ops=[["HINCRBY", keys.ticket(original), "repeat_count", 1]],
+                    ops=[Increment(keys.ticket(original), "repeat_count")],
                     history={
                         "at": iso(now),
                         "event": "repeated",
@@ -171,14 +171,14 @@ def on_updated(
                 "updated_at": iso(now),
             },
             history,
-            [["ZREM", state.SLA_DISPATCH, ticket.ticket_id], ["HINCRBY", state.ACCEPTANCE, learned, 1]],
+            [SortedRemove(state.SLA_DISPATCH, ticket.ticket_id), Increment(state.ACCEPTANCE, learned)],
         )
     if event.action == "resolve":
-        ops: list[list[str | int | float]] = [
-            ["ZREM", keys.department_open(event.department), ticket.ticket_id],
-            ["ZREM", state.queue(event.department), ticket.ticket_id],
-            ["ZREM", state.SLA_DISPATCH, ticket.ticket_id],
-            ["ZREM", state.SLA_FEEDBACK, ticket.ticket_id],
+        ops: list[Op] = [
+            SortedRemove(keys.department_open(event.department), ticket.ticket_id),
+            SortedRemove(state.queue(event.department), ticket.ticket_id),
+            SortedRemove(state.SLA_DISPATCH, ticket.ticket_id),
+            SortedRemove(state.SLA_FEEDBACK, ticket.ticket_id),
         ]
         fields: dict[str, str | None] = {
             "status": moved(ticket.status, Status.RESOLVED),
@@ -187,7 +187,7 @@ def on_updated(
         }
         if ticket.accepted_at is None:  # resolving without signing first counts as accepting
             fields["accepted_at"] = iso(now)
-            ops.append(["HINCRBY", state.ACCEPTANCE, learned, 1])
+            ops.append(Increment(state.ACCEPTANCE, learned))
         return _write(event, fields, history, ops)
     return _on_rejected(event, ticket, history, table=table, supply=supply, now=now)
 
@@ -208,19 +208,19 @@ def _on_comment(event: TicketUpdated, ticket: Assigned | None, table: RoutingTab
     dept = table.department(department) if department else None
     if dept is None:
         return _write(event, fields, {**history, "summary": "kept for the department it goes to"}, [])
-    ops: list[list[str | int | float]] = []
+    ops: list[Op] = []
     if dept.webhook_url:
         forwarded = event.model_copy(update={"department": dept.id})
         ops = _outbound(derive_id(event.event_id, "forwarded"), dept.id, forwarded.model_dump_json(), now)
     return _write(event, fields, {**history, "summary": f"for {dept.id}"}, ops)
 
 
-def _outbound(event_id: str, department: str, body: str, now: datetime) -> list[list[str | int | float]]:
+def _outbound(event_id: str, department: str, body: str, now: datetime) -> list[Op]:
     """The ops that queue a webhook to a department's own system (sent by `outbound.Outbound`)."""
     job = state.OutboundJob(department=department, body=body)
     return [
-        ["HSET", state.OUTBOUND_JOBS, event_id, job.model_dump_json()],
-        ["ZADD", state.OUTBOUND_DUE, now.timestamp(), event_id],
+        HashSet(state.OUTBOUND_JOBS, event_id, job.model_dump_json()),
+        SortedAdd(state.OUTBOUND_DUE, event_id, now.timestamp()),
     ]
 
 
@@ -263,7 +263,7 @@ def _on_rejected(
         now=now,
         history_event="rejected",
         history_note=f"by {event.department}: {event.note or 'no reason given'}",
-        ops=[["HINCRBY", state.ACCEPTANCE, learned, 1]],
+        ops=[Increment(state.ACCEPTANCE, learned)],
     )
 
 
@@ -319,7 +319,7 @@ def on_rerouted(
     if demand is None or ticket.received_at is None:
         return _history_only(event, {**history, "summary": "ignored: the ticket has no deadlines to keep"})
     previous = ticket.department
-    ops: list[list[str | int | float]] = []
+    ops: list[Op] = []
     if event.department is None:
         best = assign(table, demand, supply, now)
         if best is None or best.department == previous:
@@ -331,7 +331,7 @@ def on_rerouted(
     else:
         if previous:  # the router's choice was wrong: it learns as from a rejection
             field = state.acceptance_field(previous, demand.category, demand.district, "r")
-            ops.append(["HINCRBY", state.ACCEPTANCE, field, 1])
+            ops.append(Increment(state.ACCEPTANCE, field))
         chosen = Assignment(
             event.department, f"re-routed by {event.operator}: {event.reason or 'no reason given'}", ()
         )
@@ -364,7 +364,7 @@ def _redispatch(
     now: datetime,
     history_event: str,
     history_note: str,
-    ops: list[list[str | int | float]] | None = None,
+    ops: list[Op] | None = None,
 ) -> Effects:
     """A ticket already dispatched once goes out again: the next attempt, with an id derived from `event`."""
     assert ticket.received_at is not None  # checked by the callers
@@ -412,7 +412,7 @@ def _dispatch(
     now: datetime,
     history_event: str = "dispatched",
     history_note: str | None = None,
-    ops: list[list[str | int | float]] | None = None,
+    ops: list[Op] | None = None,
 ) -> Effects:
     department = chosen.department
     out = TicketDispatched(
@@ -431,23 +431,23 @@ def _dispatch(
         media_url=media_url,
     )
     supply.added(department, demand.feedback_due)
-    all_ops: list[list[str | int | float]] = list(ops or [])
+    all_ops: list[Op] = list(ops or [])
     if previous and previous != department:
         all_ops += [
-            ["ZREM", keys.department_open(previous), ticket_id],
-            ["ZREM", state.queue(previous), ticket_id],
+            SortedRemove(keys.department_open(previous), ticket_id),
+            SortedRemove(state.queue(previous), ticket_id),
         ]
     all_ops += [
-        ["ZADD", keys.department_open(department), received_at.timestamp(), ticket_id],
-        ["ZADD", state.queue(department), demand.feedback_due.timestamp(), ticket_id],
+        SortedAdd(keys.department_open(department), ticket_id, received_at.timestamp()),
+        SortedAdd(state.queue(department), ticket_id, demand.feedback_due.timestamp()),
     ]
     # On a re-dispatch, a deadline already passed was escalated (or is being): re-adding it would
     # escalate it twice. A first dispatch that is already late is escalated by the next scan.
     for timer, due in ((state.SLA_DISPATCH, demand.dispatch_due), (state.SLA_FEEDBACK, demand.feedback_due)):
         if attempt == 1 or due > now:
-            all_ops.append(["ZADD", timer, due.timestamp(), ticket_id])
+            all_ops.append(SortedAdd(timer, ticket_id, due.timestamp()))
     if status == Status.COORDINATOR:
-        all_ops.append(["ZADD", state.COORDINATOR_QUEUE, now.timestamp(), ticket_id])
+        all_ops.append(SortedAdd(state.COORDINATOR_QUEUE, ticket_id, now.timestamp()))
     dept = table.department(department)
     if dept is not None and dept.webhook_url:
         all_ops += _outbound(event_id, department, out.model_dump_json(), now)
@@ -481,7 +481,7 @@ def _write(
     event: TicketUpdated,
     fields: dict[str, str | None],
     history: dict[str, str | None],
-    ops: list[list[str | int | float]],
+    ops: list[Op],
 ) -> Effects:
     return Effects(
         writes=[StoreWrite(event.ticket_id, event.event_id, fields=fields, history=history, ops=ops)]

@@ -15,7 +15,17 @@ from typing import Any, TypeVar
 from services.evaluation.rates import Units, count
 from services.evaluation.state import TicketState
 from shared import streams, surveys
-from shared.effects import NONE, BatchHandler, Effects, Publish, StoreWrite
+from shared.effects import (
+    NONE,
+    BatchHandler,
+    Effects,
+    Increment,
+    Op,
+    Publish,
+    SortedAdd,
+    SortedRemove,
+    StoreWrite,
+)
 from shared.events import (
     Event,
     SurveyAnswered,
@@ -32,7 +42,7 @@ E = TypeVar("E", bound=Event)
 # All-time dispatch totals (the audit of `hotline demo` and the fault tests read them).
 DISPATCHED_BY_DEPARTMENT = keys.counters("dispatched_by_department")
 DISPATCHED_BY_CATEGORY = keys.counters("dispatched_by_category")
-Ops = list[list[str | int | float]]
+Ops = list[Op]
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,8 @@ def on_dispatched(event: TicketDispatched, state: TicketState, policy: Policy) -
                     "evaluation_tracked_at": iso(utcnow()),
                 },
                 ops=[
-                    ["HINCRBY", DISPATCHED_BY_DEPARTMENT, event.department, 1],
-                    ["HINCRBY", DISPATCHED_BY_CATEGORY, event.category, 1],
+                    Increment(DISPATCHED_BY_DEPARTMENT, event.department),
+                    Increment(DISPATCHED_BY_CATEGORY, event.category),
                     *count(units, "dispatched", event.occurred_at, policy.tz),
                 ],
             )
@@ -134,7 +144,7 @@ def _schedule_survey(
         "eval_survey_district": state.eval_district or state.district,
         "eval_survey_category": state.eval_category or state.category,
     }
-    ops.append(["ZADD", keys.surveys_due, due.timestamp(), survey_member(event.ticket_id, survey_round)])
+    ops.append(SortedAdd(keys.surveys_due, survey_member(event.ticket_id, survey_round), due.timestamp()))
     return {
         "at": iso(event.occurred_at),
         "event": "survey_scheduled",
@@ -157,7 +167,7 @@ def on_answered(event: SurveyAnswered, state: TicketState, policy: Policy) -> Ef
     member = survey_member(event.ticket_id, survey_round)
     units = survey_units(state)
     at = event.occurred_at
-    ops: Ops = [["ZREM", keys.surveys_due, member], ["ZREM", keys.surveys_open, member]]
+    ops: Ops = [SortedRemove(keys.surveys_due, member), SortedRemove(keys.surveys_open, member)]
     ops += count(units, "evaluated", at, policy.tz)
     if event.resolved:
         ops += count(units, "resolved", at, policy.tz)
@@ -194,7 +204,7 @@ def on_answered(event: SurveyAnswered, state: TicketState, policy: Policy) -> Ef
         ops += count(units, "reopened", at, policy.tz)
         if supervision:
             fields["eval_supervision"] = "1"
-            ops.append(["ZADD", keys.supervision, at.timestamp(), event.ticket_id])
+            ops.append(SortedAdd(keys.supervision, event.ticket_id, at.timestamp()))
         publish.append(
             Publish(
                 streams.REOPENED,

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from shared.bus import as_str
+from shared.effects import Increment, Op
 from shared.store import keys
 
 Window = Literal["day", "week", "month"]
@@ -108,22 +109,14 @@ def check_bucket(window: Window, bucket: str) -> str:
 _EXAMPLES = {"day": "2026-11-28", "week": "2026-W48", "month": "2026-11"}
 
 
-def count(
-    units: Units, measure: Measure, at: datetime, tz: tzinfo, by: int = 1
-) -> list[list[str | int | float]]:
+def count(units: Units, measure: Measure, at: datetime, tz: tzinfo, by: int = 1) -> list[Op]:
     """The StoreWrite ops that add `by` to `measure` for these units in the day, week and month of `at`."""
-    ops: list[list[str | int | float]] = []
+    ops: list[Op] = []
     for window in WINDOWS:
         key = keys.rates(window, bucket_of(window, at, tz))
         for dimension in STORED:
-            ops.append(
-                [
-                    "HINCRBY",
-                    key,
-                    f"{dimension}|{units.of_dimension(dimension)}|{units.category}|{measure}",
-                    by,
-                ]
-            )
+            field = f"{dimension}|{units.of_dimension(dimension)}|{units.category}|{measure}"
+            ops.append(Increment(key, field, by))
     return ops
 
 

@@ -30,7 +30,7 @@ from services.evaluation.rates import Measure, count
 from services.evaluation.state import TicketState, load_states
 from shared import surveys
 from shared.bus import as_str
-from shared.effects import StoreWrite
+from shared.effects import Op, SortedAdd, SortedRemove, StoreWrite
 from shared.outbound import Delivery, OutboundSender
 from shared.store import TicketStore, iso, keys
 
@@ -165,9 +165,9 @@ class SurveyDesk:
         outcome = "unsent" if delivery is None else "sent" if delivery.ok else "undelivered"
         now = datetime.fromtimestamp(self.clock(), UTC)
         answer_by = now + self.config.window
-        ops: list[list[str | int | float]] = [
-            ["ZREM", keys.surveys_due, member],
-            ["ZADD", keys.surveys_open, answer_by.timestamp(), member],
+        ops: list[Op] = [
+            SortedRemove(keys.surveys_due, member),
+            SortedAdd(keys.surveys_open, member, answer_by.timestamp()),
         ]
         if measure := DELIVERY_MEASURES.get(outcome):
             ops += count(survey_units(state), measure, now, self.policy.tz)
@@ -222,7 +222,7 @@ class SurveyDesk:
                 "summary": f"survey {survey_round}: no answer",
             },
             ops=[
-                ["ZREM", keys.surveys_open, member],
+                SortedRemove(keys.surveys_open, member),
                 *count(survey_units(state), "unevaluated", now, self.policy.tz),
             ],
         )

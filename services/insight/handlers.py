@@ -17,7 +17,7 @@ from services.insight.state import (
 )
 from services.insight.surge import Baseline, Surge, SurgeDetector
 from shared import streams
-from shared.effects import Effects, Publish, StoreWrite
+from shared.effects import Effects, HashSet, Publish, StoreWrite
 from shared.events import HotspotAlert, TicketClassified
 from shared.ids import derive_id
 
@@ -57,7 +57,7 @@ def on_classified(events: list[TicketClassified], prepared: Prepared) -> list[Ef
         surge, changed = detector.observe(series, hour_index(event.received_at))
         publish: list[Publish] = []
         if changed is not None:
-            ops.append(["HSET", EPISODES, series, episode_json(changed)])
+            ops.append(HashSet(EPISODES, series, episode_json(changed)))
         if surge is not None:
             publish.append(Publish(streams.HOTSPOTS, alert_for(surge, examples[:EXAMPLES], event)))
         out.append(

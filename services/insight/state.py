@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from services.insight.surge import Baseline, Episode, SurgeConfig, fit
 from shared.bus import as_str
+from shared.effects import Expire, Increment, ListPushCapped, Op
 from shared.store import PREFIX
 
 HOURLY_TTL = 40 * 86400
@@ -65,17 +66,16 @@ def recent_key(series: str) -> str:
     return f"{PREFIX}:insight:recent:{series}"
 
 
-def count_ops(series: str, at: datetime, ticket_id: str) -> list[list[str | int | float]]:
-    """The Redis commands that count one ticket in its hour and day, and keep it as a recent example."""
+def count_ops(series: str, at: datetime, ticket_id: str) -> list[Op]:
+    """The ops that count one ticket in its hour and day, and keep it as a recent example."""
     hourly, daily, recent = hourly_key(at.date()), daily_key(at.year, at.month), recent_key(series)
     return [
-        ["HINCRBY", hourly, f"{series}|{at.hour:02d}", 1],
-        ["EXPIRE", hourly, HOURLY_TTL],
-        ["HINCRBY", daily, f"{series}|{at.day:02d}", 1],
-        ["EXPIRE", daily, DAILY_TTL],
-        ["LPUSH", recent, ticket_id],
-        ["LTRIM", recent, 0, RECENT_KEEP - 1],
-        ["EXPIRE", recent, RECENT_TTL],
+        Increment(hourly, f"{series}|{at.hour:02d}"),
+        Expire(hourly, HOURLY_TTL),
+        Increment(daily, f"{series}|{at.day:02d}"),
+        Expire(daily, DAILY_TTL),
+        ListPushCapped(recent, ticket_id, RECENT_KEEP),
+        Expire(recent, RECENT_TTL),
     ]
 
 

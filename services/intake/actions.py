@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from services.intake.http import HttpError, available
 from services.intake.writes import EventPublisher, Published, RateLimited
 from shared import contract, streams
-from shared.effects import StoreWrite
+from shared.effects import SortedRemove, StoreWrite, StreamAdd
 from shared.events import DepartmentAction, Event, TicketRerouted, TicketUpdated, utcnow
 from shared.ids import derive_id
 from shared.pii import masked
@@ -180,18 +180,7 @@ class Actions:
                     "event": "category_corrected" if previous != category else "category_confirmed",
                     "summary": f"{previous or '-'} -> {category} by {operator}",
                 },
-                ops=[
-                    [
-                        "XADD",
-                        keys.labels,
-                        "MAXLEN",
-                        "~",
-                        self.stream_maxlen,
-                        "*",
-                        *(item for pair in label.items() for item in pair),
-                    ],
-                    ["ZREM", keys.review, ticket_id],
-                ],
+                ops=[StreamAdd(keys.labels, label, self.stream_maxlen), SortedRemove(keys.review, ticket_id)],
             )
             await available(self.store.apply(write, scope=contract.OPERATOR))
         # Already corrected to this (a retry, or a second operator agreeing): nothing new to learn.

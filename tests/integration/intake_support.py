@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from shared.effects import StoreWrite
+from shared.effects import SortedAdd, StoreWrite
 from shared.events import Place, TicketClassified, Urgency, utcnow
 from shared.standard_webhooks import signed_headers
 from shared.store import TicketStore, iso
@@ -97,7 +97,7 @@ async def dispatch_to(
                 "department": department,
                 "summary": f"to {department}",
             },
-            ops=[["ZADD", f"hotline:dept:{department}:open", 1, ticket_id]],
+            ops=[SortedAdd(f"hotline:dept:{department}:open", ticket_id, 1)],
         ),
         scope="dispatch",
     )

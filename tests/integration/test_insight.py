@@ -168,7 +168,8 @@ async def test_counts_are_read_back_for_every_hour_of_the_windows_across_midnigh
     for (series, at), n in counted.items():
         for i in range(n):
             for op in state.count_ops(series, at, f"T{i}"):
-                await redis.execute_command(*op)
+                for command in op.commands():
+                    await redis.execute_command(*command)
     hour = state.hour_index(midnight + timedelta(hours=1))
     counts = await state.load_counts(redis, {"environment|A2区", "transport|A1区", "water|-"}, {hour}, 4)
     assert counts == {

@@ -22,7 +22,7 @@ from services.dispatch.metrics import DispatchMetrics
 from services.dispatch.outbound import Outbound, OutboundSettings
 from services.dispatch.routing import RoutingSource
 from shared import streams
-from shared.effects import StoreWrite
+from shared.effects import HashSet, SortedAdd, StoreWrite
 from shared.standard_webhooks import verify
 from shared.store import TicketStore
 from tests.support import serving, wait_for
@@ -91,8 +91,8 @@ async def enqueue(redis: Redis, department: str, event_id: str) -> None:
         "T1",
         event_id,
         ops=[
-            ["HSET", state.OUTBOUND_JOBS, event_id, job.model_dump_json()],
-            ["ZADD", state.OUTBOUND_DUE, 0, event_id],
+            HashSet(state.OUTBOUND_JOBS, event_id, job.model_dump_json()),
+            SortedAdd(state.OUTBOUND_DUE, event_id, 0),
         ],
     )
     await TicketStore(redis).apply(write, scope="dispatch")

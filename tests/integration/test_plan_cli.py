@@ -36,12 +36,14 @@ async def test_plan_week_writes_agents_per_hour_and_department_short_days(
             # 40 water tickets a day at 02:00 UTC (10:00 in the city); 190 urban-management ones at 03:00.
             for n in range(40):
                 for op in count_ops(series_key("utilities", "D1"), at.replace(hour=2), f"w{day}-{n}"):
-                    pipe.execute_command(*op)
+                    for command in op.commands():
+                        pipe.execute_command(*command)
             for n in range(190):
                 for op in count_ops(
                     series_key("urban_construction", "D1"), at.replace(hour=3), f"u{day}-{n}"
                 ):
-                    pipe.execute_command(*op)
+                    for command in op.commands():
+                        pipe.execute_command(*command)
         await pipe.execute()
     # The call centre's handling time is measured from the calls' durations (4 minutes each).
     store = TicketStore(cli_redis)

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from shared import contract, streams
 from shared.codec import DATA_FIELD, decode, pack
-from shared.effects import Effects, Publish, StoreWrite
+from shared.effects import Effects, Increment, Publish, StoreWrite
 from shared.events import TicketClassified, TicketReceived
 from shared.ids import derive_id
 from shared.settings import CommonSettings
@@ -59,7 +59,7 @@ async def handler(events: list[TicketReceived]) -> list[Effects]:
                         c.event_id,
                         fields={"category": "transport"},
                         history={"event": "classified"},
-                        ops=[["HINCRBY", "hotline:dupes:test:n", "n", 1]],
+                        ops=[Increment("hotline:dupes:test:n", "n")],
                     )
                 ],
             )
@@ -303,7 +303,7 @@ async def test_a_write_failing_inside_the_commit_is_dead_lettered_not_lost(redis
     async def writing(events: list[TicketReceived]) -> list[Effects]:
         key = lambda e: "hotline:dupes:test:n" if e.ticket_id == "T2" else "hotline:dupes:ok:n"  # noqa: E731
         return [
-            Effects(writes=[StoreWrite(e.ticket_id, e.event_id, ops=[["HINCRBY", key(e), "n", 1]])])
+            Effects(writes=[StoreWrite(e.ticket_id, e.event_id, ops=[Increment(key(e), "n")])])
             for e in events
         ]
 

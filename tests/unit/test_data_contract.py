@@ -19,7 +19,7 @@ from services.insight import state as insight_state
 from services.intake.writes import rate_key
 from shared import contract
 from shared.contract import FieldType, UndeclaredWriteError
-from shared.effects import StoreWrite
+from shared.effects import Increment, SortedAdd, StoreWrite
 from shared.status import Status
 from shared.store import Ticket, check_write, keys
 from shared.surveys import ROUND_FIELD, STATUS_FIELD
@@ -38,15 +38,15 @@ def test_an_undeclared_field_or_key_is_refused_with_the_line_to_add_to_the_contr
         check_write(StoreWrite("T1", "e1", fields={"mood": "calm"}), contract.EVALUATION)
     assert 'TicketField("mood", FieldType.' in str(field.value) and "shared/contract.py" in str(field.value)
     with pytest.raises(UndeclaredWriteError) as key:
-        check_write(StoreWrite("T1", "e1", ops=[["ZADD", "hotline:moods", 1, "T1"]]), contract.EVALUATION)
+        check_write(StoreWrite("T1", "e1", ops=[SortedAdd("hotline:moods", "T1", 1)]), contract.EVALUATION)
     assert 'RedisKey("hotline:' in str(key.value) and "REDIS_KEYS" in str(key.value)
 
 
 def test_another_services_key_and_a_field_incremented_on_the_ticket_are_checked_too() -> None:
-    acceptance = StoreWrite("T1", "e1", ops=[["HINCRBY", dispatch_state.ACCEPTANCE, "roads|a", 1]])
+    acceptance = StoreWrite("T1", "e1", ops=[Increment(dispatch_state.ACCEPTANCE, "roads|a")])
     with pytest.raises(UndeclaredWriteError, match="which dispatch owns"):
         check_write(acceptance, contract.EVALUATION)
-    repeat = StoreWrite("T1", "e1", ops=[["HINCRBY", keys.ticket("T1"), "repeat_count", 1]])
+    repeat = StoreWrite("T1", "e1", ops=[Increment(keys.ticket("T1"), "repeat_count")])
     check_write(repeat, contract.DISPATCH)
     with pytest.raises(UndeclaredWriteError, match="'repeat_count', which dispatch owns"):
         check_write(repeat, contract.CLASSIFIER)

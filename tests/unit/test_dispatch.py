@@ -23,6 +23,7 @@ from services.dispatch.routing import (
 )
 from services.dispatch.sla import deadlines
 from shared import streams
+from shared.effects import HashSet, Increment, SortedAdd, SortedRemove
 from shared.events import (
     Place,
     TicketClassified,
@@ -310,10 +311,10 @@ def test_a_classified_ticket_is_dispatched_with_deadlines_reason_queue_and_timer
     assert out.feedback_due_at == MONDAY_10H + timedelta(hours=2)
     [write] = effects.writes
     assert write.fields["status"] == "dispatched" and write.fields["dispatch_reason"] == out.reason
-    assert ["ZADD", state.SLA_DISPATCH, out.dispatch_due_at.timestamp(), "T1"] in write.ops
-    assert ["ZADD", state.SLA_FEEDBACK, out.feedback_due_at.timestamp(), "T1"] in write.ops
-    assert ["ZADD", keys.department_open("east_water"), MONDAY_10H.timestamp(), "T1"] in write.ops
-    assert not any(op[1] == state.OUTBOUND_DUE for op in write.ops)
+    assert SortedAdd(state.SLA_DISPATCH, "T1", out.dispatch_due_at.timestamp()) in write.ops
+    assert SortedAdd(state.SLA_FEEDBACK, "T1", out.feedback_due_at.timestamp()) in write.ops
+    assert SortedAdd(keys.department_open("east_water"), "T1", MONDAY_10H.timestamp()) in write.ops
+    assert not any(op.key == state.OUTBOUND_DUE for op in write.ops)
 
 
 def test_a_batch_spreads_over_departments_as_it_fills_them() -> None:
@@ -339,9 +340,9 @@ def test_a_department_with_a_webhook_gets_a_delivery_queued_in_the_same_write() 
     )
     event_id = effects.publish[0].event.event_id
     ops = effects.writes[0].ops
-    assert ["ZADD", state.OUTBOUND_DUE, MONDAY_10H.timestamp(), event_id] in ops
-    job = next(op for op in ops if op[0] == "HSET" and op[1] == state.OUTBOUND_JOBS)
-    assert state.OutboundJob.model_validate_json(str(job[3])).department == "hooked"
+    assert SortedAdd(state.OUTBOUND_DUE, event_id, MONDAY_10H.timestamp()) in ops
+    job = next(op for op in ops if isinstance(op, HashSet) and op.key == state.OUTBOUND_JOBS)
+    assert state.OutboundJob.model_validate_json(job.value).department == "hooked"
 
 
 def test_duplicates_are_linked_not_dispatched() -> None:
@@ -352,7 +353,7 @@ def test_duplicates_are_linked_not_dispatched() -> None:
     link, original = effects.writes
     assert link.fields["status"] == "duplicate" and link.fields["duplicate_of"] == "T0"
     assert original.ticket_id == "T0" and original.history and original.history["event"] == "repeated"
-    assert original.ops == [["HINCRBY", keys.ticket("T0"), "repeat_count", 1]]
+    assert original.ops == [Increment(keys.ticket("T0"), "repeat_count")]
 
 
 def test_accept_and_resolve_set_times_clear_timers_and_learn() -> None:
@@ -365,8 +366,8 @@ def test_accept_and_resolve_set_times_clear_timers_and_learn() -> None:
     )
     [write] = accept.writes
     assert write.fields["status"] == "accepted" and write.fields["accepted_at"]
-    assert ["ZREM", state.SLA_DISPATCH, "T1"] in write.ops
-    assert ["HINCRBY", state.ACCEPTANCE, "east_water|utilities|east|a", 1] in write.ops
+    assert SortedRemove(state.SLA_DISPATCH, "T1") in write.ops
+    assert Increment(state.ACCEPTANCE, "east_water|utilities|east|a") in write.ops
     resolved = on_updated(
         update("resolve", "east_water", 2),
         ticket=assigned("east_water", status="accepted", accepted_at=MONDAY_10H),
@@ -375,9 +376,9 @@ def test_accept_and_resolve_set_times_clear_timers_and_learn() -> None:
         now=MONDAY_10H,
     ).writes[0]
     assert resolved.fields["status"] == "resolved"
-    assert ["ZREM", keys.department_open("east_water"), "T1"] in resolved.ops
-    assert ["ZREM", state.SLA_FEEDBACK, "T1"] in resolved.ops
-    assert not any(op[0] == "HINCRBY" for op in resolved.ops), "the accept was already counted"
+    assert SortedRemove(keys.department_open("east_water"), "T1") in resolved.ops
+    assert SortedRemove(state.SLA_FEEDBACK, "T1") in resolved.ops
+    assert not any(isinstance(op, Increment) for op in resolved.ops), "the accept was already counted"
 
 
 def test_an_action_from_a_department_the_ticket_is_not_with_changes_nothing() -> None:
@@ -389,7 +390,7 @@ def test_an_action_from_a_department_the_ticket_is_not_with_changes_nothing() ->
         now=MONDAY_10H,
     )
     [write] = effects.writes
-    assert write.fields == {} and write.ops == [] and "ignored" in str(write.history)
+    assert write.fields == {} and not write.ops and "ignored" in str(write.history)
 
 
 def test_a_rejection_redispatches_to_someone_new_and_n_rejections_go_to_the_coordinator() -> None:
@@ -406,8 +407,8 @@ def test_a_rejection_redispatches_to_someone_new_and_n_rejections_go_to_the_coor
     write = effects.writes[0]
     assert write.fields["rejected_by"] == "water,east_water" and write.fields["rejections"] == "2"
     assert write.fields["status"] == "dispatched" and write.fields["accepted_at"] is None
-    assert ["HINCRBY", state.ACCEPTANCE, "east_water|utilities|east|r", 1] in write.ops
-    assert ["ZREM", keys.department_open("east_water"), "T1"] in write.ops
+    assert Increment(state.ACCEPTANCE, "east_water|utilities|east|r") in write.ops
+    assert SortedRemove(keys.department_open("east_water"), "T1") in write.ops
     again = on_updated(
         update("reject", "east_water"),
         ticket=assigned("east_water", rejections=1, rejected_by="water", attempt=2),
@@ -426,7 +427,7 @@ def test_a_rejection_redispatches_to_someone_new_and_n_rejections_go_to_the_coor
     )
     assert third.writes[0].fields["status"] == "coordinator"
     assert third.publish[0].event.department == "coord"  # type: ignore[attr-defined]
-    assert ["ZADD", state.COORDINATOR_QUEUE, MONDAY_10H.timestamp(), "T1"] in third.writes[0].ops
+    assert SortedAdd(state.COORDINATOR_QUEUE, "T1", MONDAY_10H.timestamp()) in third.writes[0].ops
 
 
 def reopened(n: int = 1) -> TicketReopened:
@@ -479,7 +480,7 @@ def test_an_operators_rerouting_moves_the_ticket_and_teaches_the_router() -> Non
     assert write.fields["accepted_at"] is None and write.fields["rerouted_by"] == "op-1"
     # The department it left counts a rejection for this category and district: the router learns.
     learned = state.acceptance_field("water", "utilities", "east", "r")
-    assert ["HINCRBY", state.ACCEPTANCE, learned, 1] in write.ops
+    assert Increment(state.ACCEPTANCE, learned) in write.ops
 
 
 def test_a_corrected_category_is_routed_again_without_teaching_the_router() -> None:
@@ -551,11 +552,11 @@ def test_a_citizen_s_comment_goes_to_the_department_that_has_the_ticket_now(
         assert write.fields["citizen_media_url"] == "https://x.example/1.jpg"
     else:
         assert write.fields == {}
-    jobs = [op for op in write.ops if op[0] == "HSET" and op[1] == state.OUTBOUND_JOBS]
+    jobs = [op for op in write.ops if isinstance(op, HashSet) and op.key == state.OUTBOUND_JOBS]
     if forwarded_to is None:
         assert jobs == []
     else:
         [job] = jobs
-        sent = state.OutboundJob.model_validate_json(str(job[3]))
+        sent = state.OutboundJob.model_validate_json(job.value)
         body = TicketUpdated.model_validate_json(sent.body)
         assert (sent.department, body.department, body.action) == (forwarded_to, forwarded_to, "comment")

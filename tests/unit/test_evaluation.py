@@ -27,7 +27,7 @@ from services.evaluation.report import MonthReport, csv_rows, render_html
 from services.evaluation.state import TicketState
 from services.intake.surveys import SurveyAnswer
 from shared import streams
-from shared.effects import Effects
+from shared.effects import Effects, Increment, Op, SortedAdd
 from shared.events import SurveyAnswered, TicketDispatched, TicketReopened, TicketUpdated
 from shared.outbound import RetryPolicy
 
@@ -73,7 +73,7 @@ def test_buckets_are_checked(window: str, bucket: str, ok: bool) -> None:
 def test_one_count_touches_day_week_month_for_department_and_district() -> None:
     ops = count(Units.of("water", "A3区", "utilities"), "dispatched", T0, SHANGHAI)
     assert len(ops) == 6
-    assert ["HINCRBY", "hotline:rates:week:2026-W46", "district|A3区|utilities|dispatched", 1] in ops
+    assert Increment("hotline:rates:week:2026-W46", "district|A3区|utilities|dispatched") in ops
     assert Units.of(None, " ", "a|b") == Units("unknown", "unknown", "a/b")
 
 
@@ -218,10 +218,10 @@ def dispatched_state() -> TicketState:
 
 def measures(effects: Effects) -> Counter[str]:
     return Counter(
-        str(op[2]).rsplit("|", 1)[1]
+        op.field.rsplit("|", 1)[1]
         for w in effects.writes
         for op in w.ops
-        if op[0] == "HINCRBY" and "month" in str(op[1])
+        if isinstance(op, Increment) and "month" in op.key
     )
 
 
@@ -250,19 +250,16 @@ def test_the_response_lands_in_the_dispatch_bucket_even_when_signed_for_next_mon
         TicketState(), on_dispatched(dispatched(at, due=timedelta(hours=24)), TicketState(), POLICY)
     )
     effects = on_updated(updated("accept", at + timedelta(hours=2)), state, POLICY)
-    assert {op[1] for op in effects.writes[0].ops if "month" in str(op[1])} == {"hotline:rates:month:2026-11"}
+    assert {op.key for op in effects.writes[0].ops if "month" in op.key} == {"hotline:rates:month:2026-11"}
 
 
 def test_a_resolve_schedules_one_survey_after_the_delay() -> None:
     resolved_at = T0 + timedelta(hours=5)
     effects = on_updated(updated("resolve", resolved_at), dispatched_state(), POLICY)
     [write] = effects.writes
-    assert [
-        "ZADD",
-        "hotline:surveys:due",
-        (resolved_at + timedelta(hours=1)).timestamp(),
-        "T1|1",
-    ] in write.ops
+    assert (
+        SortedAdd("hotline:surveys:due", "T1|1", (resolved_at + timedelta(hours=1)).timestamp()) in write.ops
+    )
     assert write.fields["eval_survey_round"] == "1" and write.fields["eval_survey_department"] == "water"
     again = on_updated(updated("resolve", resolved_at, n=2), after(dispatched_state(), effects), POLICY)
     assert again.writes == ()
@@ -315,10 +312,10 @@ def test_the_second_reopening_flags_the_ticket_for_supervision_and_carries_the_h
     assert second.history[0].comment == "还是没修好" and second.department == "water"
     assert first.event_id != second.event_id
     assert state.eval_supervision and state.eval_reopen_count == 2
-    assert any(op[:2] == ["ZADD", "hotline:supervision"] for op in after_ops(effects))
+    assert any(isinstance(op, SortedAdd) and op.key == "hotline:supervision" for op in after_ops(effects))
 
 
-def after_ops(effects: Effects) -> list[list[str | int | float]]:
+def after_ops(effects: Effects) -> list[Op]:
     return [op for w in effects.writes for op in w.ops]
 
 

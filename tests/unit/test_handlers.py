@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.evaluation.handlers import DISPATCHED_BY_DEPARTMENT, Policy, on_dispatched
 from services.evaluation.state import TicketState
+from shared.effects import Increment
 from shared.events import TicketDispatched
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
@@ -28,5 +29,5 @@ def test_evaluation_counts_each_dispatch_by_department() -> None:
         received_at=T0,
     )
     write = on_dispatched(event, TicketState(), Policy(tz=UTC, survey_delay=timedelta(hours=1))).writes[0]
-    assert ["HINCRBY", DISPATCHED_BY_DEPARTMENT, "water", 1] in write.ops
-    assert ["HINCRBY", "hotline:rates:month:2026-11", "department|water|utilities|dispatched", 1] in write.ops
+    assert Increment(DISPATCHED_BY_DEPARTMENT, "water") in write.ops
+    assert Increment("hotline:rates:month:2026-11", "department|water|utilities|dispatched") in write.ops

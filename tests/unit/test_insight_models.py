@@ -14,6 +14,7 @@ from services.insight.handlers import Prepared, on_classified
 from services.insight.surge import SurgeConfig, SurgeDetector, fit, replay, tail_probability
 from services.insight.synthetic import InjectedSurge, background, inject
 from shared import streams
+from shared.effects import Increment
 from shared.events import HotspotAlert, Place, TicketClassified
 
 CONFIG = SurgeConfig()
@@ -97,7 +98,7 @@ def test_handler_counts_every_ticket_and_alerts_once_with_a_stable_id() -> None:
     def run() -> list[HotspotAlert]:
         prepared = Prepared(SurgeDetector(baseline), {t0.date(): baseline}, {})
         effects = on_classified(events, prepared)
-        assert all(any(op[0] == "HINCRBY" for op in e.writes[0].ops) for e in effects)
+        assert all(any(isinstance(op, Increment) for op in e.writes[0].ops) for e in effects)
         return [p.event for e in effects for p in e.publish if isinstance(p.event, HotspotAlert)]
 
     [alert] = run()
