@@ -118,6 +118,7 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
         "caller_hash", TEXT, INTAKE, "a keyed hash of the caller's number: repeat callers, no number"
     ),
     TicketField("caller_masked", TEXT, INTAKE, "the caller's number with all but its last digits masked"),
+    TicketField("contacts", JSON, INTAKE, "numbers given in the text (masked there), hashed, for a callback"),
     TicketField("service_code", TEXT, INTAKE, "the category the citizen chose (Open311 service_code)"),
     TicketField("media_url", TEXT, INTAKE, "the citizen's photo"),
     TicketField(
