@@ -87,9 +87,7 @@ class Assignment:
 def candidates(table: RoutingTable, category: str, district: str | None) -> list[Candidate]:
     """Departments that may take the ticket, by rules and catalogues (the fallback is `assign`'s)."""
     found: dict[str, Candidate] = {}
-    for rule in table.rules:
-        if rule.category != category or (rule.district is not None and rule.district != district):
-            continue
+    for rule in table.rules_for(category, district):
         dept = table.department(rule.department)
         if dept is None or (rule.district is None and not dept.serves(district)):
             continue

@@ -222,12 +222,18 @@ class RoutingTable(BaseModel):
     def fallback_for(self, district: str | None) -> str:
         return self.fallbacks.get(district or "", self.fallback)
 
-    def route(self, category: str, district: str | None) -> tuple[str, str]:
-        """Static routing, (department, reason): the most specific, highest-priority rule, else the
-        district's fallback. Assignment (`services.dispatch.assign`) starts from this and weighs load."""
-        matches = [
+    def rules_for(self, category: str, district: str | None) -> list[Rule]:
+        """The rules that apply to a ticket: its category's, for its district or for every district.
+        The one place rules are matched: `route` and assignment (`assign.candidates`) both start here."""
+        return [
             r for r in self.rules if r.category == category and (r.district is None or r.district == district)
         ]
+
+    def route(self, category: str, district: str | None) -> tuple[str, str]:
+        """Routing by the table alone, (department, reason): the most specific, highest-priority rule,
+        else the district's fallback. What planning and the simulation's baseline use; assignment
+        (`services.dispatch.assign`) weighs the same rules against each department's load."""
+        matches = self.rules_for(category, district)
         if matches:
             best = max(matches, key=lambda r: (r.district is not None, r.priority))
             where = f" in {best.district}" if best.district else ""
