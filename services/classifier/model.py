@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.svm import LinearSVC
@@ -93,6 +94,72 @@ def _scores(x: Matrix, coef: F32, intercept: F32) -> npt.NDArray[np.float64]:
 
 def _fit_calibrator(scores: npt.NDArray[np.float64], y: npt.NDArray[np.int64]) -> LogisticRegression:
     return LogisticRegression(C=1.0, max_iter=1000).fit(scores, y)
+
+
+class _Card(BaseModel):
+    """What loading needs of model.json (the rest is the model card, for people)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    format: str
+    labels: list[str] = Field(min_length=2)
+    trained_at: str = ""
+
+    @field_validator("format")
+    @classmethod
+    def _ours(cls, value: str) -> str:
+        if value != FORMAT:
+            raise ValueError(f"{META_FILE} has no format {FORMAT!r}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("labels must be distinct")
+        return value
+
+
+class _Vocabulary(BaseModel):
+    """vocab.json: each feature block's terms, in column order (BLOCKS)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    char: list[str]
+    word: list[str]
+    title: list[str]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parsed(model: type[M], data: Any, path: Path) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ModelLoadError(f"{path}: not a valid model file: {problems}") from None
+
+
+def _check_arrays(arrays: dict[str, Any], labels: list[str], vocab: _Vocabulary) -> None:
+    """Raise ValueError unless model.npz holds exactly the float32 arrays the labels and vocabulary size."""
+    sizes = {b: len(getattr(vocab, b)) for b in BLOCKS}
+    k = len(labels)
+    shapes = {
+        "coef": (k, sum(sizes.values())),
+        "intercept": (k,),
+        "cal_coef": (k, k),
+        "cal_intercept": (k,),
+    } | {f"{b}_idf": (sizes[b],) for b in BLOCKS}
+    if set(arrays) != set(shapes):
+        raise ValueError(f"{MODEL_FILE} must hold exactly {sorted(shapes)}")
+    if any(a.dtype != np.float32 for a in arrays.values()):
+        raise ValueError("arrays must be float32")
+    for name, shape in shapes.items():
+        if arrays[name].shape != shape:
+            raise ValueError(f"{name} has shape {arrays[name].shape}, expected {shape}")
 
 
 class TextClassifier:
@@ -293,53 +360,26 @@ class TextClassifier:
     def _from_parts(
         cls, directory: Path, meta: Any, vocab: Any, arrays: dict[str, Any], report: Any
     ) -> TextClassifier:
-        def bad(why: str) -> ModelLoadError:
-            return ModelLoadError(f"{directory}: not a valid model: {why}")
-
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise bad(f"{META_FILE} has no format {FORMAT!r}")
-        labels = meta.get("labels")
-        if not (
-            isinstance(labels, list)
-            and len(labels) >= 2
-            and all(isinstance(x, str) for x in labels)
-            and len(set(labels)) == len(labels)
-        ):
-            raise bad("labels must be a list of distinct strings")
-        if not (
-            isinstance(vocab, dict)
-            and all(
-                isinstance(vocab.get(k), list) and all(isinstance(t, str) for t in vocab[k]) for k in BLOCKS
-            )
-        ):
-            raise bad(f"{VOCAB_FILE} must hold string lists {', '.join(map(repr, BLOCKS))}")
-        expected = {"coef", "intercept", "cal_coef", "cal_intercept", *(f"{b}_idf" for b in BLOCKS)}
-        if set(arrays) != expected:
-            raise bad(f"{MODEL_FILE} must hold exactly {sorted(expected)}")
-        if any(a.dtype != np.float32 for a in arrays.values()):
-            raise bad("arrays must be float32")
-        k = len(labels)
-        shapes = {
-            "coef": (k, sum(len(vocab[b]) for b in BLOCKS)),
-            "intercept": (k,),
-            "cal_coef": (k, k),
-            "cal_intercept": (k,),
-        } | {f"{b}_idf": (len(vocab[b]),) for b in BLOCKS}
-        for name, shape in shapes.items():
-            if arrays[name].shape != shape:
-                raise bad(f"{name} has shape {arrays[name].shape}, expected {shape}")
+        """The model from its files as read, each checked before any is used: a wrong file is refused
+        with what is wrong with it, never half-loaded."""
+        card = _parsed(_Card, meta, directory / META_FILE)
+        words = _parsed(_Vocabulary, vocab, directory / VOCAB_FILE)
+        try:
+            _check_arrays(arrays, card.labels, words)
+        except ValueError as exc:
+            raise ModelLoadError(f"{directory}: not a valid model: {exc}") from None
         featurizer = Featurizer(
-            Block("char", vocab["char"], arrays["char_idf"]),
-            Block("word", vocab["word"], arrays["word_idf"]),
-            Block("char", vocab["title"], arrays["title_idf"]),
+            Block("char", words.char, arrays["char_idf"]),
+            Block("word", words.word, arrays["word_idf"]),
+            Block("char", words.title, arrays["title_idf"]),
         )
         return cls(
             featurizer,
-            labels,
+            card.labels,
             arrays["coef"],
             arrays["intercept"],
             arrays["cal_coef"],
             arrays["cal_intercept"],
-            trained_at=str(meta.get("trained_at", "")),
+            trained_at=card.trained_at,
             report=report if isinstance(report, dict) else {},
         )

@@ -173,3 +173,22 @@ def test_trained_on_segmented_text_reads_raw_text() -> None:
     predicted = [p.category for p in model.predict([r["text_raw"] for r in raw])]
     accuracy = np.mean([p == r["label"] for p, r in zip(predicted, raw, strict=True)])
     assert accuracy > 0.6
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "problem"),
+    [
+        ("model.json", {"format": "someone-else/1"}, "has no format"),
+        ("model.json", {"labels": ["a", "a"]}, "labels must be distinct"),
+        ("model.json", {"labels": ["only"]}, "labels: List should have at least 2 items"),
+        ("vocab.json", {"word": [1, 2]}, "word.0: Input should be a valid string"),
+    ],
+)
+def test_a_malformed_model_or_vocabulary_file_is_refused_naming_the_file_and_the_field(
+    starter_dir: Path, tmp_path: Path, file: str, change: dict[str, object], problem: str
+) -> None:
+    model = _copy(starter_dir, tmp_path / "m")
+    data = json.loads((model / file).read_text(encoding="utf-8"))
+    (model / file).write_text(json.dumps(data | change, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match=f"{file}: not a valid model file: .*{problem}"):
+        TextClassifier.load(model)
