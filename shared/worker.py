@@ -110,9 +110,28 @@ class Worker:
     async def process(
         self, consumer: Consumer[Any], entries: list[Entry], *, cut_off_first: bool = False
     ) -> BatchResult:
+        """Decode, handle and commit one batch; an entry that cannot be done is retried or dead-lettered."""
         started = time.perf_counter()
-        stream, group = consumer.stream, consumer.group
         fields_of = dict(entries)
+        good, dead = self._decode(consumer, entries)
+        if cut_off_first:
+            good = await self._cut_off_killer(consumer, entries, good, dead)
+        try:
+            results, failed = await self._handle(consumer, good)
+        except _BatchFailed as exc:
+            return await self._one_at_a_time(consumer, entries, exc, cut_off_first)
+        retry = await self._retry_or_bury(consumer, failed, fields_of, dead)
+        for entry_id, why in (await self._commit(consumer, results, dead, fields_of)).items():
+            # Committed and acked, but a write or publish of it failed inside the transaction.
+            results.pop(entry_id, None)
+            dead.append(_Dead(entry_id, fields_of[entry_id], "commit_error", why, 1))
+        self._observe(consumer, len(entries), good, results, retry, dead, started)
+        return BatchResult(done=list(results), retry=retry, dead=[d.entry_id for d in dead])
+
+    def _decode(
+        self, consumer: Consumer[Any], entries: list[Entry]
+    ) -> tuple[list[tuple[bytes, Event]], list[_Dead]]:
+        """The events of the entries, and a dead letter for each entry that is not one."""
         dead: list[_Dead] = []
         good: list[tuple[bytes, Event]] = []
         for entry_id, fields in entries:
@@ -122,63 +141,89 @@ class Worker:
                 dead.append(_Dead(entry_id, fields, "invalid", str(exc), 1))
             except Exception as exc:  # a corrupt envelope can fail anywhere in the parser
                 dead.append(_Dead(entry_id, fields, "undecodable", repr(exc)[:500], 1))
+        return good, dead
 
-        if cut_off_first and good and good[0][0] == entries[0][0]:
-            # A poison entry that kills the process never raises here: cut it off by its delivery count.
-            # Only the first entry: see `claim_once` for why it is the one the last attempt died on.
-            entry_id = good[0][0]
-            n = (await self._delivery_counts(stream, group, [entry_id])).get(entry_id, 1)
-            if n > max(self.settings.max_deliveries, ISOLATE_AFTER + 1):
-                dead.append(_Dead(entry_id, fields_of[entry_id], "max_deliveries", f"delivered {n} times", n))
-                good = good[1:]
+    async def _cut_off_killer(
+        self,
+        consumer: Consumer[Any],
+        entries: list[Entry],
+        good: list[tuple[bytes, Event]],
+        dead: list[_Dead],
+    ) -> list[tuple[bytes, Event]]:
+        """A poison entry that kills the process never raises here: cut it off by its delivery count.
+        Only the first entry: see `claim_once` for why it is the one the last attempt died on."""
+        if not good or good[0][0] != entries[0][0]:
+            return good
+        entry_id = good[0][0]
+        n = (await self._delivery_counts(consumer.stream, consumer.group, [entry_id])).get(entry_id, 1)
+        if n <= max(self.settings.max_deliveries, ISOLATE_AFTER + 1):
+            return good
+        dead.append(_Dead(entry_id, entries[0][1], "max_deliveries", f"delivered {n} times", n))
+        return good[1:]
 
-        try:
-            results, failed = await self._handle(consumer, good)
-        except _BatchFailed as exc:
-            # One bad event must not hold back the batch: find it by processing the entries one at a
-            # time, each committed before the next is handled, so that a ticket's later events see what
-            # its earlier ones wrote (handlers thread that state through a batch themselves).
-            log.warning(
-                "%s: a batch of %d from %s failed (%r); one entry at a time",
-                self.service,
-                len(entries),
-                stream,
-                exc.__cause__,
-            )
-            merged = BatchResult()
-            for n, entry in enumerate(entries):
-                one = await self.process(consumer, [entry], cut_off_first=cut_off_first and n == 0)
-                merged.done += one.done
-                merged.retry += one.retry
-                merged.dead += one.dead
-            return merged
+    async def _one_at_a_time(
+        self, consumer: Consumer[Any], entries: list[Entry], exc: _BatchFailed, cut_off_first: bool
+    ) -> BatchResult:
+        """One bad event must not hold back the batch: find it by processing the entries one at a
+        time, each committed before the next is handled, so that a ticket's later events see what its
+        earlier ones wrote (handlers thread that state through a batch themselves)."""
+        log.warning(
+            "%s: a batch of %d from %s failed (%r); one entry at a time",
+            self.service,
+            len(entries),
+            consumer.stream,
+            exc.__cause__,
+        )
+        merged = BatchResult()
+        for n, entry in enumerate(entries):
+            one = await self.process(consumer, [entry], cut_off_first=cut_off_first and n == 0)
+            merged.done += one.done
+            merged.retry += one.retry
+            merged.dead += one.dead
+        return merged
 
+    async def _retry_or_bury(
+        self,
+        consumer: Consumer[Any],
+        failed: dict[bytes, BaseException],
+        fields_of: dict[bytes, dict[bytes, bytes]],
+        dead: list[_Dead],
+    ) -> list[bytes]:
+        """The failed entries to leave pending for a retry; those out of deliveries join `dead`."""
         retry: list[bytes] = []
-        if failed:
-            counts = await self._delivery_counts(stream, group, list(failed))
-            for entry_id, error in failed.items():
-                n = counts.get(entry_id, 1)
-                if n >= self.settings.max_deliveries:
-                    dead.append(_Dead(entry_id, fields_of[entry_id], "handler_error", repr(error)[:500], n))
-                else:
-                    log.warning(
-                        "%s: %s entry %s failed (delivery %d), will retry: %r",
-                        self.service,
-                        stream,
-                        entry_id.decode(),
-                        n,
-                        error,
-                    )
-                    retry.append(entry_id)
+        if not failed:
+            return retry
+        counts = await self._delivery_counts(consumer.stream, consumer.group, list(failed))
+        for entry_id, error in failed.items():
+            n = counts.get(entry_id, 1)
+            if n >= self.settings.max_deliveries:
+                dead.append(_Dead(entry_id, fields_of[entry_id], "handler_error", repr(error)[:500], n))
+            else:
+                log.warning(
+                    "%s: %s entry %s failed (delivery %d), will retry: %r",
+                    self.service,
+                    consumer.stream,
+                    entry_id.decode(),
+                    n,
+                    error,
+                )
+                retry.append(entry_id)
+        return retry
 
-        for entry_id, why in (await self._commit(consumer, results, dead, fields_of)).items():
-            # Committed and acked, but a write or publish of it failed inside the transaction.
-            results.pop(entry_id, None)
-            dead.append(_Dead(entry_id, fields_of[entry_id], "commit_error", why, 1))
-
-        m = self.metrics
+    def _observe(
+        self,
+        consumer: Consumer[Any],
+        size: int,
+        good: list[tuple[bytes, Event]],
+        results: dict[bytes, Effects],
+        retry: list[bytes],
+        dead: list[_Dead],
+        started: float,
+    ) -> None:
+        """The batch's metrics and a log line per dead letter."""
+        m, stream = self.metrics, consumer.stream
         m.batch_seconds.labels(self.service, stream).observe(time.perf_counter() - started)
-        m.batch_size.labels(self.service, stream).observe(len(entries))
+        m.batch_size.labels(self.service, stream).observe(size)
         m.events.labels(self.service, stream, "ok").inc(len(results))
         if retry:
             m.events.labels(self.service, stream, "retry").inc(len(retry))
@@ -198,7 +243,6 @@ class Worker:
         for entry_id, event in good:
             if entry_id in results and (received := getattr(event, "received_at", None)):
                 latency.observe(max(0.0, now - received.timestamp()))
-        return BatchResult(done=list(results), retry=retry, dead=[d.entry_id for d in dead])
 
     async def _handle(
         self, consumer: Consumer[Any], good: list[tuple[bytes, Event]]
