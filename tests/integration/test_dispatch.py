@@ -225,10 +225,14 @@ async def test_two_scanners_racing_publish_exactly_one_escalation_per_missed_dea
         while await redis.xlen(streams.ESCALATED) < len(expected):
             assert asyncio.get_running_loop().time() < deadline, "escalations did not all arrive"
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # more scans: nothing further may be published
     finally:
         stop.set()
         await asyncio.gather(*loops)
+    try:
+        # Scans after the last escalation, awaited rather than slept through: they must publish nothing.
+        for _ in range(2):
+            assert await asyncio.gather(*(s.scan() for s in scanners)) == [[], []]
+    finally:
         for c in clients:
             await c.aclose()
 
