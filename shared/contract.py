@@ -229,6 +229,13 @@ REDIS_KEYS: tuple[RedisKey, ...] = (
         f"{P}:dedupe:{{scope}}:{{key}}", STRING, INTAKE, "a source or delivery id seen: the ticket", "7 days"
     ),
     RedisKey(f"{P}:rate:{{kind}}:{{source}}", STRING, INTAKE, "a fixed-window request counter", "the window"),
+    RedisKey(
+        f"{P}:authfail:{{client}}",
+        STRING,
+        INTAKE,
+        "a client's failed authentications (429 past the limit)",
+        "the failure window",
+    ),
     RedisKey(f"{P}:labels", STREAM, OPERATOR, "operators' category corrections: the classifier's labels"),
     # -- classifier -----------------------------------------------------------------------------------
     RedisKey(

@@ -16,6 +16,7 @@ from services.dispatch.handlers import Assigned
 from services.evaluation.handlers import DISPATCHED_BY_CATEGORY
 from services.evaluation.state import TicketState
 from services.insight import state as insight_state
+from services.intake.auth_throttle import failure_key
 from services.intake.writes import rate_key
 from shared import contract
 from shared.contract import FieldType, UndeclaredWriteError
@@ -79,6 +80,7 @@ def test_every_key_the_services_spell_is_declared() -> None:
         DISPATCHED_BY_CATEGORY,
         bucket_key(("A2区", "roads")),
         rate_key("webhook", "127.0.0.1"),
+        failure_key("127.0.0.1"),
         dispatch_state.SLA_DISPATCH,
         dispatch_state.SLA_FEEDBACK,
         dispatch_state.ACCEPTANCE,
