@@ -17,8 +17,9 @@ from shared.status import ACTIVE, CLOSED, TRANSITIONS, Status
 DOC = Path(__file__).resolve().parent.parent / "docs" / "data-contract.md"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    cells = [header, ["---"] * len(header), *([c.replace("|", "\\|") for c in row] for row in rows)]
+    return [f"| {' | '.join(row)} |" for row in cells]
 
 
 def render() -> str:
@@ -37,36 +38,36 @@ def render() -> str:
         "",
         "## Ticket fields (`hotline:ticket:{ticket_id}`)",
         "",
-        "| field | type | column | owner | also written by | what it holds |",
-        "|---|---|---|---|---|---|",
-    ]
-    for f in contract.TICKET_FIELDS:
-        also = ", ".join(f.also) or "-"
-        out.append(f"| `{f.name}` | {f.type} | {f.type.sql} | {f.owner} | {also} | {_cell(f.description)} |")
-    out += [
+        *_table(
+            ["field", "type", "column", "owner", "also written by", "what it holds"],
+            [
+                [f"`{f.name}`", f.type, f.type.sql, f.owner, ", ".join(f.also) or "-", f.description]
+                for f in contract.TICKET_FIELDS
+            ],
+        ),
         "",
         "## Redis keys",
         "",
         "`{name}` stands for one part of the key; `*` in *also written by*: every scope, through the store.",
         "",
-        "| key | type | owner | also written by | lives | what it holds |",
-        "|---|---|---|---|---|---|",
-    ]
-    for k in contract.REDIS_KEYS:
-        also = ", ".join(k.also) or "-"
-        out.append(f"| `{k.pattern}` | {k.type} | {k.owner} | {also} | {k.ttl} | {_cell(k.description)} |")
-    out += [
+        *_table(
+            ["key", "type", "owner", "also written by", "lives", "what it holds"],
+            [
+                [f"`{k.pattern}`", k.type, k.owner, ", ".join(k.also) or "-", k.ttl, k.description]
+                for k in contract.REDIS_KEYS
+            ],
+        ),
         "",
         "## Ticket status",
         "",
         f"Active (a department may act on it): {', '.join(sorted(ACTIVE))}. "
         f"Closed (Open311 `closed`): {', '.join(sorted(CLOSED))}.",
         "",
-        "| status | may move to |",
-        "|---|---|",
+        *_table(
+            ["status", "may move to"],
+            [[s, ", ".join(t for t in Status if t in TRANSITIONS[s]) or "(final)"] for s in Status],
+        ),
     ]
-    for status in Status:
-        out.append(f"| {status} | {', '.join(s for s in Status if s in TRANSITIONS[status]) or '(final)'} |")
     return "\n".join(out) + "\n"
 
 
