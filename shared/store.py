@@ -255,10 +255,13 @@ class TicketStore:
             record = reader_for(CommonSettings().database_url)
         self.record = record
 
-    async def apply(self, write: StoreWrite, *, scope: str, pipe: Pipeline | None = None) -> None:
+    async def apply(
+        self, write: StoreWrite, *, scope: str, pipe: Pipeline | None = None, checked: bool = False
+    ) -> None:
         """Queue (with `pipe`) or run the idempotent write; `scope` names the writer (its consumer group),
-        which must own every field and key the write touches (`check_write`)."""
-        check_write(write, scope)
+        which must own every field and key the write touches (`check_write`; `checked`: done already)."""
+        if not checked:
+            check_write(write, scope)
         entry = write.history
         bucket, expires = "", 0
         status = write.fields.get("status")

@@ -285,7 +285,7 @@ class Worker:
         async with self.redis.pipeline(transaction=True) as pipe:
             for entry_id, effects in results.items():
                 for write in effects.writes:
-                    await self.store.apply(write, scope=consumer.group, pipe=pipe)
+                    await self.store.apply(write, scope=consumer.group, pipe=pipe, checked=True)
                     owners.append(entry_id)
                 for out in effects.publish:
                     pipe.xadd(out.stream, {DATA_FIELD: pack(out.event)}, maxlen=maxlen, approximate=True)
