@@ -125,6 +125,9 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
         "request_fingerprint", TEXT, INTAKE, "a hash of what an Open311 client sent: a reused key told apart"
     ),
     TicketField("ivr_choice", TEXT, INTAKE, "the IVR menu digit the caller pressed"),
+    TicketField(
+        "handle_seconds", FLOAT, INTAKE, "the call's handling time (started_at to ended_at)"
+    ),
     TicketField("attributes", JSON, INTAKE, "Open311 attributes the client sent"),
     TicketField("lat", FLOAT, INTAKE, "latitude the citizen gave"),
     TicketField("lon", FLOAT, INTAKE, "longitude the citizen gave"),
@@ -190,6 +193,9 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
     TicketField("eval_rounds", JSON, EVALUATION, "every answered round (shared.events.SurveyRound)"),
     TicketField("eval_reopen_count", INT, EVALUATION, "reopenings the surveys caused"),
     TicketField("eval_supervision", BOOL, EVALUATION, "reopened often enough for 督办"),
+    # -- insight: problems (a supervisor's proactive work order links the open members) ------------------
+    TicketField("problem_id", TEXT, INSIGHT, "the problem this ticket is worked as part of"),
+    TicketField("proactive_ticket_id", TEXT, INSIGHT, "the proactive work order of that problem"),
 )
 
 FIELDS: dict[str, TicketField] = {f.name: f for f in TICKET_FIELDS}
@@ -283,6 +289,15 @@ REDIS_KEYS: tuple[RedisKey, ...] = (
     RedisKey(f"{P}:insight:daily:{{month}}", HASH, INSIGHT, "tickets per series and day", "800 days"),
     RedisKey(f"{P}:insight:recent:{{series}}", LIST, INSIGHT, "a series' latest ticket ids", "3 days"),
     RedisKey(f"{P}:insight:episodes", HASH, INSIGHT, "each series' surge episode"),
+    RedisKey(f"{P}:problems", HASH, INSIGHT, "problem id -> the problem (JSON)"),
+    RedisKey(f"{P}:problems:pending", HASH, INSIGHT, "place-and-topic key -> tickets not yet a problem"),
+    RedisKey(
+        f"{P}:problems:actions",
+        HASH,
+        INSIGHT,
+        "problem id -> a supervisor's action, applied by insight's next pass",
+        also=(INTAKE,),
+    ),
     RedisKey(f"{P}:insight:emerging", STRING, INSIGHT, "emerging issues (JSON)"),
     RedisKey(f"{P}:insight:forecast", STRING, INSIGHT, "the volume forecast (JSON)"),
     RedisKey(

@@ -45,7 +45,8 @@ from services.insight.problems import (
 from services.insight.surge import Episode
 from shared import streams
 from shared.events import Event, ProblemDetected, ProblemEvaluated
-from shared.store import CLOSED_STATUSES, Ticket, TicketStore
+from shared.status import CLOSED
+from shared.store import Ticket, TicketStore
 
 log = logging.getLogger("hotline.insight.problems")
 
@@ -242,7 +243,7 @@ class ProblemPass:
             [p.proactive_ticket_id for p in waiting if p.proactive_ticket_id], fields=("status", "updated_at")
         )
         for p, ticket in zip(waiting, found, strict=True):
-            if ticket is not None and ticket.status in CLOSED_STATUSES:
+            if ticket is not None and ticket.status in CLOSED:
                 p.status = "resolved"
                 p.resolved_at = ticket.updated_at or now
                 changed[p.problem_id] = p

@@ -26,7 +26,8 @@ from shared.codec import DATA_FIELD, pack
 from shared.effects import StoreWrite
 from shared.events import Event, Location, ProblemActioned, TicketReceived
 from shared.ids import derive_id, ticket_id_for
-from shared.store import CLOSED_STATUSES, PREFIX, TicketStore, iso
+from shared.status import CLOSED
+from shared.store import PREFIX, TicketStore, iso
 
 PROBLEMS = f"{PREFIX}:problems"
 PENDING = f"{PREFIX}:problems:pending"
@@ -169,7 +170,7 @@ async def link_members(redis: Redis, problem: Problem, ticket_id: str, now: date
     linked = 0
     async with redis.pipeline(transaction=False) as pipe:
         for member, ticket in zip(members, found, strict=True):
-            if ticket is None or ticket.status in CLOSED_STATUSES:
+            if ticket is None or ticket.status in CLOSED:
                 continue
             write = StoreWrite(
                 ticket_id=member,

@@ -15,6 +15,7 @@ from services.dispatch import state as dispatch_state
 from services.dispatch.handlers import Assigned
 from services.evaluation.handlers import DISPATCHED_BY_CATEGORY
 from services.evaluation.state import TicketState
+from services.insight import problem_store
 from services.insight import state as insight_state
 from services.intake.auth_throttle import failure_key
 from services.intake.writes import rate_key
@@ -90,6 +91,9 @@ def test_every_key_the_services_spell_is_declared() -> None:
         dispatch_state.queue("d"),
         dispatch_state.outbound_sent("e"),
         insight_state.EPISODES,
+        problem_store.PROBLEMS,
+        problem_store.PENDING,
+        problem_store.ACTIONS,
         insight_state.EMERGING,
         insight_state.FORECAST,
         insight_state.BACKGROUND_LEASE,
