@@ -14,7 +14,7 @@ from services.insight.chronic import Candidate
 from services.insight.problem_pass import ProblemPass
 from services.insight.problem_store import load_problems
 from services.insight.problems import ProblemPolicy
-from shared import streams
+from shared import contract, streams
 from shared.codec import decode
 from shared.effects import StoreWrite
 from shared.events import ProblemActioned, ProblemDetected, ProblemEvaluated, TicketReceived
@@ -34,9 +34,9 @@ async def call(redis: Redis, n: int, at: datetime, title: str = "A5区魅力之�
         "status": "dispatched",
         "channel": "telephony",
     }
-    await TicketStore(redis).apply(
-        StoreWrite(ticket_id=f"T{n}", event_id=f"r{n}", fields=fields), scope="intake"
-    )
+    for scope in contract.SCOPES:  # each field by its owner, as the services write them
+        mine = {k: v for k, v in fields.items() if contract.FIELDS[k].owner == scope}
+        await TicketStore(redis).apply(StoreWrite(f"T{n}", f"{scope}-{n}", fields=mine), scope=scope)
     await redis.zadd(keys.by_created, {f"T{n}": at.timestamp()})
 
 
