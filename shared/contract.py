@@ -26,10 +26,12 @@ CLASSIFIER = streams.CLASSIFIER
 DISPATCH = streams.DISPATCH
 EVALUATION = streams.EVALUATION
 INSIGHT = streams.INSIGHT
+# The web console writes only its own keys (sessions, sign-in failures), never a ticket field.
+CONSOLE = "console"
 # Every writer: the ticket's history list and its applied set are written by each through the store.
 ANY = "*"
 
-SCOPES: tuple[str, ...] = (INTAKE, OPERATOR, CLASSIFIER, DISPATCH, EVALUATION, INSIGHT)
+SCOPES: tuple[str, ...] = (INTAKE, OPERATOR, CLASSIFIER, DISPATCH, EVALUATION, INSIGHT, CONSOLE)
 
 
 class FieldType(StrEnum):
@@ -125,9 +127,7 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
         "request_fingerprint", TEXT, INTAKE, "a hash of what an Open311 client sent: a reused key told apart"
     ),
     TicketField("ivr_choice", TEXT, INTAKE, "the IVR menu digit the caller pressed"),
-    TicketField(
-        "handle_seconds", FLOAT, INTAKE, "the call's handling time (started_at to ended_at)"
-    ),
+    TicketField("handle_seconds", FLOAT, INTAKE, "the call's handling time (started_at to ended_at)"),
     TicketField("attributes", JSON, INTAKE, "Open311 attributes the client sent"),
     TicketField("lat", FLOAT, INTAKE, "latitude the citizen gave"),
     TicketField("lon", FLOAT, INTAKE, "longitude the citizen gave"),
@@ -140,6 +140,7 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
     TicketField("category_source", TEXT, CLASSIFIER, "model, citizen or operator", also=(OPERATOR,)),
     TicketField("model_version", TEXT, CLASSIFIER, "the model that classified it"),
     TicketField("needs_review", BOOL, CLASSIFIER, "below the confidence an operator reviews from"),
+    TicketField("alternatives", JSON, CLASSIFIER, "the top 3 categories with their confidences"),
     TicketField("urgency", TEXT, CLASSIFIER, "emergency, urgent or general", also=(DISPATCH,)),
     TicketField("urgency_cue", TEXT, CLASSIFIER, "the words that made it urgent"),
     TicketField("district", TEXT, CLASSIFIER, "the district found in the text or location", also=(DISPATCH,)),
@@ -251,6 +252,13 @@ REDIS_KEYS: tuple[RedisKey, ...] = (
         "recent tickets repeats are sought among",
         "the repeat window + 1 hour",
     ),
+    RedisKey(
+        f"{P}:review",
+        ZSET,
+        CLASSIFIER,
+        "tickets below the review threshold by receipt; an operator's answer takes one off",
+        also=(OPERATOR,),
+    ),
     # -- dispatch -------------------------------------------------------------------------------------
     RedisKey(
         f"{P}:dept:{{department}}:open",
@@ -289,6 +297,7 @@ REDIS_KEYS: tuple[RedisKey, ...] = (
     RedisKey(f"{P}:insight:daily:{{month}}", HASH, INSIGHT, "tickets per series and day", "800 days"),
     RedisKey(f"{P}:insight:recent:{{series}}", LIST, INSIGHT, "a series' latest ticket ids", "3 days"),
     RedisKey(f"{P}:insight:episodes", HASH, INSIGHT, "each series' surge episode"),
+    RedisKey(f"{P}:insight:plan", STRING, INSIGHT, "the week's staffing plan (JSON), made hourly"),
     RedisKey(f"{P}:problems", HASH, INSIGHT, "problem id -> the problem (JSON)"),
     RedisKey(f"{P}:problems:pending", HASH, INSIGHT, "place-and-topic key -> tickets not yet a problem"),
     RedisKey(
@@ -312,6 +321,17 @@ REDIS_KEYS: tuple[RedisKey, ...] = (
         STRING,
         INSIGHT,
         "the month's 每月一题 candidates (the report reads it)",
+    ),
+    # -- console --------------------------------------------------------------------------------------
+    RedisKey(
+        f"{P}:console:session:{{session_id}}", HASH, CONSOLE, "a signed-in session", "the session's life"
+    ),
+    RedisKey(
+        f"{P}:console:login-failures:{{who}}",
+        STRING,
+        CONSOLE,
+        "failed sign-ins of a user name or client",
+        "the throttle's window",
     ),
 )
 

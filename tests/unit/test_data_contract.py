@@ -17,6 +17,7 @@ from services.evaluation.handlers import DISPATCHED_BY_CATEGORY
 from services.evaluation.state import TicketState
 from services.insight import problem_store
 from services.insight import state as insight_state
+from services.insight.plan_data import PLAN
 from services.intake.auth_throttle import failure_key
 from services.intake.writes import rate_key
 from shared import contract
@@ -78,6 +79,10 @@ def test_every_key_the_services_spell_is_declared() -> None:
         keys.supervision,
         keys.survey_outcome("T", 1),
         keys.rates("day", "2026-11-28"),
+        keys.review,
+        keys.console_session("s"),
+        keys.console_login_failures("u"),
+        PLAN,
         DISPATCHED_BY_CATEGORY,
         bucket_key(("A2区", "roads")),
         rate_key("webhook", "127.0.0.1"),
