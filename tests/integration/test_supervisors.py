@@ -129,7 +129,8 @@ async def test_supervisors_read_the_plan_insight_makes(redis: Redis, redis_url: 
                 for n in range(40):
                     at = T - timedelta(days=day) + timedelta(hours=1)
                     for op in count_ops(series_key("utilities", "D1"), at, f"w{day}-{n}"):
-                        pipe.execute_command(*op)
+                        for command in op.commands():
+                            pipe.execute_command(*command)
             await pipe.execute()
         await Insight(InsightSettings(redis_url=redis_url), redis, CollectorRegistry()).update_plan(T)
         assert (await client.get("/v1/supervisors/plan")).status_code == 401

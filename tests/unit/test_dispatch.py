@@ -490,7 +490,7 @@ def test_a_corrected_category_is_routed_again_without_teaching_the_router() -> N
     effects = on_rerouted(event, ticket=ticket, table=TABLE, supply=FakeSupply(), now=MONDAY_10H)
     out = effects.publish[0].event
     assert isinstance(out, TicketDispatched) and out.department == "parks"
-    assert not any(op[0] == "HINCRBY" and op[1] == state.ACCEPTANCE for op in effects.writes[0].ops)
+    assert not any(isinstance(op, Increment) and op.key == state.ACCEPTANCE for op in effects.writes[0].ops)
     # A correction to a category the same department handles keeps the ticket where it is.
     kept = on_rerouted(
         event.model_copy(update={"category": "utilities"}),
