@@ -26,12 +26,13 @@ CLASSIFIER = streams.CLASSIFIER
 DISPATCH = streams.DISPATCH
 EVALUATION = streams.EVALUATION
 INSIGHT = streams.INSIGHT
+RECORDER = streams.RECORDER
 # The web console writes only its own keys (sessions, sign-in failures), never a ticket field.
 CONSOLE = "console"
 # Every writer: the ticket's history list and its applied set are written by each through the store.
 ANY = "*"
 
-SCOPES: tuple[str, ...] = (INTAKE, OPERATOR, CLASSIFIER, DISPATCH, EVALUATION, INSIGHT, CONSOLE)
+SCOPES: tuple[str, ...] = (INTAKE, OPERATOR, CLASSIFIER, DISPATCH, EVALUATION, INSIGHT, CONSOLE, RECORDER)
 
 
 class FieldType(StrEnum):
@@ -133,6 +134,9 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
     TicketField("lon", FLOAT, INTAKE, "longitude the citizen gave"),
     TicketField("address", TEXT, INTAKE, "the address the citizen gave"),
     TicketField("received_at", TIME, INTAKE, "when the hotline received it", also=(DISPATCH,)),
+    TicketField(
+        "rev", INT, INTAKE, "the ticket's revision: every script that changes it adds 1", also=(ANY,)
+    ),
     TicketField("updated_at", TIME, INTAKE, "the last change anyone made", also=(OPERATOR, DISPATCH)),
     # -- classifier ----------------------------------------------------------------------------------
     TicketField("category", TEXT, CLASSIFIER, "the category (taxonomy code)", also=(OPERATOR, DISPATCH)),
@@ -223,6 +227,13 @@ REDIS_KEYS: tuple[RedisKey, ...] = (
         f"{P}:ticket:{{ticket_id}}:applied", SET, INTAKE, "scope:event_id of each write applied", also=(ANY,)
     ),
     RedisKey(f"{P}:tickets:by_created", ZSET, INTAKE, "ticket ids by receipt time"),
+    RedisKey(
+        f"{P}:recorder:unrecorded",
+        ZSET,
+        INTAKE,
+        "tickets changed since the recorder wrote them, by first change; the recorder takes them off",
+        also=(ANY, RECORDER),
+    ),
     RedisKey(
         f"{P}:updates:{{hour}}",
         SET,

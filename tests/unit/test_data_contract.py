@@ -68,6 +68,7 @@ def test_every_key_the_services_spell_is_declared() -> None:
         keys.applied("T"),
         keys.history("T"),
         keys.by_created,
+        keys.unrecorded,
         keys.updates(1),
         keys.labels,
         keys.department_open("d"),
