@@ -16,7 +16,8 @@ import asyncpg
 
 from shared.db.urls import asyncpg_dsn
 from shared.rehydration import hash_fields
-from shared.store import CLOSED_STATUSES, Ticket, Update
+from shared.status import CLOSED
+from shared.store import Ticket, Update
 
 
 class OpenRecord:
@@ -40,10 +41,10 @@ class OpenRecord:
         where = ["received_at >= $1", "received_at <= $2"]
         args: list[object] = [start, end]
         if statuses == {"closed"}:
-            args.append(list(CLOSED_STATUSES))
+            args.append(sorted(CLOSED))
             where.append(f"status = ANY(${len(args)}::text[])")
         elif statuses == {"open"}:
-            args.append(list(CLOSED_STATUSES))
+            args.append(sorted(CLOSED))
             where.append(f"NOT status = ANY(${len(args)}::text[])")
         if codes:
             args.append(sorted(codes))

@@ -26,7 +26,8 @@ from redis.asyncio import Redis
 
 from services.recorder.database import Database
 from shared.bus import as_str
-from shared.store import CLOSED_STATUSES, REVISION_FIELD, keys, updates_bucket
+from shared.status import CLOSED
+from shared.store import REVISION_FIELD, keys, updates_bucket
 
 # KEYS: hash, history, applied set, the recorder's to-do list, by_created, the department's open set
 # (or the hash again when none), then the hour sets of the ticket's status changes.
@@ -92,7 +93,7 @@ async def sweep(
         closed = [
             t
             for t, f in states.items()
-            if f.get("status") in CLOSED_STATUSES and (at := _closed_at(f)) is not None and at <= cutoff
+            if f.get("status") in CLOSED and (at := _closed_at(f)) is not None and at <= cutoff
         ]
         result.closed += len(closed)
         recorded = await revisions(closed)
@@ -127,7 +128,7 @@ async def _evict(redis: Redis, ticket_ids: list[str], states: dict[str, dict[str
                 *hours,
             ]
             pipe.eval(
-                _EVICT, len(script_keys), *script_keys, ticket_id, state[REVISION_FIELD], *CLOSED_STATUSES
+                _EVICT, len(script_keys), *script_keys, ticket_id, state[REVISION_FIELD], *sorted(CLOSED)
             )
         done = await pipe.execute()
     return sum(int(d) for d in done)
