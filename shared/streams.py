@@ -30,7 +30,8 @@ RECORDER = "recorder"
 
 # Which groups read which stream. The init step creates each group at id 0 so that nothing
 # published before a worker first started is skipped (a group created at `$` would skip it).
-# The recorder reads every stream of ticket events (not alerts.hotspot: an alert is about a series).
+# The recorder reads every stream of ticket and problem events (not alerts.hotspot: an alert is about a
+# series, and a problem's events already carry what its alerts said).
 GROUPS: dict[str, tuple[str, ...]] = {
     RECEIVED: (CLASSIFIER, RECORDER),
     CLASSIFIED: (DISPATCH, INSIGHT, RECORDER),
@@ -42,9 +43,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     REVIEW: (RECORDER,),
     ESCALATED: (RECORDER,),
     HOTSPOTS: (),
-    PROBLEMS_DETECTED: (),
-    PROBLEMS_ACTIONED: (),
-    PROBLEMS_EVALUATED: (),
+    PROBLEMS_DETECTED: (RECORDER,),
+    PROBLEMS_ACTIONED: (RECORDER,),
+    PROBLEMS_EVALUATED: (RECORDER,),
 }
 
 ALL_STREAMS: tuple[str, ...] = tuple(GROUPS)

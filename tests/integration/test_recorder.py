@@ -16,7 +16,7 @@ from shared import streams
 from shared.codec import DATA_FIELD, pack
 from shared.db.urls import asyncpg_dsn
 from shared.effects import StoreWrite
-from shared.events import TicketReceived, TicketUpdated
+from shared.events import ProblemDetected, TicketReceived, TicketUpdated
 from shared.store import TicketStore, keys
 from shared.worker import Consumer
 from tests.support import ticket_matches_row
@@ -77,6 +77,30 @@ async def test_each_event_is_recorded_once_however_often_it_is_delivered(
     body = json.loads(rows[0]["body"])
     assert body["text"] == "路灯不亮" and "event_id" not in body  # kept in its own column
     assert (await redis.xpending(streams.RECEIVED, streams.RECORDER))["pending"] == 0
+
+
+async def test_a_problems_events_are_recorded_beside_the_tickets_under_the_problems_id(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    detected = ProblemDetected(
+        event_id="pd-1",
+        ticket_id="P-estate-1",
+        occurred_at=datetime(2026, 12, 3, 8, tzinfo=UTC),
+        key="estate:幸福里|environment",
+        category="environment",
+        label="幸福里 垃圾",
+        status="open",
+        ticket_ids=["T1", "T2", "T3"],
+        tickets=3,
+        evidence="3 calls of one place and topic in 7 days",
+    )
+    await redis.xadd(streams.PROBLEMS_DETECTED, {DATA_FIELD: pack(detected)})
+    consumer = consumer_of(recorder, streams.PROBLEMS_DETECTED)
+    result = await recorder.process(consumer, await read_all(redis, streams.PROBLEMS_DETECTED))
+    assert len(result.done) == 1
+    (row,) = await pg.fetch("SELECT event_id, ticket_id, stream, body FROM ticket_events")
+    assert (row["event_id"], row["ticket_id"], row["stream"]) == ("pd-1", "P-estate-1", "problems.detected")
+    assert json.loads(row["body"])["ticket_ids"] == ["T1", "T2", "T3"]
 
 
 async def test_an_event_the_database_refuses_is_dead_lettered_with_its_reason_and_the_rest_is_written(
