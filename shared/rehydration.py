@@ -58,8 +58,10 @@ class RecordReader:
     """Reads tickets back from the record. One connection per read, closed after it: reads happen only
     when Redis misses a ticket, rarely enough that a pool held by every process would cost more."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, strict: bool = False) -> None:
+        """`strict`: an unreachable record raises (a reader answering a person says 503, not 404)."""
         self.url = url
+        self.strict = strict
 
     async def tickets(self, ticket_ids: list[str]) -> dict[str, Recorded]:
         """The recorded tickets among `ticket_ids` (an id the record does not have is left out)."""
@@ -68,6 +70,8 @@ class RecordReader:
         try:
             conn = await asyncpg.connect(asyncpg_dsn(self.url), timeout=CONNECT_TIMEOUT_SECONDS)
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            if self.strict:
+                raise
             # Most misses are tickets that never left Redis (a link to a ticket not written yet, an id
             # that names nothing): with the record down, the loop must go on for them. A ticket that
             # really was evicted is then handled as unknown (dead-lettered with the reason, replayable).
@@ -93,6 +97,6 @@ class RecordReader:
         }
 
 
-def reader_for(url: str | None) -> RecordReader | None:
+def reader_for(url: str | None, *, strict: bool = False) -> RecordReader | None:
     """A reader of the record at `url`; None without a database (then nothing is ever evicted)."""
-    return RecordReader(url) if url else None
+    return RecordReader(url, strict=strict) if url else None

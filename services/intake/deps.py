@@ -80,7 +80,7 @@ class Deps:
     supervisor_tokens: Credentials
 
     def __post_init__(self) -> None:
-        self.store = TicketStore(self.redis, reader_for(self.settings.database_url))
+        self.store = TicketStore(self.redis, reader_for(self.settings.database_url, strict=True))
         self.intake = TicketIntake(self.redis, self.settings.stream_maxlen)
         self.publisher = EventPublisher(self.redis, self.settings.stream_maxlen)
         self.limiter = RateLimiter(self.redis)
