@@ -267,8 +267,9 @@ REDIS_KEYS: tuple[RedisKey, ...] = (
         f"{P}:review",
         ZSET,
         CLASSIFIER,
-        "tickets below the review threshold by receipt; an operator's answer takes one off",
-        also=(OPERATOR,),
+        "tickets below the review threshold by receipt; an operator's answer takes one off, and so do"
+        " closing it (dispatch) and its leaving Redis (the recorder's retention)",
+        also=(OPERATOR, DISPATCH, RECORDER),
     ),
     # -- dispatch -------------------------------------------------------------------------------------
     RedisKey(

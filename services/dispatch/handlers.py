@@ -103,6 +103,8 @@ def on_classified(
                     event_id=event.event_id,
                     fields={"status": Status.DUPLICATE, "duplicate_of": original, "updated_at": iso(now)},
                     history={"at": iso(now), "event": "duplicate", "summary": f"of {original}"},
+                    # Closed: nothing left for an operator to review (the original is what is worked).
+                    ops=[SortedRemove(keys.review, event.ticket_id)],
                 ),
                 # The department working on the original sees that citizens keep reporting it, and which
                 # reports (history), instead of each repeat vanishing into a closed duplicate.
@@ -179,6 +181,8 @@ def on_updated(
             SortedRemove(state.queue(event.department), ticket.ticket_id),
             SortedRemove(state.SLA_DISPATCH, ticket.ticket_id),
             SortedRemove(state.SLA_FEEDBACK, ticket.ticket_id),
+            # Resolved: a category no one reviewed is moot now, and the queue must not fill with it.
+            SortedRemove(keys.review, ticket.ticket_id),
         ]
         fields: dict[str, str | None] = {
             "status": moved(ticket.status, Status.RESOLVED),

@@ -7,7 +7,7 @@ than the retention, and asks PostgreSQL which revision of each it holds. Only a 
 the record is the one in Redis, and that is not on the recorder's to-do list, is removed, by one script
 that checks both again (a change between the check and the removal keeps the ticket). It takes the hash,
 the history, the applied set and the index entries (the creation index, the department's open set, the
-hours of its status changes). What asks for the ticket later gets it back from the record
+review queue, the hours of its status changes). What asks for the ticket later gets it back from the record
 (shared/rehydration.py).
 """
 
@@ -30,7 +30,7 @@ from shared.status import CLOSED
 from shared.store import REVISION_FIELD, keys, updates_bucket
 
 # KEYS: hash, history, applied set, the recorder's to-do list, by_created, the department's open set
-# (or the hash again when none), then the hour sets of the ticket's status changes.
+# (or the hash again when none), the review queue, then the hour sets of the ticket's status changes.
 # ARGV: ticket id, the revision the record holds, then the closed statuses.
 _EVICT = """
 local id = ARGV[1]
@@ -43,7 +43,8 @@ if not closed then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[5], id)
 if KEYS[6] ~= KEYS[1] then redis.call('ZREM', KEYS[6], id) end
-for i = 7, #KEYS do redis.call('SREM', KEYS[i], id) end
+redis.call('ZREM', KEYS[7], id)
+for i = 8, #KEYS do redis.call('SREM', KEYS[i], id) end
 return 1
 """
 
@@ -125,6 +126,8 @@ async def _evict(redis: Redis, ticket_ids: list[str], states: dict[str, dict[str
                 keys.unrecorded,
                 keys.by_created,
                 keys.department_open(department) if department else keys.ticket(ticket_id),
+                # A ticket queued before closing pruned the queue would otherwise stay there for ever.
+                keys.review,
                 *hours,
             ]
             pipe.eval(

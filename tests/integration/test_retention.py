@@ -109,6 +109,8 @@ async def test_a_closed_ticket_leaves_redis_only_once_recorded_and_comes_back_wh
     history = await store.history(ticket_id)
     hours = {updates_bucket(datetime.fromisoformat(e["at"]))[0] for e in history if "status" in e}
     assert before.status == "resolved" and hours
+    # Queued for review before closing took tickets off the queue: leaving Redis takes it off too.
+    await redis.zadd(keys.review, {ticket_id: 1.0})
 
     # Closed for longer than the retention, but the record does not have it: it stays.
     assert await _sweep(redis, database_url) == Sweep(scanned=1, closed=1, unrecorded=1, evicted=0)
@@ -121,6 +123,7 @@ async def test_a_closed_ticket_leaves_redis_only_once_recorded_and_comes_back_wh
     )
     for hour in hours:
         assert not await redis.sismember(hour, ticket_id)
+    assert await redis.zscore(keys.review, ticket_id) is None
 
     # Open311 searches and update listings read the record, and bring nothing back into Redis.
     window = {"start_date": iso(utcnow() - timedelta(hours=1))}

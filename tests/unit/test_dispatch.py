@@ -352,6 +352,7 @@ def test_duplicates_are_linked_not_dispatched() -> None:
     assert effects.publish == ()
     link, original = effects.writes
     assert link.fields["status"] == "duplicate" and link.fields["duplicate_of"] == "T0"
+    assert link.ops == [SortedRemove(keys.review, link.ticket_id)]  # closed: off the review queue
     assert original.ticket_id == "T0" and original.history and original.history["event"] == "repeated"
     assert original.ops == [Increment(keys.ticket("T0"), "repeat_count")]
 
@@ -378,6 +379,7 @@ def test_accept_and_resolve_set_times_clear_timers_and_learn() -> None:
     assert resolved.fields["status"] == "resolved"
     assert SortedRemove(keys.department_open("east_water"), "T1") in resolved.ops
     assert SortedRemove(state.SLA_FEEDBACK, "T1") in resolved.ops
+    assert SortedRemove(keys.review, "T1") in resolved.ops  # closed: nothing left for an operator to review
     assert not any(isinstance(op, Increment) for op in resolved.ops), "the accept was already counted"
 
 
