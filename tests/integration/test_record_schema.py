@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from shared import contract
 from shared.db import migrate
 from shared.db.urls import asyncpg_dsn
 from tools.cli import main
@@ -110,28 +111,58 @@ async def test_sessions_creating_the_same_month_at_once_all_succeed(database_url
             await c.close()
 
 
+@pytest.mark.parametrize(
+    ("before", "kept", "moved"),
+    [
+        ("0002", {"handle_seconds": "95.5"}, {"handle_seconds": 95.5}),
+        (
+            "0003",
+            {"eval_responded_in_time": "1", "reopen_count": "2", "alternatives": '[["roads", 0.9]]'},
+            {"eval_responded_in_time": True, "reopen_count": 2, "alternatives": '[["roads", 0.9]]'},
+        ),
+    ],
+)
 async def test_fields_kept_in_extra_move_to_the_columns_a_later_migration_adds(
-    postgres_server_url: str,
+    postgres_server_url: str, before: str, kept: dict[str, str], moved: dict[str, object]
 ) -> None:
     name = f"hotline_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(asyncpg_dsn(postgres_server_url))
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = urlunsplit(urlsplit(postgres_server_url)._replace(path=f"/{name}"))
     try:
-        migrate.upgrade(url, "0002")
+        migrate.upgrade(url, before)
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
             await conn.execute("SELECT hotline_ensure_partitions('tickets', '2026-12-01')")
             await conn.execute(
                 "INSERT INTO tickets (ticket_id, received_at, rev, status, extra) VALUES"
                 " ('T1', '2026-12-03T08:00:00Z', 1, 'received', $1)",
-                json.dumps({"handle_seconds": "95.5", "x": "y"}),
+                json.dumps({**kept, "x": "y"}),
             )
             migrate.upgrade(url)
-            row = await conn.fetchrow("SELECT handle_seconds, extra FROM tickets")
-            assert row["handle_seconds"] == 95.5 and json.loads(row["extra"]) == {"x": "y"}
+            row = await conn.fetchrow(f"SELECT {', '.join(moved)}, extra FROM tickets")
+            assert {n: row[n] for n in moved} == moved and json.loads(row["extra"]) == {"x": "y"}
         finally:
             await conn.close()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_every_ticket_field_of_the_contract_has_its_typed_column(conn: asyncpg.Connection) -> None:
+    """A field added to shared/contract.py without a migration would land in `extra` as text: the record
+    keeps it, but the reports and exports that read columns never see it."""
+    columns = {
+        r["column_name"]: r["type"]
+        for r in await conn.fetch(
+            "SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS type "
+            "FROM pg_attribute a WHERE a.attrelid = 'tickets'::regclass AND a.attnum > 0 "
+            "AND NOT a.attisdropped"
+        )
+    }
+    # The contract names types as a migration spells them (timestamptz); PostgreSQL names them in full.
+    spelled = {
+        kind: await conn.fetchval("SELECT $1::text::regtype::text", kind.sql) for kind in contract.FieldType
+    }
+    expected = {f.name: spelled[f.type] for f in contract.TICKET_FIELDS}
+    assert {n: columns.get(n) for n in expected} == expected
