@@ -11,9 +11,11 @@ from typing import Any
 
 import uvicorn
 from redis.asyncio import Redis
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from shared.bus import redis_ready
 from shared.settings import CommonSettings
@@ -36,12 +38,20 @@ def serve(app: Any, settings: CommonSettings) -> None:
         port=settings.port,
         log_level="warning",
         access_log=False,
-        # uvicorn would take X-Forwarded-For from any loopback peer; intake trusts only its configured
-        # proxies (HOTLINE_TRUSTED_PROXIES), and no other service is reached through a proxy.
+        # uvicorn would take X-Forwarded-For from any loopback peer; intake and the console trust only
+        # their configured proxies (`proxy_middleware`), and no other service is reached through a proxy.
         proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.graceful_timeout) + 5,
     )
+
+
+def proxy_middleware(trusted_proxies: list[str]) -> list[Middleware]:
+    """`request.client` becomes the client a trusted proxy names in X-Forwarded-For; with no proxy
+    configured the header is ignored, so a client cannot pose as another to dodge per-client limits."""
+    if not trusted_proxies:
+        return []
+    return [Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)]
 
 
 def health_routes(redis: Redis) -> list[Route]:

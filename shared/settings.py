@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
+from pydantic import AfterValidator, AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(__file__).with_name("data")
@@ -45,6 +47,25 @@ class CommonSettings(BaseSettings):
     taxonomy_path: Path = DATA_DIR / "taxonomy.yaml"
     routing_path: Path = DATA_DIR / "routing.yaml"
     gazetteer_path: Path = DATA_DIR / "gazetteer.yaml"
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR") from None
+    return value.strip()
+
+
+class ProxiedSettings(CommonSettings):
+    """A service people reach through the ingress (intake, the console): who the client is, per-client
+    limits and logs depend on which peers may name it."""
+
+    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = Field(
+        default=[],
+        description="Addresses or CIDRs of the proxies (the ingress) whose X-Forwarded-For names the client;"
+        " from any other peer the header is ignored, so per-client limits cannot be dodged by sending it",
+    )
 
 
 def refuse_dev_credentials(settings: CommonSettings, in_use: list[str]) -> None:

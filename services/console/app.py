@@ -28,7 +28,7 @@ from services.console.settings import (
 from services.console.web import Console, RefusedError, SignInRequiredError, to_sign_in
 from services.intake.actions import Actions
 from shared.bus import redis_client
-from shared.service import closing_lifespan, health_routes
+from shared.service import closing_lifespan, health_routes, proxy_middleware
 
 log = logging.getLogger("hotline.console")
 STATIC = Path(__file__).with_name("static")
@@ -121,6 +121,8 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=closing_lifespan(redis, log, settings.dev_credentials_in_use()),
+        # Behind the ingress every peer is the ingress: the sign-in throttle counts the client it names.
+        middleware=proxy_middleware(settings.trusted_proxies),
         exception_handlers={
             SignInRequiredError: sign_in_first,
             RefusedError: refused,

@@ -14,6 +14,7 @@ from services.console.i18n import translate
 from services.console.passwords import DECOY, verify_password
 from services.console.sessions import COOKIE, LOGIN_CSRF_COOKIE
 from services.console.web import HOME, Console, RefusedError, lang_of, safe_next
+from services.intake.http import client_ip
 
 log = logging.getLogger("hotline.console")
 
@@ -46,7 +47,7 @@ def routes(console: Console) -> list[Route]:
             raise RefusedError(403, "bad_form")
         user = str(form.get("user") or "").strip()[:100]
         password = str(form.get("password") or "")[:1000]
-        client = request.client.host if request.client else "-"
+        client = client_ip(request)
         who = [f"user:{user}", f"client:{client}"]
         wait = await console.throttle.wait_seconds(who)
         lang = lang_of(request)

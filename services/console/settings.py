@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.console.passwords import is_password_hash
-from shared.settings import CommonSettings, refuse_dev_credentials
+from shared.settings import ProxiedSettings, refuse_dev_credentials
 
 Role = Literal["operator", "department", "supervisor"]
 DEV_SESSION_KEY = "hotline-development-console-session-key"
@@ -43,7 +43,7 @@ class User(BaseModel):
         return self
 
 
-class ConsoleSettings(CommonSettings):
+class ConsoleSettings(ProxiedSettings):
     port: int = 8085
     console_users: dict[str, User] | None = Field(
         default=None,
@@ -57,7 +57,10 @@ class ConsoleSettings(CommonSettings):
         default=False, description="mark cookies Secure (set it wherever the console is served over HTTPS)"
     )
     console_login_attempts: int = Field(
-        default=5, ge=1, description="failed sign-ins per user name (and per client) per window"
+        default=5,
+        ge=1,
+        description="failed sign-ins per user name (ten times as many per client address: the peer, or the"
+        " client a trusted proxy names) per window",
     )
     console_login_window_seconds: int = Field(default=900, ge=10)
     console_poll_seconds: float = Field(default=2.0, gt=0, le=60, description="how often live parts refresh")

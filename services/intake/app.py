@@ -10,7 +10,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.intake import departments, open311, operators, supervisors, surveys, telephony, twilio
 from services.intake.auth_throttle import AuthThrottle, AuthThrottleMiddleware
@@ -21,7 +20,7 @@ from services.intake.openapi import document
 from services.intake.refusals import not_allowed, not_found
 from services.intake.settings import IntakeSettings
 from shared.bus import redis_client
-from shared.service import closing_lifespan, health_routes
+from shared.service import closing_lifespan, health_routes, proxy_middleware
 from shared.taxonomy import load_taxonomy
 
 __all__ = ["IntakeSettings", "create_app"]
@@ -58,8 +57,7 @@ def create_app(settings: IntakeSettings | None = None) -> Starlette:
     # uvicorn's own proxy handling is off (shared/service.py): X-Forwarded-For counts only from the
     # configured proxies, whatever address the service is reached from.
     # The proxy's rewrite comes first, so the throttle sees the client, not the ingress.
-    middleware = [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)]
-    middleware = middleware if settings.trusted_proxies else []
+    middleware = proxy_middleware(settings.trusted_proxies)
     throttle = AuthThrottle(
         redis, settings.auth_failure_limit, settings.auth_failure_window_seconds, registry
     )

@@ -3,7 +3,6 @@ box; every one of them must be replaced in production (intake logs a warning whi
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from services.intake.credentials import token_hash
 from services.intake.public_place import Shown
-from shared.settings import CommonSettings, refuse_dev_credentials
+from shared.settings import ProxiedSettings, refuse_dev_credentials
 from shared.standard_webhooks import secret_bytes
 
 DEV_SECRET = "whsec_aG90bGluZS1kZXZlbG9wbWVudC1zZWNyZXQ="  # "hotline-development-secret"
@@ -55,15 +54,7 @@ def _webhook_secrets(value: list[str]) -> list[str]:
 WebhookSecrets = Annotated[list[str], AfterValidator(_webhook_secrets)]
 
 
-def _network(value: str) -> str:
-    try:
-        ipaddress.ip_network(value.strip(), strict=False)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address or CIDR") from None
-    return value.strip()
-
-
-class IntakeSettings(CommonSettings):
+class IntakeSettings(ProxiedSettings):
     port: int = 8080
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     caller_hash_key: str = Field(
@@ -122,11 +113,6 @@ class IntakeSettings(CommonSettings):
         " the client gets 429 on every request until the window ends",
     )
     auth_failure_window_seconds: int = Field(default=300, ge=1)
-    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = Field(
-        default=[],
-        description="Addresses or CIDRs of the proxies (the ingress) whose X-Forwarded-For names the client;"
-        " from any other peer the header is ignored, so per-client limits cannot be dodged by sending it",
-    )
     timezone: str = Field(default="UTC", description="The zone Open311 datetimes are written in")
     open311_public_location: list[Shown] = Field(
         default=["street", "rounded"],

@@ -11,7 +11,7 @@ import pytest
 from services.dispatch.routing import load_routing
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from shared.settings import DATA_DIR, CommonSettings
+from shared.settings import DATA_DIR, CommonSettings, ProxiedSettings
 from shared.taxonomy import load_taxonomy
 from tests.deploy.manifests import (
     BASE,
@@ -265,6 +265,16 @@ def test_intake_trusts_x_forwarded_for_only_from_the_ingress_and_the_ingress_rou
     public = [r.path for r in create_app(IntakeSettings()).routes if r.path not in internal]  # type: ignore[attr-defined]
     assert {"/v1/webhooks/telephony", "/open311/v2/requests{fmt:open311_fmt}"} <= set(public)
     assert [p for p in public if not any(p.startswith(f"{prefix}/") for prefix in prefixes)] == []
+
+
+def test_the_console_reads_the_record_and_trusts_x_forwarded_for_only_from_the_ingress() -> None:
+    (container,) = [
+        c for where, c in _containers(base_resources()) if where.startswith("Deployment/hotline-console/")
+    ]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    trusted = ProxiedSettings(trusted_proxies=json.loads(env["HOTLINE_TRUSTED_PROXIES"])).trusted_proxies
+    assert trusted and "0.0.0.0/0" not in trusted
+    assert env["DATABASE_URL"].startswith("postgresql://")
 
 
 def test_monitors_select_every_service_on_its_http_port() -> None:
