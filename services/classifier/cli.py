@@ -95,11 +95,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     train_urgency = commands.add_parser(
         "train-urgency", help="train the urgency model (emergency or not) from a labelled CSV"
     )
-    train_urgency.add_argument("--data", type=Path, required=True)
+    train_urgency.add_argument(
+        "--data", type=Path, required=True, action="append", help="a labelled CSV; repeat for more files"
+    )
     train_urgency.add_argument("--text-col", required=True)
     train_urgency.add_argument("--label-col", required=True)
     train_urgency.add_argument(
         "--positive", default="emergency", help="the label of emergencies; any other label is not one"
+    )
+    train_urgency.add_argument(
+        "--exclude",
+        type=_column_value,
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="leave out the rows with this value (a held-out part: --exclude half=D); repeatable",
     )
     train_urgency.add_argument("--out", type=Path, required=True, help="the model file (JSON) to write")
     train_urgency.set_defaults(func=train_urgency_command)
@@ -253,16 +263,28 @@ def predict_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _column_value(text: str) -> tuple[str, str]:
+    column, sep, value = text.partition("=")
+    if not sep or not column:
+        raise argparse.ArgumentTypeError(f"{text!r} is not COLUMN=VALUE")
+    return column, value
+
+
 def train_urgency_command(args: argparse.Namespace) -> int:
+    texts: list[str] = []
+    labels: list[str] = []
     try:
-        texts, labels = read_labelled_csv(args.data, args.text_col, args.label_col)
+        for path in args.data:
+            more_texts, more_labels = read_labelled_csv(path, args.text_col, args.label_col, args.exclude)
+            texts += more_texts
+            labels += more_labels
     except DataError as exc:
         return _fail(str(exc))
     emergency = [label == args.positive for label in labels]
     try:
         model = UrgencyModel.train(texts, emergency)
     except ValueError as exc:
-        return _fail(f"{args.data}: {exc} (labels {args.positive!r} and others)")
+        return _fail(f"{', '.join(map(str, args.data))}: {exc} (labels {args.positive!r} and others)")
     try:
         model.save(args.out)
     except OSError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -35,9 +36,17 @@ def _read_columns(path: Path, wanted: tuple[str, ...]) -> list[tuple[str, ...]]:
         raise DataError(f"{path}: cannot read CSV: {exc}") from None
 
 
-def read_labelled_csv(path: Path, text_col: str, label_col: str) -> tuple[list[str], list[str]]:
-    """Texts and labels of every row where both are non-empty."""
-    rows = [(text, label) for text, label in _read_columns(path, (text_col, label_col)) if text and label]
+def read_labelled_csv(
+    path: Path, text_col: str, label_col: str, exclude: Sequence[tuple[str, str]] = ()
+) -> tuple[list[str], list[str]]:
+    """Texts and labels of every row where both are non-empty, but for rows holding an `exclude` (column,
+    value): a held-out part of a file is left out of training by naming it, not by keeping a second copy."""
+    wanted = (text_col, label_col, *(column for column, _ in exclude))
+    rows = [
+        (text, label)
+        for text, label, *others in _read_columns(path, wanted)
+        if text and label and not any(value == v for value, (_, v) in zip(others, exclude, strict=True))
+    ]
     if not rows:
         raise DataError(f"{path}: no rows with both {text_col!r} and {label_col!r}")
     return [text for text, _ in rows], [label for _, label in rows]

@@ -100,8 +100,17 @@ def test_train_urgency_writes_a_model_the_worker_can_load(
     out = tmp_path / "urgency.json"
     args = ["model", "train-urgency", "--data", str(EVAL), "--text-col", "text", "--label-col", "label"]
     assert main([*args, "--out", str(out)]) == 0
+    assert UrgencyModel.load(out).trained_on == 1206
+    assert main([*args, "--exclude", "half=D", "--out", str(out)]) == 0
     model = UrgencyModel.load(out)
-    assert model.trained_on == 836
+    assert model.trained_on == 836  # the held-out part D (370 rows) left out
     assert model.score("楼道里一股煤气味") > model.score("路灯坏了")
     assert main([*args[:-1], "kind", "--out", str(out), "--positive", "nothing"]) == 2
     assert "both" in capsys.readouterr().err
+
+
+def test_train_urgency_exclude_needs_a_column_and_a_value(tmp_path: Path) -> None:
+    args = ["model", "train-urgency", "--data", str(EVAL), "--text-col", "text", "--label-col", "label"]
+    with pytest.raises(SystemExit):
+        main([*args, "--exclude", "halfD", "--out", str(tmp_path / "u.json")])
+    assert main([*args, "--exclude", "nosuchcolumn=D", "--out", str(tmp_path / "u.json")]) == 2
