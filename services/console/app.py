@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
@@ -94,7 +95,7 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
         return console.render(request, "error.html", session, status=exc.status, key=exc.key, code=exc.status)
 
     async def unavailable(request: Request, exc: Exception) -> Response:
-        log.warning("redis unavailable: %s", type(exc).__name__)
+        log.warning("storage unavailable: %s", type(exc).__name__)
         return PlainTextResponse(
             "storage unavailable, retry in a moment", status_code=503, headers={"Retry-After": "5"}
         )
@@ -127,7 +128,10 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
             SignInRequiredError: sign_in_first,
             RefusedError: refused,
             RedisError: unavailable,
-            ConnectionError: unavailable,
+            # Redis, or the record read back for a ticket that left Redis (asyncpg's connect raises
+            # OSError, or TimeoutError, one of them, when the server is away).
+            OSError: unavailable,
+            asyncpg.PostgresError: unavailable,
         },
     )
     app.state.console = console

@@ -18,6 +18,7 @@ from services.insight.plan_data import PLAN
 from services.insight.problem_store import load_problems
 from services.insight.state import EMERGING, FORECAST, load_all_episodes, split_series
 from shared.bus import as_str
+from shared.rehydration import RecordReader
 from shared.status import CLOSED, Status
 from shared.store import Ticket, TicketStore, keys
 
@@ -71,8 +72,10 @@ def row_of(ticket: Ticket, now: datetime) -> Row:
 
 
 class Reads:
-    def __init__(self, redis: Redis, min_volume: int) -> None:
-        self.redis, self.store, self.min_volume = redis, TicketStore(redis), min_volume
+    def __init__(self, redis: Redis, min_volume: int, record: RecordReader | None) -> None:
+        """`record`: where a ticket that left Redis is read back from (the ticket page only: the lists
+        show what Redis holds, and a closed ticket leaves them before it leaves Redis)."""
+        self.redis, self.store, self.min_volume = redis, TicketStore(redis, record), min_volume
         self._hmget_many = redis.register_script(_HMGET_MANY)
         self._cache: dict[str, tuple[float, Any]] = {}
 
@@ -83,7 +86,8 @@ class Reads:
             pipe.zrange(keys.review, 0, REVIEW_PAGE - 1)
             pipe.zcard(keys.review)
             ids, total = await pipe.execute()
-        tickets = await self.store.get_many([as_str(i) for i in ids if isinstance(i, bytes | str)])
+        named = [as_str(i) for i in ids if isinstance(i, bytes | str)]
+        tickets = await self.store.get_many(named, rehydrate=False)
         rows = [
             row_of(t, now)
             for t in tickets
@@ -107,7 +111,7 @@ class Reads:
             at = dispatch_due if status in ("dispatched", "coordinator") else feedback_due
             due.append((datetime.fromisoformat(at) if at else far, ticket_id))
         due.sort()
-        page = await self.store.get_many([ticket_id for _, ticket_id in due[:INBOX_PAGE]])
+        page = await self.store.get_many([ticket_id for _, ticket_id in due[:INBOX_PAGE]], rehydrate=False)
         rows = [row_of(t, now) for t in page if t is not None]
         return rows, len(due), sum(at < now for at, _ in due)
 
@@ -134,6 +138,8 @@ class Reads:
         return {"review": int(found[0]), **{d: int(n) for d, n in zip(departments, found[1:], strict=True)}}
 
     async def ticket(self, ticket_id: str) -> tuple[Ticket | None, list[dict[str, Any]]]:
+        """The ticket and its timeline; one that left Redis is brought back from the record (as Open311
+        does), so a link in an old e-mail or a search over history still opens it."""
         ticket = await self.store.get(ticket_id)
         return ticket, (await self.store.history(ticket_id) if ticket else [])
 

@@ -107,5 +107,6 @@ async def search(reads: Reads, query: Query) -> Found:
             for ticket_id, values in await reads.fields(ids, query.fields)
             if values[0] is not None and query.matches(dict(zip(query.fields, values, strict=True)))
         ]
-        out += [t for t in await reads.store.get_many(hits[: LIMIT - len(out)], fields=FIELDS) if t]
+        wanted = hits[: LIMIT - len(out)]
+        out += [t for t in await reads.store.get_many(wanted, fields=FIELDS, rehydrate=False) if t]
     return Found(out, scanned, complete)

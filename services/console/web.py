@@ -23,6 +23,7 @@ from services.console.reads import Reads
 from services.console.sessions import COOKIE, LoginThrottle, Session, Sessions
 from services.console.settings import ConsoleSettings, Role, User
 from services.intake.actions import Actions
+from shared.rehydration import reader_for
 
 TEMPLATES = Path(__file__).with_name("templates")
 LANG_COOKIE = "hotline_lang"
@@ -61,7 +62,9 @@ class Console:
         s = self.settings
         self.sessions = Sessions(self.redis, s.console_session_key, s.console_session_seconds)
         self.throttle = LoginThrottle(self.redis, s.console_login_attempts, s.console_login_window_seconds)
-        self.reads = Reads(self.redis, s.min_volume)
+        # Strict: with PostgreSQL out of reach the page of a ticket Redis no longer holds is a 503 (try
+        # again), not a 404 that tells the operator the ticket does not exist.
+        self.reads = Reads(self.redis, s.min_volume, reader_for(s.database_url, strict=True))
         # With the system of record, search covers every ticket ever recorded, not only Redis's.
         self.history = History(s.database_url) if s.database_url else None
         self.zone = ZoneInfo(s.timezone)

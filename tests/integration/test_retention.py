@@ -1,6 +1,6 @@
 """Redis stays flat, on a real Redis and a real PostgreSQL: a closed ticket leaves Redis only once the
 recorder has written its final state, the Open311 reads find it in the record, and whatever concerns it
-later (a citizen's comment, a reopening) brings it back from there."""
+later (a citizen's comment, a reopening, the console's ticket page) brings it back from there."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from shared.effects import StoreWrite
 from shared.events import TicketReopened, utcnow
 from shared.settings import DATA_DIR
 from shared.store import TicketStore, iso, keys, updates_bucket
+from tests.integration.console_support import console_client, sign_in
 from tests.integration.dispatch_support import Harness
 from tests.integration.intake_support import classified_utilities, intake_client
 from tests.integration.test_intake_open311 import department_action
+from tools.embedded import free_port
 
 pytestmark = pytest.mark.redis
 BASE = "/open311/v2"
@@ -192,6 +194,33 @@ async def test_open_tickets_and_changes_after_the_recorders_write_stay(
     result = await _sweep(redis, database_url)
     assert (result.closed, result.evicted, result.unrecorded) == (1, 0, 1)
     assert (await _in_redis(redis, changed))["hash"] and (await _in_redis(redis, still_open))["hash"]
+
+
+async def test_the_consoles_ticket_page_opens_an_evicted_ticket_from_its_record(
+    redis: Redis, redis_url: str, database_url: str, recorder: RecorderWorker, open311: httpx.AsyncClient
+) -> None:
+    ticket_id = await _resolved_ticket(open311, redis, "Broken hydrant outside number 12")
+    await recorder.record_tickets_once()
+    assert (await _sweep(redis, database_url)).evicted == 1
+
+    async with console_client(redis_url, DATABASE_URL=database_url) as console:
+        assert (await sign_in(console, "operator")).status_code == 303
+        page = await console.get(f"/tickets/{ticket_id}")
+        assert page.status_code == 200
+        assert "Broken hydrant outside number 12" in page.text
+        assert "main repaired" in page.text  # the timeline, from the record's history
+        assert (await console.get("/tickets/T-never-was")).status_code == 404
+    async with console_client(redis_url, DATABASE_URL=database_url) as console:
+        await sign_in(console, "environment_bureau")
+        assert (await console.get(f"/tickets/{ticket_id}")).status_code == 403  # not its ticket
+
+    assert (await _sweep(redis, database_url)).evicted == 1
+    # The record out of reach: "try again", not "no such ticket".
+    away = f"postgresql://hotline@127.0.0.1:{free_port()}/hotline"
+    async with console_client(redis_url, DATABASE_URL=away) as console:
+        await sign_in(console, "operator")
+        answer = await console.get(f"/tickets/{ticket_id}")
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
 
 
 async def _history(database_url: str, ticket_id: str) -> list[str]:
