@@ -94,7 +94,14 @@ async def post_calls(
                         break
                     progress.advance(task)
 
-            await asyncio.gather(*(sender() for _ in range(concurrency)))
+            # A TaskGroup, not gather: when one sender fails the others are cancelled before the client
+            # closes, instead of going on posting (and leaking sockets) after the caller has its error.
+            try:
+                async with asyncio.TaskGroup() as senders:
+                    for _ in range(concurrency):
+                        senders.create_task(sender())
+            except ExceptionGroup as failed:  # the caller wants the first error, as from gather
+                raise failed.exceptions[0] from None
     return tickets
 
 

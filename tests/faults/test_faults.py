@@ -56,6 +56,12 @@ async def stack(own_redis: EmbeddedRedis, tmp_path: Path, department: Recorder) 
         yield running
     finally:
         await asyncio.to_thread(running.stop)
+        # A 500 fails a test with nothing but its status; the traceback is in the service's log, shown
+        # with the failure (pytest prints a failed test's captured output).
+        for log in sorted((tmp_path / "logs").glob("*.log")):
+            text = log.read_text(errors="replace")
+            if "unhandled error" in text:
+                print(f"--- {log.name}\n{text[max(0, text.index('unhandled error') - 200) :][:6000]}")
 
 
 async def assert_each_delivered_once(
