@@ -235,6 +235,12 @@ REDIS_KEYS: tuple[RedisKey, ...] = (
         also=(ANY, RECORDER),
     ),
     RedisKey(
+        f"{P}:recorder:evicted",
+        STRING,
+        RECORDER,
+        "how many tickets the retention ever removed; while absent, no store asks PostgreSQL for a ticket",
+    ),
+    RedisKey(
         f"{P}:updates:{{hour}}",
         SET,
         INTAKE,

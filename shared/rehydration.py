@@ -10,6 +10,7 @@ list, at the same positions, so Open311 update ids stay what they were.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from shared.store import iso
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 2.0
+# Misses come in bursts (a batch that reopens evicted tickets); a connection idle this long is closed.
+POOL_SIZE = 2
+IDLE_SECONDS = 60.0
 
 # Filled by the database, not a field of the store's hash.
 NOT_FIELDS = ("ticket_id", "extra", "recorded_at")
@@ -55,20 +59,47 @@ def hash_fields(row: asyncpg.Record) -> dict[str, str]:
 
 
 class RecordReader:
-    """Reads tickets back from the record. One connection per read, closed after it: reads happen only
-    when Redis misses a ticket, rarely enough that a pool held by every process would cost more."""
+    """Reads tickets back from the record through a small pool, opened at the first read (a process that
+    never misses a ticket never connects) and shared by every store of the process (`reader_for`)."""
 
     def __init__(self, url: str, *, strict: bool = False) -> None:
         """`strict`: an unreachable record raises (a reader answering a person says 503, not 404)."""
         self.url = url
         self.strict = strict
+        self._pool: asyncpg.Pool | None = None
+        # A pool serves the event loop it was opened in only; a process running a second loop (a CLI's
+        # second asyncio.run, a test) gets a pool of its own there.
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._loop is not loop:
+            pool = await asyncpg.create_pool(
+                asyncpg_dsn(self.url),
+                min_size=0,
+                max_size=POOL_SIZE,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                max_inactive_connection_lifetime=IDLE_SECONDS,
+            )
+            if self._pool is not None and self._loop is loop:  # another read opened one meanwhile
+                await pool.close()
+            else:
+                self._pool, self._loop = pool, loop
+        assert self._pool is not None
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None and self._loop is asyncio.get_running_loop():
+            await self._pool.close()
+        self._pool = self._loop = None
 
     async def tickets(self, ticket_ids: list[str]) -> dict[str, Recorded]:
         """The recorded tickets among `ticket_ids` (an id the record does not have is left out)."""
         if not ticket_ids:
             return {}
         try:
-            conn = await asyncpg.connect(asyncpg_dsn(self.url), timeout=CONNECT_TIMEOUT_SECONDS)
+            pool = await self._open_pool()
+            conn = await pool.acquire(timeout=CONNECT_TIMEOUT_SECONDS)
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
             if self.strict:
                 raise
@@ -87,7 +118,7 @@ class RecordReader:
                 [r["ticket_id"] for r in rows],
             )
         finally:
-            await conn.close()
+            await pool.release(conn)
         history: dict[str, list[str]] = {}
         for e in entries:
             history.setdefault(e["ticket_id"], []).append(e["entry"])
@@ -97,6 +128,20 @@ class RecordReader:
         }
 
 
+_READERS: dict[tuple[str, bool], RecordReader] = {}
+
+
 def reader_for(url: str | None, *, strict: bool = False) -> RecordReader | None:
-    """A reader of the record at `url`; None without a database (then nothing is ever evicted)."""
-    return RecordReader(url, strict=strict) if url else None
+    """The process's reader of the record at `url` (one pool however many stores read it); None without a
+    database (then nothing is ever evicted)."""
+    if not url:
+        return None
+    if (url, strict) not in _READERS:
+        _READERS[url, strict] = RecordReader(url, strict=strict)
+    return _READERS[url, strict]
+
+
+async def close_readers() -> None:
+    """Close the pools the process's readers opened in this event loop (at a service's shutdown)."""
+    for reader in _READERS.values():
+        await reader.close()

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from shared.bus import redis_ready
+from shared.rehydration import close_readers
 from shared.settings import CommonSettings
 
 
@@ -72,8 +73,8 @@ def health_routes(redis: Redis) -> list[Route]:
 def closing_lifespan(
     redis: Redis, log: logging.Logger, dev_credentials: list[str]
 ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-    """A Starlette service's lifespan: warn while development credentials are in use, close Redis at the
-    end."""
+    """A Starlette service's lifespan: warn while development credentials are in use, close the record's
+    pools and Redis at the end."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -82,6 +83,7 @@ def closing_lifespan(
                 "development credentials in use (set them for production): %s", ", ".join(dev_credentials)
             )
         yield
+        await close_readers()
         await redis.aclose()
 
     return lifespan

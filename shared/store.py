@@ -59,6 +59,10 @@ class keys:
     # changed (`MARK_CHANGED`): the recorder's to-do list, and what says a ticket is not yet recorded.
     unrecorded = f"{PREFIX}:recorder:unrecorded"
 
+    # How many tickets the recorder's retention has removed from Redis, ever. While it is 0 (absent) a
+    # ticket missing from Redis was never recorded-then-removed, so no store asks PostgreSQL for it.
+    evicted = f"{PREFIX}:recorder:evicted"
+
     @staticmethod
     def updates(hour: int) -> str:
         """The ids of the tickets whose status changed in this hour (seconds since the epoch // 3600)."""
@@ -293,12 +297,7 @@ class TicketStore:
             pipe.eval(_APPLY, len(script_keys), *script_keys, *args)
 
     async def get(self, ticket_id: str) -> Ticket | None:
-        if not names_a_ticket(ticket_id):
-            return None
-        raw: dict[Any, Any] = await self.redis.hgetall(keys.ticket(ticket_id))
-        if not raw and self.record is not None:
-            raw = (await self.rehydrate([ticket_id])).get(ticket_id, {})
-        return _ticket(ticket_id, raw)
+        return (await self.get_many([ticket_id]))[0]
 
     async def get_or_raise(self, ticket_id: str) -> Ticket:
         ticket = await self.get(ticket_id)
@@ -318,17 +317,26 @@ class TicketStore:
             named = [t for t in ticket_ids if names_a_ticket(t)]
             found = dict(zip(named, await self.get_many(named, fields, rehydrate=rehydrate), strict=True))
             return [found.get(t) for t in ticket_ids]
+        # The revision is on every hash: read with the fields, it tells a ticket that has none of them
+        # from a ticket that is not in Redis, which alone may have to come back from the record.
+        read = None if fields is None else [*fields, REVISION_FIELD]
         async with self.redis.pipeline(transaction=False) as pipe:
             for ticket_id in ticket_ids:
-                if fields is None:
+                if read is None:
                     pipe.hgetall(keys.ticket(ticket_id))
                 else:
-                    pipe.hmget(keys.ticket(ticket_id), fields)
-            rows: list[Any] = await pipe.execute()
+                    pipe.hmget(keys.ticket(ticket_id), read)
+            # Read after the hashes: a ticket removed before its hash was read has been counted here.
+            pipe.get(keys.evicted)
+            *rows, evicted = await pipe.execute()
+        missing = [
+            t
+            for t, raw in zip(ticket_ids, rows, strict=True)
+            if (not raw if read is None else all(v is None for v in raw))
+        ]
         if fields is not None:
-            rows = [{f: v for f, v in zip(fields, row, strict=True) if v is not None} for row in rows]
-        missing = [t for t, raw in zip(ticket_ids, rows, strict=True) if not raw]
-        if missing and rehydrate and self.record is not None:
+            rows = [{f: v for f, v in zip(fields, row[:-1], strict=True) if v is not None} for row in rows]
+        if missing and int(evicted or 0) > 0 and rehydrate and self.record is not None:
             back = await self.rehydrate(missing)
             rows = [
                 raw or {f: v for f, v in back.get(t, {}).items() if fields is None or f in fields}

@@ -32,6 +32,7 @@ from shared.codec import DATA_FIELD, PoisonError, decode, pack
 from shared.effects import BatchHandler, Effects
 from shared.events import Event
 from shared.metrics import WorkerMetrics
+from shared.rehydration import close_readers
 from shared.settings import CommonSettings
 from shared.store import TicketStore, check_write
 
@@ -555,6 +556,7 @@ class Worker:
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await close_readers()
 
     def asgi(self, broker: RedisBroker, extra_routes: Sequence[tuple[str, Any]] = ()) -> AsgiFastStream:
         """The service's process: the read and claim loops plus /metrics, /livez and /readyz."""

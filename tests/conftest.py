@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from shared.bus import init_streams, redis_client
 from shared.db import migrate
 from shared.db.urls import asyncpg_dsn
+from shared.rehydration import close_readers
 from tools.embedded import EmbeddedRedis
 from tools.embedded_postgres import EmbeddedPostgres
 
@@ -37,6 +38,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.flushdb()
     await init_streams(client)
     yield client
+    await close_readers()  # the record's pools the test's stores opened in this event loop
     await client.aclose()
 
 

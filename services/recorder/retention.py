@@ -30,7 +30,8 @@ from shared.status import CLOSED
 from shared.store import REVISION_FIELD, keys, updates_bucket
 
 # KEYS: hash, history, applied set, the recorder's to-do list, by_created, the department's open set
-# (or the hash again when none), the review queue, then the hour sets of the ticket's status changes.
+# (or the hash again when none), the review queue, the eviction count (readers skip PostgreSQL while it
+# is 0), then the hour sets of the ticket's status changes.
 # ARGV: ticket id, the revision the record holds, then the closed statuses.
 _EVICT = """
 local id = ARGV[1]
@@ -44,7 +45,8 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[5], id)
 if KEYS[6] ~= KEYS[1] then redis.call('ZREM', KEYS[6], id) end
 redis.call('ZREM', KEYS[7], id)
-for i = 8, #KEYS do redis.call('SREM', KEYS[i], id) end
+redis.call('INCR', KEYS[8])
+for i = 9, #KEYS do redis.call('SREM', KEYS[i], id) end
 return 1
 """
 
@@ -128,6 +130,7 @@ async def _evict(redis: Redis, ticket_ids: list[str], states: dict[str, dict[str
                 keys.department_open(department) if department else keys.ticket(ticket_id),
                 # A ticket queued before closing pruned the queue would otherwise stay there for ever.
                 keys.review,
+                keys.evicted,
                 *hours,
             ]
             pipe.eval(
@@ -144,6 +147,31 @@ def _status_changes(history: list[bytes | str]) -> list[datetime]:
         if "status" in entry and entry.get("at"):
             out.append(datetime.fromisoformat(str(entry["at"])))
     return out
+
+
+# The newest recorded tickets checked against Redis while nothing was evicted (`guard_skipped_reads`).
+GUARD_SAMPLE = 100
+
+
+async def guard_skipped_reads(redis: Redis, newest_recorded: Callable[[int], Awaitable[list[str]]]) -> bool:
+    """While `keys.evicted` is absent, stores take a ticket Redis lacks for one the record lacks too and
+    never ask PostgreSQL. A record holding tickets Redis lacks without an eviction (Redis lost and started
+    empty, or restored from an older backup) breaks that: if any of the newest recorded tickets is not in
+    Redis, set the count so stores ask the record again. True when it did."""
+    if await redis.exists(keys.evicted):
+        return False
+    ids = await newest_recorded(GUARD_SAMPLE)
+    if not ids:
+        return False
+    async with redis.pipeline(transaction=False) as pipe:
+        for ticket_id in ids:
+            pipe.exists(keys.ticket(ticket_id))
+        held = await pipe.execute()
+    if all(held):
+        return False
+    await redis.set(keys.evicted, 1, nx=True)
+    log.warning("retention: the record holds tickets Redis lacks; reads of a missing ticket ask the record")
+    return True
 
 
 class Retention:
@@ -187,8 +215,15 @@ class Retention:
         )
         return {r["ticket_id"]: int(r["rev"]) for r in rows}
 
+    async def newest_recorded(self, count: int) -> list[str]:
+        rows = await (await self.database.pool()).fetch(
+            "SELECT ticket_id FROM tickets ORDER BY received_at DESC LIMIT $1", count
+        )
+        return [r["ticket_id"] for r in rows]
+
     async def once(self, stop: asyncio.Event) -> Sweep:
         await self.database.until_done(self._probe, stop)
+        await guard_skipped_reads(self.redis, self.newest_recorded)
         result = await sweep(self.redis, self.revisions, self.retention, datetime.now(UTC))
         self.evicted.inc(result.evicted)
         self.waiting.set(result.unrecorded)

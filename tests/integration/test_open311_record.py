@@ -67,6 +67,7 @@ async def recorded(database_url: str) -> str:
 
 @pytest.fixture
 async def open311(redis: Redis, redis_url: str, recorded: str) -> AsyncIterator[httpx.AsyncClient]:
+    await redis.set(keys.evicted, 1)  # TOLD1 was recorded and left Redis
     async with intake_client(redis_url, DATABASE_URL=recorded, timezone="Asia/Shanghai") as client:
         yield client
 
@@ -113,6 +114,14 @@ async def test_asked_for_by_id_it_comes_back_into_redis_as_recorded(
 
 
 async def test_the_record_out_of_reach_is_a_503_not_a_500(redis: Redis, redis_url: str) -> None:
+    await redis.set(keys.evicted, 1)
     async with intake_client(redis_url, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none") as client:
         assert (await client.get(f"{BASE}/requests/TOLD1.json")).status_code == 503
         assert (await client.get(f"{BASE}/requests.json")).status_code == 503
+
+
+async def test_while_no_ticket_ever_left_redis_a_miss_does_not_ask_the_record(
+    redis: Redis, redis_url: str
+) -> None:
+    async with intake_client(redis_url, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none") as client:
+        assert (await client.get(f"{BASE}/requests/TOLD1.json")).status_code == 404

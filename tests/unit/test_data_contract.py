@@ -69,6 +69,7 @@ def test_every_key_the_services_spell_is_declared() -> None:
         keys.history("T"),
         keys.by_created,
         keys.unrecorded,
+        keys.evicted,
         keys.updates(1),
         keys.labels,
         keys.department_open("d"),
