@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.recorder.app import RecorderSettings, RecorderWorker, build
+from services.recorder.database import Ticket
 from shared import streams
 from shared.codec import DATA_FIELD, pack
 from shared.db.urls import asyncpg_dsn
@@ -212,3 +213,48 @@ async def test_a_ticket_is_written_once_it_has_settled_not_at_each_change(
     assert await recorder.record_tickets_once() == 0
     recorder.settle = 0.0
     assert await recorder.record_tickets_once() == 1
+
+
+async def test_a_replica_writing_an_older_state_late_leaves_the_newer_one_another_replica_wrote(
+    redis: Redis, recorder: RecorderWorker, redis_url: str, database_url: str, pg: asyncpg.Connection
+) -> None:
+    """Two replicas read the same to-do list. One reads a ticket, and before it commits the ticket changes
+    and the other replica records the newer state: the late commit changes nothing, and the ticket is not
+    left off the to-do list with an older state in the record."""
+    other, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, settle_seconds=0))
+    store = TicketStore(redis)
+    at = "2026-11-20T08:00:00+00:00"
+    await store.apply(
+        StoreWrite(
+            "T1",
+            "e1",
+            fields={"status": "received", "received_at": at},
+            history={"at": at, "event": "received"},
+        ),
+        scope="intake",
+    )
+    write = recorder.database.write_tickets
+
+    async def late(snapshots: list[Ticket]) -> list[tuple[int, str]]:
+        assert [(t.ticket_id, t.rev) for t in snapshots] == [("T1", 1)]
+        resolved = "2026-11-20T09:00:00+00:00"
+        await store.apply(
+            StoreWrite(
+                "T1", "e2", fields={"status": "resolved"}, history={"at": resolved, "event": "resolved"}
+            ),
+            scope="dispatch",
+        )
+        assert await other.record_tickets_once() == 1
+        return await write(snapshots)
+
+    recorder.database.write_tickets = late  # type: ignore[method-assign]
+    try:
+        await recorder.record_tickets_once()
+    finally:
+        await other.database.close()
+        await other.redis.aclose()
+    row = await pg.fetchrow("SELECT * FROM tickets WHERE ticket_id = 'T1'")
+    assert row["rev"] == 2 and row["status"] == "resolved"
+    assert ticket_matches_row(await redis.hgetall(keys.ticket("T1")), row) == []
+    assert await pg.fetchval("SELECT count(*) FROM ticket_history WHERE ticket_id = 'T1'") == 2
+    assert await redis.zcard(keys.unrecorded) == 0
