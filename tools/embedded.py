@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import redis
 
@@ -54,22 +56,60 @@ def free_port_block(n: int, low: int = 20_000, high: int = 32_000) -> int:
     raise RuntimeError(f"no {n} consecutive free ports between {low} and {high}")
 
 
-class EmbeddedRedis:
+class EmbeddedServer:
+    """A server run as a child process on a local port, keeping its data in a directory (a temporary
+    one of its own, removed on close, unless one is given)."""
+
+    stop_signal = signal.SIGTERM
+    stop_timeout = 10.0
+
+    def __init__(self, data_dir: Path | None, port: int | None, prefix: str) -> None:
+        self._own_dir = data_dir is None
+        # Absolute: servers change into their data directory before opening files named relative to it.
+        self.data_dir = (data_dir or Path(tempfile.mkdtemp(prefix=prefix))).resolve()
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> Self:
+        raise NotImplementedError
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else self.stop_signal)
+        try:
+            self.process.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class EmbeddedRedis(EmbeddedServer):
     def __init__(
         self, data_dir: Path | None = None, port: int | None = None, appendfsync: str = "everysec"
     ) -> None:
-        self._own_dir = data_dir is None
-        # Absolute: redis-server changes into --dir before it opens --logfile, so a relative path breaks.
-        self.data_dir = (data_dir or Path(tempfile.mkdtemp(prefix="hotline-redis-"))).resolve()
-        self.port = port or free_port()
+        super().__init__(data_dir, port, prefix="hotline-redis-")
         self.appendfsync = appendfsync
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+    def start(self, timeout: float = 10.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
@@ -111,30 +151,3 @@ class EmbeddedRedis:
                     time.sleep(0.05)
         finally:
             client.close()
-
-    def stop(self, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        if kill:
-            self.process.kill()
-        else:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def close(self) -> None:
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -20,10 +20,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-from tools.embedded import free_port
+from tools.embedded import EmbeddedServer
 
 RUN_AS_ROOT = "nobody"
 
@@ -56,12 +55,14 @@ def data_dir_for(path: Path) -> Path:
     return path
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
+    # SIGINT is PostgreSQL's fast shutdown: open sessions are ended, the data is consistent.
+    stop_signal = signal.SIGINT
+    stop_timeout = 30.0
+
     def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
-        self._own_dir = data_dir is None
-        self.data_dir = data_dir_for((data_dir or Path(tempfile.mkdtemp(prefix="hotline-pg-"))).resolve())
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(data_dir, port, prefix="hotline-pg-")
+        self.data_dir = data_dir_for(self.data_dir)
 
     @property
     def url(self) -> str:
@@ -110,7 +111,7 @@ class EmbeddedPostgres:
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stderr.decode(errors='replace')[-2000:]}")
 
-    def start(self, timeout: float = 30.0) -> EmbeddedPostgres:
+    def start(self, timeout: float = 30.0) -> Self:
         self._initdb()
         log = self.log_file.open("ab")
         self._own(self.log_file)
@@ -151,28 +152,3 @@ class EmbeddedPostgres:
                 tail = self.log_file.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"embedded PostgreSQL did not start ({self.log_file}):\n{tail}")
             time.sleep(0.1)
-
-    def stop(self, kill: bool = False) -> None:
-        """SIGINT is PostgreSQL's fast shutdown: open sessions are ended, the data is consistent."""
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def close(self) -> None:
-        self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
