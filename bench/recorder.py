@@ -6,7 +6,7 @@ writes the whole backlog: every event of every ticket stream and every ticket's 
 Printed: events/s and tickets/s it wrote, against what the loop makes at its aim of 1,000 tickets/s
 (events per ticket × 1,000), as a ratio; and bytes per ticket in PostgreSQL (tables and indexes).
 
-    .venv/bin/python bench/recorder.py [--tickets 5000] [--database-url URL]
+    .venv/bin/python bench/recorder.py [--tickets 5000] [--database-url URL] [--profile FILE]
 
 Not part of `make test`.
 """
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import cProfile
 import random
 import sys
 import time
@@ -113,6 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tickets", type=int, default=5000)
     parser.add_argument("--database-url", default=None, help="default: an embedded PostgreSQL")
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="FILE", help="cProfile stats of the recorder's run"
+    )
     args = parser.parse_args()
     print(f"# Recorder benchmark\n{machine()}")
     texts = load_texts()
@@ -132,9 +137,13 @@ def main() -> None:
             stack.stop_service(name)
         pg_pid = stack.embedded_pg.process.pid if stack.embedded_pg and stack.embedded_pg.process else None
         cpu0, pg0 = time.process_time(), cpu_seconds(pg_pid)
-        events, tickets, seconds = asyncio.run(record_backlog(stack.redis_url, stack.database_url))
+        profile = cProfile.Profile() if args.profile else None
+        with profile or contextlib.nullcontext():
+            events, tickets, seconds = asyncio.run(record_backlog(stack.redis_url, stack.database_url))
         recorder_cpu, pg_cpu = time.process_time() - cpu0, cpu_seconds(pg_pid) - pg0
         sizes = asyncio.run(bytes_in_postgres(stack.database_url))
+    if profile is not None:
+        profile.dump_stats(args.profile)
     per_ticket = events / max(1, len(posted))
     need = per_ticket * AIM_TICKETS_PER_SECOND
     print(f"\nOne recorder wrote {events} events and {tickets} ticket states in {seconds:.1f} s:")

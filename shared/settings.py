@@ -31,6 +31,8 @@ class CommonSettings(BaseSettings):
     )
     batch_size: int = Field(default=100, ge=1, le=10_000)
     poll_ms: int = Field(default=100, ge=1, description="XREADGROUP BLOCK time")
+    # After a read that did not fill a batch, wait this long before the next (0: read again at once).
+    read_linger_ms: int = Field(default=0, ge=0)
     # Above the slowest whole batch, or a claimer steals entries still being worked on.
     claim_idle_ms: int = Field(default=30_000, ge=100)
     max_deliveries: int = Field(default=5, ge=1)

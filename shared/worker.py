@@ -501,21 +501,24 @@ class Worker:
 
     # -- wiring ------------------------------------------------------------------------------------
 
-    async def _read_loop(self, consumer: Consumer[Any]) -> None:
-        """XREADGROUP `>` in batches, each processed before the next read.
+    async def _read_loop(self, consumers: Sequence[Consumer[Any]]) -> None:
+        """XREADGROUP `>` in batches, each processed before the next read; several consumers (of one group)
+        are read by one XREADGROUP, their batches handed to `process_read` together.
 
         Our own loop rather than a faststream subscriber: faststream decodes every entry, re-encodes the
         batch as JSON and resolves the handler's dependencies on each batch, which cost as much CPU as the
         work itself (bench/pipeline.py, "Transport"). The entries and the wire format are the same.
         """
         s = self.settings
+        of_stream = {c.stream: c for c in consumers}
+        group = consumers[0].group
         backoff = 0.1
         while not self._stop.is_set():
             try:
                 reply = await self.redis.xreadgroup(
-                    consumer.group,
+                    group,
                     s.consumer_name,
-                    {consumer.stream: ">"},
+                    dict.fromkeys(of_stream, ">"),
                     count=s.batch_size,
                     block=s.poll_ms,
                 )
@@ -524,28 +527,45 @@ class Worker:
                     # The group is gone (a Redis restarted without its data): reading on would skip
                     # or replay at random. Stop as faststream does; the init step recreates groups.
                     log.critical(
-                        "%s: %s has no group %s; stopping", self.service, consumer.stream, consumer.group
+                        "%s: %s has no group %s; stopping", self.service, ", ".join(of_stream), group
                     )
                     signal.raise_signal(signal.SIGTERM)
                     return
-                log.warning("%s: reading %s failed, retrying: %r", self.service, consumer.stream, exc)
+                log.warning("%s: reading %s failed, retrying: %r", self.service, ", ".join(of_stream), exc)
                 await _sleep_unless(self._stop, backoff)
                 backoff = min(5.0, backoff * 2)
                 continue
             backoff = 0.1
-            for _, entries in cast(list[tuple[bytes, list[Entry]]], reply or []):
-                if not entries:
-                    continue
-                try:
-                    await self.process(consumer, entries)
-                except Exception:
-                    # Nothing was acked: the claimer retries the batch after claim_idle_ms.
-                    log.exception("%s: batch of %s failed", self.service, consumer.stream)
+            batches = [
+                (of_stream[as_str(stream)], entries)
+                for stream, entries in cast(list[tuple[bytes, list[Entry]]], reply or [])
+                if entries
+            ]
+            try:
+                await self.process_read(batches)
+            except Exception:
+                # Nothing was acked: the claimer retries the batch after claim_idle_ms.
+                log.exception("%s: batch of %s failed", self.service, ", ".join(of_stream))
+            if s.read_linger_ms and max((len(e) for _, e in batches), default=0) < s.batch_size:
+                # Not a full batch: let the streams fill while we wait, so the next read is one batch of
+                # many entries instead of many batches of a few (each batch costs a commit).
+                await _sleep_unless(self._stop, s.read_linger_ms / 1000)
+
+    async def process_read(self, batches: Sequence[tuple[Consumer[Any], list[Entry]]]) -> None:
+        """The batches of one read, one stream each; a worker that can commit several at once overrides."""
+        for consumer, entries in batches:
+            await self.process(consumer, entries)
+
+    def read_groups(self) -> list[list[Consumer[Any]]]:
+        """The consumers each read loop reads: one loop per stream (a worker of one group may read all
+        its streams in one loop)."""
+        return [[c] for c in self.consumers]
 
     async def start_background(self) -> None:
         self._stop.clear()
+        for consumers in self.read_groups():
+            self._tasks.append(asyncio.create_task(self._read_loop(consumers)))
         for c in self.consumers:
-            self._tasks.append(asyncio.create_task(self._read_loop(c)))
             self._tasks.append(asyncio.create_task(self._claim_loop(c)))
         self._tasks.append(asyncio.create_task(self._observe_loop()))
         self._tasks.append(asyncio.create_task(self._trim_loop()))

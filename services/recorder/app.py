@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -40,8 +41,12 @@ class RecorderSettings(CommonSettings):
     port: int = 8086
     # Bigger batches than the other workers: a PostgreSQL transaction costs the same for 1 or 1,000 rows.
     batch_size: int = 1000
+    # Reads wait this long after a batch that was not full: fewer, bigger transactions (and reads and
+    # acks) for a lag that stays well under the settle time of the tickets' states.
+    read_linger_ms: int = 250
     snapshot_batch: int = 500
-    snapshot_poll_seconds: float = 0.1
+    # Next to the settle time, how often the to-do list is looked at adds little to the lag.
+    snapshot_poll_seconds: float = 0.25
     # A ticket changes several times in its first second (received, classified, dispatched, tracked):
     # written once this long after its first unrecorded change, it is written about once, not each time.
     settle_seconds: float = 1.0
@@ -127,47 +132,77 @@ class RecorderWorker(Worker):
 
     # -- events ---------------------------------------------------------------------------------------
 
+    def read_groups(self) -> list[list[Consumer[Any]]]:
+        # One XREADGROUP for every stream: a read is one transaction and one ack, not one per stream.
+        return [self.consumers]
+
     async def process(
         self, consumer: Consumer[Any], entries: list[Entry], *, cut_off_first: bool = False
     ) -> BatchResult:
+        return (await self._record([(consumer, entries)]))[0]
+
+    async def process_read(self, batches: Sequence[tuple[Consumer[Any], list[Entry]]]) -> None:
+        if batches:
+            await self._record(batches)
+
+    async def _record(self, batches: Sequence[tuple[Consumer[Any], list[Entry]]]) -> list[BatchResult]:
+        """The events of the streams' batches in one transaction, then the dead letters and the acks of
+        all in one MULTI; one result per batch."""
         started = time.perf_counter()
-        stream = consumer.stream
-        rows: list[tuple[bytes, EventRow]] = []
-        dead: list[_Dead] = []
-        for entry_id, fields in entries:
-            try:
-                rows.append((entry_id, event_row(stream, fields)))
-            except PoisonError as exc:
-                dead.append(_Dead(entry_id, fields, "invalid", str(exc), 1))
-            except Exception as exc:  # a corrupt envelope can fail anywhere in the parser
-                dead.append(_Dead(entry_id, fields, "undecodable", repr(exc)[:500], 1))
-        records = [row.record() for _, row in rows]
+        rows: list[tuple[int, bytes, EventRow]] = []
+        dead: list[list[_Dead]] = [[] for _ in batches]
+        for n, (consumer, entries) in enumerate(batches):
+            for entry_id, fields in entries:
+                try:
+                    rows.append((n, entry_id, event_row(consumer.stream, fields)))
+                except PoisonError as exc:
+                    dead[n].append(_Dead(entry_id, fields, "invalid", str(exc), 1))
+                except Exception as exc:  # a corrupt envelope can fail anywhere in the parser
+                    dead[n].append(_Dead(entry_id, fields, "undecodable", repr(exc)[:500], 1))
+        records = [row.record() for _, _, row in rows]
         refused = await self.database.until_done(lambda: self.database.write_events(records), self._stop)
-        fields_of = dict(entries)
+        fields_of = [dict(entries) for _, entries in batches]
         for index, reason in refused:
-            entry_id = rows[index][0]
-            dead.append(_Dead(entry_id, fields_of[entry_id], "refused_by_database", reason, 1))
+            n, entry_id, _ = rows[index]
+            dead[n].append(_Dead(entry_id, fields_of[n][entry_id], "refused_by_database", reason, 1))
         async with self.redis.pipeline(transaction=True) as pipe:
-            for d in dead:
-                self._queue_dead(pipe, consumer, d)
-            pipe.xack(stream, consumer.group, *(entry_id for entry_id, _ in entries))
+            for (consumer, entries), buried in zip(batches, dead, strict=True):
+                for d in buried:
+                    self._queue_dead(pipe, consumer, d)
+                pipe.xack(consumer.stream, consumer.group, *(entry_id for entry_id, _ in entries))
             await pipe.execute()
 
-        m, rm = self.metrics, self.recorder_metrics
-        written = len(rows) - len(refused)
-        rm.rows.labels("ticket_events").inc(written)
+        seconds = time.perf_counter() - started
+        written_of = [0] * len(batches)
+        for n, _, _ in rows:
+            written_of[n] += 1
+        for index, _ in refused:
+            written_of[rows[index][0]] -= 1
+        rm = self.recorder_metrics
         rm.refused.labels("ticket_events").inc(len(refused))
-        m.batch_seconds.labels(self.service, stream).observe(time.perf_counter() - started)
-        m.batch_size.labels(self.service, stream).observe(len(entries))
-        m.events.labels(self.service, stream, "ok").inc(written)
-        for d in dead:
-            m.events.labels(self.service, stream, "dead_letter").inc()
-            m.dead_letters.labels(self.service, stream, d.reason).inc()
-            log.error(
-                "recorder: %s entry %s dead-lettered (%s): %s", stream, as_str(d.entry_id), d.reason, d.error
-            )
-        done = [entry_id for entry_id, _ in entries if entry_id not in {d.entry_id for d in dead}]
-        return BatchResult(done=done, dead=[d.entry_id for d in dead])
+        results = []
+        for n, (consumer, entries) in enumerate(batches):
+            stream, m = consumer.stream, self.metrics
+            written = written_of[n]
+            rm.rows.labels("ticket_events").inc(written)
+            m.batch_seconds.labels(self.service, stream).observe(seconds)
+            m.batch_size.labels(self.service, stream).observe(len(entries))
+            m.events.labels(self.service, stream, "ok").inc(written)
+            for d in dead[n]:
+                m.events.labels(self.service, stream, "dead_letter").inc()
+                m.dead_letters.labels(self.service, stream, d.reason).inc()
+                log.error(
+                    "recorder: %s entry %s dead-lettered (%s): %s",
+                    stream,
+                    as_str(d.entry_id),
+                    d.reason,
+                    d.error,
+                )
+            dead_ids = [d.entry_id for d in dead[n]]
+            skip = set(dead_ids)
+            done = [entry_id for entry_id, _ in entries if entry_id not in skip]
+            results.append(BatchResult(done=done, dead=dead_ids))
+        return results
 
     # -- tickets --------------------------------------------------------------------------------------
 

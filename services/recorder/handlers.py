@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -52,14 +52,15 @@ def event_row(stream: str, fields: dict[bytes, bytes]) -> EventRow:
         raise PoisonError(f"invalid JSON: {exc}") from None
     if envelope.version > SUPPORTED_VERSION:
         raise PoisonError(f"unsupported schema version {envelope.version}")
-    body = {k: v for k, v in data.items() if k not in EVENT_KEYS}
+    for key in EVENT_KEYS:  # the rest is the body: popped, not copied, the dict is ours
+        data.pop(key, None)
     return EventRow(
         envelope.event_id,
         envelope.occurred_at,
         envelope.ticket_id,
         stream,
         envelope.version,
-        to_json(body).decode(),
+        to_json(data).decode(),
     )
 
 
@@ -103,6 +104,19 @@ class TicketColumns:
 
     names: tuple[str, ...]
     types: tuple[str, ...]
+    # Worked out once, not for each row: a field's column and converter, and where the fixed ones go.
+    _column: dict[str, tuple[int, Callable[[str], Any]]] = field(init=False, repr=False, compare=False)
+    _required: tuple[tuple[str, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        column = {
+            n: (i, CONVERTERS[t])
+            for i, (n, t) in enumerate(zip(self.names, self.types, strict=True))
+            if n not in NOT_FROM_STORE
+        }
+        required = tuple((n, column[n][0]) for n in ("received_at", REVISION_FIELD, "status") if n in column)
+        object.__setattr__(self, "_column", column)
+        object.__setattr__(self, "_required", required)
 
     @classmethod
     def of(cls, columns: Sequence[tuple[str, str]]) -> TicketColumns:
@@ -114,24 +128,24 @@ class TicketColumns:
 
     def row(self, ticket_id: str, fields: dict[str, str]) -> tuple[Any, ...]:
         """The row of a ticket hash: each field in its typed column, any other field in `extra`."""
-        values: list[Any] = []
-        named = set(self.names)
-        for name, kind in zip(self.names, self.types, strict=True):
-            if name == "ticket_id":
-                values.append(ticket_id)
-            elif name == "extra":
-                extra = {k: v for k, v in fields.items() if k not in named}
-                values.append(to_json(extra).decode() if extra else None)
-            elif (value := fields.get(name)) is None:
-                values.append(None)
-            else:
-                try:
-                    values.append(CONVERTERS[kind](value))
-                except ValueError as exc:
-                    raise BadSnapshotError(f"{name}: {exc}") from None
-        for required in ("received_at", REVISION_FIELD, "status"):
-            if required in named and values[self.names.index(required)] is None:
-                raise BadSnapshotError(f"no {required}")
+        values: list[Any] = [None] * len(self.names)
+        extra: dict[str, str] = {}
+        for name, value in fields.items():
+            if (column := self._column.get(name)) is None:
+                if name not in NOT_FROM_STORE:  # a field named like them is not the ticket's
+                    extra[name] = value
+                continue
+            try:
+                values[column[0]] = column[1](value)
+            except ValueError as exc:
+                raise BadSnapshotError(f"{name}: {exc}") from None
+        if "ticket_id" in self.names:
+            values[self.names.index("ticket_id")] = ticket_id
+        if "extra" in self.names and extra:
+            values[self.names.index("extra")] = to_json(extra).decode()
+        for name, at in self._required:
+            if values[at] is None:
+                raise BadSnapshotError(f"no {name}")
         return tuple(values)
 
 

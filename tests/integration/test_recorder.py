@@ -3,8 +3,9 @@ refused data dead-lettered with the database's reason while the rest is written.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -56,6 +57,10 @@ def received(n: int, text: str = "路灯不亮", at: datetime | None = None) -> 
         text=text,
         received_at=at,
     )
+
+
+def note(ticket_id: str, at: datetime) -> TicketUpdated:
+    return TicketUpdated(event_id="u1", ticket_id=ticket_id, occurred_at=at, department="d", action="note")
 
 
 async def read_all(redis: Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -193,9 +198,7 @@ async def test_an_update_published_by_intake_marks_its_ticket_for_the_recorder(
     event = received(1, at=datetime.now(UTC))
     await TicketIntake(redis, 1000).accept(event)
     await recorder.record_tickets_once()
-    update = TicketUpdated(
-        event_id="u1", ticket_id=event.ticket_id, occurred_at=datetime.now(UTC), department="d", action="note"
-    )
+    update = note(event.ticket_id, datetime.now(UTC))
     await EventPublisher(redis, 1000).publish_once(streams.UPDATED, update, history={"event": "note"})
     assert await redis.zscore(keys.unrecorded, event.ticket_id) is not None
     await recorder.record_tickets_once()
@@ -258,3 +261,38 @@ async def test_a_replica_writing_an_older_state_late_leaves_the_newer_one_anothe
     assert ticket_matches_row(await redis.hgetall(keys.ticket("T1")), row) == []
     assert await pg.fetchval("SELECT count(*) FROM ticket_history WHERE ticket_id = 'T1'") == 2
     assert await redis.zcard(keys.unrecorded) == 0
+
+
+async def test_one_read_of_every_stream_is_written_in_one_transaction_and_acked(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    for n in range(3):
+        await redis.xadd(streams.RECEIVED, {DATA_FIELD: pack(received(n))})
+    await redis.xadd(streams.RECEIVED, {DATA_FIELD: b"not an event"})
+    await redis.xadd(
+        streams.UPDATED, {DATA_FIELD: pack(note("T00001", datetime(2026, 11, 20, 9, tzinfo=UTC)))}
+    )
+    commits = 0
+    write = recorder.database.write_events
+
+    async def counted(rows: Sequence[tuple[object, ...]]) -> list[tuple[int, str]]:
+        nonlocal commits
+        commits += 1
+        return await write(rows)
+
+    recorder.database.write_events = counted  # type: ignore[method-assign]
+    await recorder.start_background()
+    try:
+        for _ in range(100):
+            if await pg.fetchval("SELECT count(*) FROM ticket_events") == 4:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await recorder.stop_background()
+    assert commits == 1
+    streams_of = await pg.fetch("SELECT stream, count(*) FROM ticket_events GROUP BY stream ORDER BY 1")
+    assert [(r["stream"], r["count"]) for r in streams_of] == [(streams.RECEIVED, 3), (streams.UPDATED, 1)]
+    for stream in (streams.RECEIVED, streams.UPDATED):
+        assert (await redis.xpending(stream, streams.RECORDER))["pending"] == 0
+    [(_, dead)] = await redis.xrange(streams.dlq(streams.RECEIVED))
+    assert dead[b"reason"] in (b"invalid", b"undecodable")
