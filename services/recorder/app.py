@@ -227,7 +227,8 @@ class RecorderWorker(Worker):
         columns = self.database.columns
         assert columns is not None
         for n, (ticket_id, start) in enumerate(zip(ids, starts, strict=True)):
-            fields = {as_str(k): as_str(v) for k, v in replies[2 * n].items()}
+            # The client does not decode replies: bytes, decoded here without as_str's check per value.
+            fields = {k.decode(): v.decode() for k, v in replies[2 * n].items()}
             rev = int(fields.get(REVISION_FIELD, "0") or 0)
             if not fields:
                 gone.append((ticket_id, rev))  # deleted since it changed: nothing left to record
