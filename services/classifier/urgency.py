@@ -84,10 +84,17 @@ def _index(hits: list[Hit]) -> Index:
 
 
 def _model_sentences(text: str, by_role: Index, hazards: list[str]) -> list[str]:
-    """What the model is asked about: the short sentences holding a hazard's state word ("泄漏", "smell"),
-    the first few of them (a long letter costs no more than a short report)."""
+    """What the model is asked about: the short sentences holding a hazard's state word ("泄漏", "sparking"),
+    the first few of them (a long letter costs no more than a short report). A smell alone does not make it
+    look: whether "a strong odour" is gas or a factory's exhaust is not in the text, and a city's odour
+    complaints far outnumber its gas leaks (the lexicon still takes "gas" + "smell")."""
     spans = sorted(
-        {_sentence(text, h.start, h.end) for name in hazards for h in by_role.get(f"state:{name}", ())}
+        {
+            _sentence(text, h.start, h.end)
+            for name in hazards
+            for h in by_role.get(f"state:{name}", ())
+            if "odour" not in h.roles
+        }
     )
     return [text[start:end] for start, end in spans if end - start <= _MODEL_LONGEST][:_MODEL_SENTENCES]
 
@@ -113,9 +120,20 @@ def _combos(cues: CueFile, by_role: Index) -> list[_Candidate]:
 
 def _phrases(by_role: Index, level: str) -> list[_Candidate]:
     return [
-        _Candidate(f"keyword:{h.word}", (h,), frozenset(r[7:] for r in h.roles if r.startswith("object:")))
+        _Candidate(f"keyword:{h.word}", (h,), _hazards_over(by_role, h))
         for h in by_role.get(f"phrase:{level}", ())
     ]
+
+
+def _hazards_over(by_role: Index, phrase: Hit) -> frozenset[str]:
+    """The hazards whose objects or states overlap a phrase ("collapsed" is also a state of "collapse"), so
+    that hazard's harmless sources take the phrase back too ("collapsed garage ... demolition debris")."""
+    return frozenset(
+        role.split(":")[1]
+        for role, hits in by_role.items()
+        if role.startswith(("object:", "state:"))
+        and any(h.start < phrase.end and phrase.start < h.end for h in hits)
+    )
 
 
 def _clause_bounded(text: str, before: Hit, candidate: _Candidate) -> bool:

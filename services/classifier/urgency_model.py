@@ -6,8 +6,12 @@ from one more list. Features are the distinct char n-grams of the text as cues s
 binary and L2-normalised; scoring is a dictionary look-up per n-gram, the same arithmetic as training, so
 the file holds only weights (no pickle, nothing executed on load).
 
-The default model (data/urgency_model.json) is trained by `hotline model train-urgency` on the team-written
-examples of bench/data/urgency_eval.csv.
+The default model (data/urgency_model.json) is trained on team-written examples only, never on the held-out
+part D of the eval file:
+
+    hotline model train-urgency --data bench/data/urgency_eval.csv \
+        --data services/classifier/data/urgency_train.csv --text-col text --label-col label \
+        --exclude half=D --out services/classifier/data/urgency_model.json
 """
 
 from __future__ import annotations

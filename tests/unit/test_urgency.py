@@ -20,6 +20,15 @@ from services.classifier.urgency import urgency_of
         ("A child fell into the pond", "emergency", "combo:child+fell into"),
         ("Someone is trapped in the elevator at 5 Oak Street", "emergency", "keyword:trapped"),
         ("The old warehouse roof collapsed this morning", "emergency", "keyword:collapsed"),
+        # words outside the first lexicon (set C's misses)
+        ("有个醉汉躺在马路中间不动了", "emergency", "combo:醉汉+躺在马路"),
+        ("学生在江里游泳，一个人不见了", "emergency", "combo:江+不见了"),
+        ("The balcony on the second floor just gave way", "emergency", "combo:floor+gave way"),
+        ("商场门口的雨棚塌下来了", "emergency", "combo:棚+塌"),
+        ("The water in our home is chest high and my kids are with me", "emergency", "combo:kids+chest high"),
+        ("There's a car burning at the gas station pump", "emergency", "combo:car+burning"),
+        ("A cyclist was hit by a truck and is lying in the road", "emergency", "keyword:was hit by"),
+        ("小孩的头卡在栏杆里拔不出来", "emergency", "combo:小孩+卡在"),
         ("小区停水三天了", "utilities", "keyword:停水"),
         ("家里没有暖气，老人冻病了", "utilities", "keyword:没有暖气"),
         ("Power outage on the whole block since noon", "utilities", "keyword:power outage"),
@@ -58,6 +67,14 @@ def test_emergency_outranks_other_levels() -> None:
         ("如何预防燃气泄漏？", "hypothetical:combo:燃气+泄漏"),
         ("What should we do if there is a gas leak?", "hypothetical:combo:gas+leak"),
         ("社区组织了火灾逃生演练", "prevention:keyword:火灾"),
+        # a mistaken belief, a near miss, harmless sources of a hazard (a phrase is taken back by those of the
+        # hazard whose object or state it overlaps: "collapsed" is a state of collapse)
+        ("刚才以为着火了，其实是邻居在熏腊肉", "negation:keyword:着火"),
+        ("围墙差点倒了，吓死人", "negation:combo:墙+倒了"),
+        ("路面有一条小裂缝，下雨会积水", "explained:combo:路面+裂缝"),
+        ("Our family is trapped in a bureaucratic nightmare", "explained:keyword:trapped"),
+        ("THEY ARE BURNING CONSTRUCTION DEBRIS IN THE BACK YARD.", "explained:keyword:are burning"),
+        ("COLLAPSED GARAGE CONSTRUCTION DEBRIS INCLUDING INSULATION.", "explained:keyword:collapsed"),
     ],
 )
 def test_cues_taken_back_say_why(text: str, cue: str) -> None:
@@ -86,3 +103,28 @@ def test_category_sets_a_floor_when_no_cue_fires() -> None:
     assert urgency_of("水压不太稳定", "environment").level == "general"
     assert urgency_of("", None) == urgency_of("", None)
     assert urgency_of("", None).level == "general"
+
+
+@pytest.mark.parametrize(
+    ("text", "urgent"),
+    [
+        # Odour complaints go to the environment department: a smell alone is not a 1-hour emergency...
+        ("STRONG CHEMICAL ODORS COMING FROM FACILITY", False),
+        ("Chemical smell near the plant again tonight", False),
+        ("化工厂那边一股刺鼻的化学味道", False),
+        # ... a gas smell is (the gas utility's rule), and so is a toxic gas, a release, or people made ill.
+        ("THE AIR SMELLS LIKE GAS ON OUR BLOCK", True),
+        ("小区里闻到很浓的氨气味", True),
+        ("A tanker is leaking some chemical onto the road", True),
+        ("Strong chemical odor and people nearby are coughing", True),
+        ("车间里有股刺鼻的气味，工人都头晕了", True),
+        # Chronic: the same smell every night is a pollution complaint even when it makes people ill.
+        ("The smell makes me dizzy every night", False),
+    ],
+)
+def test_chemical_smells_are_acute_only_with_a_release_or_illness(text: str, urgent: bool) -> None:
+    assert (urgency_of(text, None).level == "emergency") == urgent, urgency_of(text, None)
+
+
+def test_stuck_in_a_dispute_is_no_emergency_but_a_dispute() -> None:
+    assert urgency_of("I'm stuck in a dispute with my landlord about the deposit", None).level == "complex"

@@ -40,18 +40,34 @@ def test_the_model_is_asked_only_about_sentences_with_a_hazard_word_and_its_scor
 
     def scorer(sentence: str) -> float:
         asked.append(sentence)
-        return 0.9 if "味" in sentence else 0.1
+        return 0.9 if "冒" in sentence else 0.1
 
     d = Detector(load(), scorer, 0.5)
     assert d("路灯坏了", None).cue == "none" and asked == []
-    assert (d("大厅里一股怪味。路灯也坏了", None).level, d("大厅里一股怪味。路灯也坏了", None).cue) == (
+    assert (d("大厅里有东西在冒。路灯也坏了", None).level, d("大厅里有东西在冒。路灯也坏了", None).cue) == (
         "emergency",
         "model:0.90",
     )
-    assert asked[0] == "大厅里一股怪味"
-    assert d("电梯里有点臭", None).cue == "model:0.10"
+    assert asked[0] == "大厅里有东西在冒"
+    assert d("楼上一直哗哗的", None).cue == "model:0.10"
     # A cue taken back is not second-guessed by the model.
     assert d("煤气没有泄漏", None).cue == "negation:combo:煤气+泄漏"
+
+
+def test_a_smell_alone_does_not_make_the_model_look() -> None:
+    asked: list[str] = []
+
+    def scorer(sentence: str) -> float:
+        asked.append(sentence)
+        return 0.9
+
+    d = Detector(load(), scorer, 0.5)
+    assert d("电梯里有点臭", None).cue == "none"
+    assert asked == []
+    d("Strong odors coming from the restaurant vent", None)
+    assert asked == ["strong odors coming from the restaurant vent"]  # asked for "coming from", not the smell
+    asked.clear()
+    assert d("A strong odor in the area", None).cue == "none" and asked == []
 
 
 def test_the_shipped_detector_loads_the_shipped_model() -> None:
