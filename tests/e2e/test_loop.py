@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from services.intake.app import IntakeSettings
+from shared import contract, streams
+from shared.bus import redis_client
 from tools.demo import make_calls, post_calls, wait_dispatched
 from tools.runner import SERVICES, Stack
 
@@ -44,6 +46,53 @@ async def test_every_posted_ticket_is_dispatched_and_evaluated(stack: Stack) -> 
         'hotline_events_processed_total{outcome="ok",service="dispatch",stream="tickets.classified"} 120.0'
         in metrics
     )
+    await assert_redis_holds_only_what_the_contract_declares(stack.redis_url)
+
+
+# Redis's TYPE reply for each declared kind of key.
+_REDIS_TYPE = {
+    contract.KeyType.HASH: "hash",
+    contract.KeyType.ZSET: "zset",
+    contract.KeyType.SET: "set",
+    contract.KeyType.LIST: "list",
+    contract.KeyType.STRING: "string",
+    contract.KeyType.STREAM: "stream",
+}
+
+
+async def assert_redis_holds_only_what_the_contract_declares(redis_url: str) -> None:
+    """Writes that bypass the store (Lua scripts, pipelines) are checked nowhere else: after a whole
+    loop every key in Redis is a stream shared/streams.py names or falls under a contract declaration
+    of its type, and every ticket field is declared."""
+    named_streams = {
+        *streams.ALL_STREAMS,
+        *(streams.dlq(s) for s in streams.ALL_STREAMS),
+        streams.OUTBOUND_DLQ,
+        streams.RECORDER_DLQ,
+    }
+    redis = redis_client(redis_url)
+    try:
+        undeclared: list[str] = []
+        wrong_type: list[str] = []
+        fields: set[str] = set()
+        async for raw in redis.scan_iter(count=1000):
+            name = raw.decode()
+            if name in named_streams:
+                continue
+            declared = contract.key_of(name)
+            if declared is None:
+                undeclared.append(name)
+                continue
+            kind = (await redis.type(name)).decode()
+            if kind != _REDIS_TYPE[declared.type]:
+                wrong_type.append(f"{name}: {kind}, declared {declared.type} ({declared.pattern})")
+            if declared is contract.TICKET:
+                fields.update(f.decode() for f in await redis.hkeys(name))
+        assert sorted(undeclared) == [], "keys shared/contract.py does not declare"
+        assert wrong_type == []
+        assert fields and sorted(fields - set(contract.FIELDS)) == [], "ticket fields not declared"
+    finally:
+        await redis.aclose()
 
 
 async def test_sigterm_stops_each_service_cleanly_and_no_caller_number_is_logged(stack: Stack) -> None:
