@@ -74,11 +74,30 @@ def percentiles(values: list[float]) -> str:
 # -- resources: CPU and peak RSS of each process -------------------------------------------------------
 
 
-class Sampler:
-    """Samples RSS of named processes every 0.2 s; CPU is read from cpu_times at start and stop."""
+def cpu_seconds(pid: int | None) -> float:
+    """CPU used so far by a process and its children (PostgreSQL: the server and its backends)."""
+    if pid is None:
+        return 0.0
+    root = psutil.Process(pid)
+    # Backends that have exited (the recorder's pool closed) count in the server's children_* times.
+    own = root.cpu_times()
+    total = own.children_user + own.children_system
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return float(total)
 
-    def __init__(self, pids: dict[str, int]) -> None:
+
+class Sampler:
+    """Samples RSS of named processes every 0.2 s; CPU is read from cpu_times at start and stop. A process
+    named in `trees` counts with its children (PostgreSQL: the server and its backends)."""
+
+    def __init__(self, pids: dict[str, int], trees: frozenset[str] = frozenset()) -> None:
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.trees = trees
         self.peak = dict.fromkeys(self.procs, 0)
         self.cpu0: dict[str, float] = {}
         self.last: dict[str, float] = {}  # a process that exits keeps its last sampled CPU time
@@ -86,7 +105,9 @@ class Sampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _cpu(self, p: psutil.Process) -> float:
+    def _cpu(self, name: str, p: psutil.Process) -> float:
+        if name in self.trees:
+            return cpu_seconds(p.pid)
         t = p.cpu_times()
         return float(t.user + t.system)
 
@@ -95,12 +116,12 @@ class Sampler:
             for name, p in self.procs.items():
                 try:
                     self.peak[name] = max(self.peak[name], p.memory_info().rss)
-                    self.last[name] = self._cpu(p)
+                    self.last[name] = self._cpu(name, p)
                 except psutil.Error:
                     pass
 
     def __enter__(self) -> Sampler:
-        self.cpu0 = {n: self._cpu(p) for n, p in self.procs.items()}
+        self.cpu0 = {n: self._cpu(n, p) for n, p in self.procs.items()}
         self.last = dict(self.cpu0)
         self.started = time.perf_counter()
         self._thread.start()
@@ -112,7 +133,7 @@ class Sampler:
         self._thread.join()
         for name, p in self.procs.items():
             try:
-                self.cpu[name] = self._cpu(p) - self.cpu0[name]
+                self.cpu[name] = self._cpu(name, p) - self.cpu0[name]
                 self.peak[name] = max(self.peak[name], p.memory_info().rss)
             except psutil.Error:
                 self.cpu[name] = self.last[name] - self.cpu0[name]
@@ -438,7 +459,7 @@ def run_phase(
             lag.max_oldest_seconds = max(lag.max_oldest_seconds, time.time() - oldest[0][1])
         return int(unrecorded)
 
-    with Sampler({**pids, "loadgen": proc.pid}) as sampler:
+    with Sampler({**pids, "loadgen": proc.pid}, trees=frozenset({"postgres"})) as sampler:
         if lag is not None:
             while proc.is_alive() and queue.empty():
                 sample_lag()
@@ -527,6 +548,8 @@ def pipeline(url: str, args: argparse.Namespace, redis_pid: int | None) -> None:
             pids = {name: p.pid for name, p in stack.processes.items()}
             if redis_pid:
                 pids["redis"] = redis_pid
+            if stack.embedded_pg is not None and stack.embedded_pg.process is not None:
+                pids["postgres"] = stack.embedded_pg.process.pid
             port = stack.port_of("intake")
             made = 0
 

@@ -26,10 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
-import psutil  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
-from bench.pipeline import calls, load_texts, machine  # noqa: E402
+from bench.pipeline import calls, cpu_seconds, load_texts, machine  # noqa: E402
 from services.intake.settings import DEV_SECRET  # noqa: E402
 from services.recorder.app import RecorderSettings, build  # noqa: E402
 from shared import streams  # noqa: E402
@@ -55,23 +54,6 @@ async def backlog(redis: Redis) -> tuple[bool, int]:
 
 async def entries(redis: Redis) -> int:
     return sum([int(await redis.xlen(stream)) for stream in streams.TICKET_STREAMS])
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """CPU used so far by a process and its children (PostgreSQL: the server and its backends)."""
-    if pid is None:
-        return 0.0
-    root = psutil.Process(pid)
-    # Backends that have exited (the recorder's pool closed) count in the server's children_* times.
-    own = root.cpu_times()
-    total = own.children_user + own.children_system
-    for p in [root, *root.children(recursive=True)]:
-        try:
-            times = p.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            pass
-    return total
 
 
 async def record_backlog(redis_url: str, database_url: str) -> tuple[int, int, float]:
