@@ -277,6 +277,18 @@ def test_the_console_reads_the_record_and_trusts_x_forwarded_for_only_from_the_i
     assert env["DATABASE_URL"].startswith("postgresql://")
 
 
+def test_every_service_reaches_the_record() -> None:
+    """Each one reads PostgreSQL: a ticket Redis no longer holds is brought back from it (every worker's
+    store), besides intake's Open311 history, evaluation's long windows and the recorder's writes."""
+    docs = base_resources()
+    for service in SERVICES:
+        (container,) = [
+            c for where, c in _containers(docs) if where == f"Deployment/hotline-{service}/{service}"
+        ]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env.get("DATABASE_URL", "").startswith("postgresql://"), service
+
+
 def test_monitors_select_every_service_on_its_http_port() -> None:
     docs = base_resources()
     (pod_monitor,) = [d for d in of_kind(docs, "PodMonitor") if d["metadata"]["name"] == "hotline-workers"]
