@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -389,6 +390,15 @@ class RecorderLag:
     max_unrecorded: int = 0
     max_oldest_seconds: float = 0.0
     caught_up_after: float | None = None
+    ticket_rows: float = 0.0  # ticket states the recorder wrote to PostgreSQL during the phase
+
+
+def recorder_rows(url: str, table: str) -> float:
+    """The recorder's count of rows written to `table` (its /metrics)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    line = f'hotline_recorder_rows_total{{table="{table}"}} '
+    return sum(float(x[len(line) :]) for x in text.splitlines() if x.startswith(line))
 
 
 @dataclass
@@ -459,6 +469,7 @@ def run_phase(
             lag.max_oldest_seconds = max(lag.max_oldest_seconds, time.time() - oldest[0][1])
         return int(unrecorded)
 
+    rows_before = recorder_rows(stack.url_of("recorder"), "tickets") if recording else 0.0
     with Sampler({**pids, "loadgen": proc.pid}, trees=frozenset({"postgres"})) as sampler:
         if lag is not None:
             while proc.is_alive() and queue.empty():
@@ -473,6 +484,7 @@ def run_phase(
             while (sample_lag() or not drained(client, (streams.RECORDER,))) and time.monotonic() < deadline:
                 time.sleep(0.1)
             lag.caught_up_after = time.monotonic() - stopped
+            lag.ticket_rows = recorder_rows(stack.url_of("recorder"), "tickets") - rows_before
     proc.join()
     phase = Phase(name, f"{rate:.0f}/s" if mode == "open" else f"closed, {connections} conn", http, sampler)
     phase.recorder = lag
@@ -509,7 +521,7 @@ def report(phase: Phase) -> None:
         print(
             f"  recorder: at most {lag.max_unrecorded} tickets unrecorded, oldest change waited at most"
             f" {lag.max_oldest_seconds:.1f} s; all recorded {lag.caught_up_after:.1f} s after the load"
-            " stopped"
+            f" stopped; {lag.ticket_rows / max(1, len(tickets)):.2f} ticket states written per ticket"
         )
     print(phase.sampler.table(len(tickets), "ticket"))
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from services.recorder.handlers import EVENT_COLUMNS, HISTORY_COLUMNS, TicketColumns
+from services.recorder.handlers import EVENT_COLUMNS, EVENT_KEYS, HISTORY_COLUMNS, TicketColumns
 from shared.db.urls import asyncpg_dsn
 
 log = logging.getLogger("hotline.recorder.database")
@@ -154,8 +154,11 @@ class Database:
                 async with conn.transaction():
                     await conn.copy_records_to_table("stage_events", records=part, columns=EVENT_COLUMNS)
                     cols = ", ".join(EVENT_COLUMNS)
+                    # The envelope has its own columns: not kept again in the body.
+                    body = "body - " + "ARRAY[" + ", ".join(f"'{k}'" for k in EVENT_KEYS) + "]"
+                    values = ", ".join(body if c == "body" else c for c in EVENT_COLUMNS)
                     await conn.execute(
-                        f"INSERT INTO ticket_events ({cols}) SELECT {cols} FROM stage_events "
+                        f"INSERT INTO ticket_events ({cols}) SELECT {values} FROM stage_events "
                         "ON CONFLICT DO NOTHING"
                     )
 
