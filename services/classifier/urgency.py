@@ -85,15 +85,14 @@ def _index(hits: list[Hit]) -> Index:
 
 def _model_sentences(text: str, by_role: Index, hazards: list[str]) -> list[str]:
     """What the model is asked about: the short sentences holding a hazard's state word ("泄漏", "sparking"),
-    the first few of them (a long letter costs no more than a short report). A smell alone does not make it
-    look: whether "a strong odour" is gas or a factory's exhaust is not in the text, and a city's odour
-    complaints far outnumber its gas leaks (the lexicon still takes "gas" + "smell")."""
+    the first few of them (a long letter costs no more than a short report); not for the cue file's
+    `unasked` states alone (a smell, 着), which still make cues with an object ("gas" + "smell")."""
     spans = sorted(
         {
             _sentence(text, h.start, h.end)
             for name in hazards
             for h in by_role.get(f"state:{name}", ())
-            if "odour" not in h.roles
+            if "unasked" not in h.roles
         }
     )
     return [text[start:end] for start, end in spans if end - start <= _MODEL_LONGEST][:_MODEL_SENTENCES]

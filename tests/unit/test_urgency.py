@@ -29,6 +29,12 @@ from services.classifier.urgency import urgency_of
         ("There's a car burning at the gas station pump", "emergency", "combo:car+burning"),
         ("A cyclist was hit by a truck and is lying in the road", "emergency", "keyword:was hit by"),
         ("小孩的头卡在栏杆里拔不出来", "emergency", "combo:小孩+卡在"),
+        ("燃汽管子漏了，整个单元都是味", "emergency", "combo:燃汽+漏"),  # 汽 for 气, a common misspelling
+        (
+            "The pole is leaning and the wires are almost touching the ground",
+            "emergency",
+            "combo:wires+touching the ground",
+        ),
         ("小区停水三天了", "utilities", "keyword:停水"),
         ("家里没有暖气，老人冻病了", "utilities", "keyword:没有暖气"),
         ("Power outage on the whole block since noon", "utilities", "keyword:power outage"),
@@ -75,6 +81,9 @@ def test_emergency_outranks_other_levels() -> None:
         ("Our family is trapped in a bureaucratic nightmare", "explained:keyword:trapped"),
         ("THEY ARE BURNING CONSTRUCTION DEBRIS IN THE BACK YARD.", "explained:keyword:are burning"),
         ("COLLAPSED GARAGE CONSTRUCTION DEBRIS INCLUDING INSULATION.", "explained:keyword:collapsed"),
+        ("不是着火，是隔壁在熏腊肉，冒烟吓人一跳", "negation:keyword:着火"),
+        ("上回着火消防车进不来，通道到现在还是堵着", "past:keyword:着火"),
+        ("Saw on the news there was a gas explosion in another city", "prevention:keyword:explosion"),
     ],
 )
 def test_cues_taken_back_say_why(text: str, cue: str) -> None:

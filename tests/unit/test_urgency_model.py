@@ -40,15 +40,15 @@ def test_the_model_is_asked_only_about_sentences_with_a_hazard_word_and_its_scor
 
     def scorer(sentence: str) -> float:
         asked.append(sentence)
-        return 0.9 if "冒" in sentence else 0.1
+        return 0.9 if "窜" in sentence else 0.1
 
     d = Detector(load(), scorer, 0.5)
     assert d("路灯坏了", None).cue == "none" and asked == []
-    assert (d("大厅里有东西在冒。路灯也坏了", None).level, d("大厅里有东西在冒。路灯也坏了", None).cue) == (
+    assert (d("大厅里有东西在窜。路灯也坏了", None).level, d("大厅里有东西在窜。路灯也坏了", None).cue) == (
         "emergency",
         "model:0.90",
     )
-    assert asked[0] == "大厅里有东西在冒"
+    assert asked[0] == "大厅里有东西在窜"
     assert d("楼上一直哗哗的", None).cue == "model:0.10"
     # A cue taken back is not second-guessed by the model.
     assert d("煤气没有泄漏", None).cue == "negation:combo:煤气+泄漏"
@@ -64,8 +64,8 @@ def test_a_smell_alone_does_not_make_the_model_look() -> None:
     d = Detector(load(), scorer, 0.5)
     assert d("电梯里有点臭", None).cue == "none"
     assert asked == []
-    d("Strong odors coming from the restaurant vent", None)
-    assert asked == ["strong odors coming from the restaurant vent"]  # asked for "coming from", not the smell
+    d("A strong odor and a hissing noise in the hallway", None)
+    assert asked == ["a strong odor and a hissing noise in the hallway"]  # asked for the hissing
     asked.clear()
     assert d("A strong odor in the area", None).cue == "none" and asked == []
 
