@@ -117,7 +117,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "all_tickets": ("全部工单", "All tickets"),
     "results": ("条结果", "results"),
     "no_results": ("没有符合条件的工单", "No ticket matches"),
-    "search_scope": ("查询范围", "Searched"),
+    "searched_all": ("已查遍所选时间内的全部工单", "every ticket of the dates searched"),
+    "searched_newest": (
+        "只查了最新的 {n} 件：请缩小日期范围",
+        "only the newest {n} tickets searched: narrow the dates",
+    ),
+    "newest_shown": ("只显示最新的 {n} 件：请加关键词或条件", "the newest {n} shown: add words or filters"),
     "minutes": ("分钟", "min"),
     "hours": ("小时", "h"),
     "days": ("天", "d"),

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from services.console.charts import district_map, forecast_svg
 from services.console.reads import month_of, row_of
-from services.console.search import Query, search
+from services.console.search import LIMIT, Query, search
 from services.console.sessions import Session
 from services.console.web import Console, RefusedError, lang_of, safe_next
 from services.evaluation.rates import check_bucket
@@ -127,7 +127,7 @@ def routes(console: Console) -> list[Route]:
                 log.warning("search: the record is unavailable (%s), searching Redis", type(exc).__name__)
         if query.given and found is None:
             found = await search(console.reads, query)
-        return console.render(request, "search.html", session, query=query, found=found)
+        return console.render(request, "search.html", session, query=query, found=found, limit=LIMIT)
 
     async def act(request: Request) -> Response:
         session = await console.session(request, "operator", "department")

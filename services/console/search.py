@@ -82,7 +82,7 @@ class Query:
 class Found:
     tickets: list[Ticket]
     scanned: int
-    complete: bool
+    complete: bool  # False: the scan stopped at `SCAN` tickets, before `LIMIT` matches or the window's end
 
 
 async def search(reads: Reads, query: Query) -> Found:
@@ -109,4 +109,4 @@ async def search(reads: Reads, query: Query) -> Found:
         ]
         wanted = hits[: LIMIT - len(out)]
         out += [t for t in await reads.store.get_many(wanted, fields=FIELDS, rehydrate=False) if t]
-    return Found(out, scanned, complete)
+    return Found(out, scanned, complete or len(out) >= LIMIT)

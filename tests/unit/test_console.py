@@ -108,10 +108,23 @@ def test_names_come_in_the_pages_language_and_streets_show_as_names() -> None:
 
 
 def test_the_records_search_binds_every_value_and_escapes_wildcards() -> None:
-    from services.console.history import statement
+    from services.console.history import statements
 
-    q = Query.of({"q": "100%_路灯", "status": "resolved", "department": "water_utility"}, ZoneInfo("UTC"))
-    sql, args = statement(q, NOW - timedelta(days=1), NOW)
-    assert "100%" not in sql and "路灯" not in sql and "water_utility" not in sql
-    assert args[2:] == ["resolved", "water_utility", "%100\\%\\_路灯%", "100%_路灯"]
-    assert sql.endswith("OR ticket_id = $6 ORDER BY received_at DESC LIMIT 100")
+    q = Query.of({"q": "100%_路灯 x", "status": "resolved", "department": "water_utility"}, ZoneInfo("UTC"))
+    (recent, recent_args), (indexed, indexed_args) = statements(q, NOW - timedelta(days=1), NOW)
+    for sql in (recent, indexed):
+        assert "100%" not in sql and "路灯" not in sql and "water_utility" not in sql
+        assert sql.endswith("ORDER BY received_at DESC LIMIT 100")
+    assert recent_args[2:] == ["resolved", "water_utility", "%100\\%\\_路灯%", "%x%"]
+    assert (
+        "ORDER BY received_at DESC LIMIT 1000) AS recent WHERE" in recent and "hotline_bigrams" not in recent
+    )
+    # Only the word of two characters or more is looked up by its bigrams; both are checked by ILIKE.
+    assert indexed_args == [*recent_args, "100%_路灯"]
+    assert (
+        "FROM ticket_words WHERE received_at >= $1 AND received_at < $2 AND words @> hotline_bigrams($7))"
+        in indexed
+    )
+    assert indexed.count("@>") == 1 and indexed.count("ILIKE") == 2
+    (only_filters, _), *more = statements(Query.of({"district": "donghu"}, ZoneInfo("UTC")), NOW, NOW)
+    assert more == [] and "ILIKE" not in only_filters
