@@ -134,6 +134,19 @@ def print_errors(flag: Flag, rows: list[Row], show: int) -> None:
         print(f"  {'missed' if r.emergency else 'false alarm'} [{r.id} {r.kind}] {r.text}  -> {cue}")
 
 
+def print_kinds(flag: Flag, rows: list[Row]) -> None:
+    """Per kind of report, how many the detector flags: where a set's errors are, without their texts (so a
+    held-out set can be read for what is left without being tuned on)."""
+    kinds = sorted({(r.emergency, r.kind) for r in rows}, key=lambda k: (not k[0], k[1]))
+    cells = []
+    for emergency, kind in kinds:
+        chosen = [r for r in rows if (r.emergency, r.kind) == (emergency, kind)]
+        flagged = sum(flag(r.text)[0] for r in chosen)
+        cells.append(f"{'emergency' if emergency else 'other'}/{kind} {flagged}/{len(chosen)}")
+    half = rows[0].half if rows else "-"
+    print(f"\nflagged per kind on {half}: " + ", ".join(cells))
+
+
 def datasets_dir() -> Path:
     return Path(
         os.environ.get("HOTLINE_DATASETS") or Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -212,6 +225,7 @@ def main() -> int:
             f"{half} ({len(chosen)} rows): {meaning}", {name: scores(f, chosen) for name, f in flags.items()}
         )
     print_errors(flags["new: lexicon + shipped model"], [r for r in rows if r.half == args.errors], args.show)
+    print_kinds(flags["new: lexicon + shipped model"], [r for r in rows if r.half == "D"])
     real_data(
         {
             "new (shipped)": flags["new: lexicon + shipped model"],

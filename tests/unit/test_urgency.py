@@ -30,6 +30,8 @@ from services.classifier.urgency import urgency_of
         ("A cyclist was hit by a truck and is lying in the road", "emergency", "keyword:was hit by"),
         ("小孩的头卡在栏杆里拔不出来", "emergency", "combo:小孩+卡在"),
         ("燃汽管子漏了，整个单元都是味", "emergency", "combo:燃汽+漏"),  # 汽 for 气, a common misspelling
+        ("我儿子被开水烫伤了一大片", "emergency", "keyword:烫伤"),
+        ("Someone got pushed onto the tracks at the station", "emergency", "keyword:onto the tracks"),
         (
             "The pole is leaning and the wires are almost touching the ground",
             "emergency",
@@ -84,6 +86,11 @@ def test_emergency_outranks_other_levels() -> None:
         ("不是着火，是隔壁在熏腊肉，冒烟吓人一跳", "negation:keyword:着火"),
         ("上回着火消防车进不来，通道到现在还是堵着", "past:keyword:着火"),
         ("Saw on the news there was a gas explosion in another city", "prevention:keyword:explosion"),
+        ("前天晚上的火灾把我家的窗户熏黑了，谁来赔", "past:keyword:火灾"),
+        ("The engineer replaced the leaking gas valve", "resolved:combo:gas+leaking"),
+        ("Someone is burning incense in the courtyard and it's very smoky", "explained:keyword:is burning"),
+        ("Our tap water smells of chlorine", "explained:combo:chlorine+smells"),
+        ("Tangled cables hanging between the old buildings look ugly", "explained:combo:cables+hanging"),
     ],
 )
 def test_cues_taken_back_say_why(text: str, cue: str) -> None:
