@@ -53,7 +53,8 @@ def district_map(
     ys = [y for d in rings for _, y in d.polygon]
     span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
     scale = (size - 20) / max(span_x, span_y)
-    top = max(open_counts.values(), default=0) or 1
+    # Shaded against the busiest district drawn: tickets with no district would wash every colour out.
+    top = max((open_counts.get(d.code, 0) for d in rings), default=0) or 1
 
     def at(lon: float, lat: float) -> tuple[float, float]:
         return 10 + (lon - min(xs)) * scale, 10 + (max(ys) - lat) * scale  # north up

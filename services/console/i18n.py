@@ -113,6 +113,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "no_chronic": ("本月暂无候选", "No candidate this month"),
     "emerging": ("新出现的问题", "Emerging issues"),
     "map": ("各区在办工单与热点", "Open tickets and hotspots by district"),
+    "unplaced": ("另有 {n} 件在办工单未定位到区", "{n} more open tickets have no district"),
     "month": ("月份", "Month"),
     "all_tickets": ("全部工单", "All tickets"),
     "results": ("条结果", "results"),

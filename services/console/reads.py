@@ -32,6 +32,7 @@ end
 return out
 """
 REVIEW_PAGE = 50
+REVIEW_SCAN = 5_000
 INBOX_PAGE = 50
 # What a deadline needs: read for every open ticket of a department, the rest only for the page shown.
 DEADLINE_FIELDS = ("status", "department", "dispatch_due_at", "feedback_due_at")
@@ -80,14 +81,18 @@ class Reads:
         self._cache: dict[str, tuple[float, Any]] = {}
 
     async def review_queue(self, now: datetime) -> tuple[list[Row], int]:
-        """The oldest tickets waiting for review (closed or already reviewed ones are skipped), and how
-        many the queue holds."""
+        """The tickets waiting for review, emergencies first, then the oldest first (closed or already
+        reviewed ones are skipped): the first `REVIEW_PAGE` of the oldest `REVIEW_SCAN`, and how many the
+        queue holds."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrange(keys.review, 0, REVIEW_PAGE - 1)
+            pipe.zrange(keys.review, 0, REVIEW_SCAN - 1)
             pipe.zcard(keys.review)
             ids, total = await pipe.execute()
+        # The queue is kept by receipt; an emergency read last would wait behind every routine ticket.
+        urgent = {t for t, (urgency,) in await self.fields(ids, ("urgency",)) if urgency == "emergency"}
         named = [as_str(i) for i in ids if isinstance(i, bytes | str)]
-        tickets = await self.store.get_many(named, rehydrate=False)
+        named.sort(key=lambda t: t not in urgent)
+        tickets = await self.store.get_many(named[:REVIEW_PAGE], rehydrate=False)
         rows = [
             row_of(t, now)
             for t in tickets

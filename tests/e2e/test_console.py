@@ -286,6 +286,11 @@ def test_english_and_a_phone_sized_screen(stack: Stack, browser: Any) -> None:
     page.click("a.lang")
     expect(page.locator("h1")).to_have_text("Review queue")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    # The 三率 tables scroll sideways in their cards: a department's name stays on one line.
+    supervisor = sign_in(browser, stack, "supervisor", width=390)
+    assert supervisor.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    unit = supervisor.locator("#rates-department td.unit").first.bounding_box()
+    assert unit is not None and unit["height"] < 45, unit
 
 
 def test_each_roles_main_page_with_a_morning_of_calls_for_the_readme(

@@ -3,10 +3,13 @@ an operator's correction (shared with intake's API) leaves the review queue and 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from redis.asyncio import Redis
 
 from services.console.passwords import hash_password
+from services.console.reads import Reads
 from services.console.sessions import LoginThrottle, Sessions
 from services.console.settings import User
 from services.intake.actions import Actions
@@ -76,3 +79,14 @@ async def test_a_correction_leaves_the_review_queue_and_goes_back_to_dispatch(re
     with pytest.raises(HttpError) as refused:
         await actions.correct_category("op-1", "T1", "no_such_category", None)
     assert refused.value.status == 422
+
+
+async def test_the_review_queue_shows_emergencies_first_then_the_oldest(redis: Redis) -> None:
+    store = TicketStore(redis, record=None)
+    for n, urgency in enumerate(["general", "general", "emergency", "general"]):
+        ticket_id = f"R{n}"
+        await store.apply(StoreWrite(ticket_id, "r", fields={"text": "…"}), scope=contract.INTAKE)
+        await store.apply(StoreWrite(ticket_id, "c", fields={"urgency": urgency}), scope=contract.CLASSIFIER)
+        await redis.zadd(keys.review, {ticket_id: float(n)})
+    rows, total = await Reads(redis, min_volume=20, record=None).review_queue(datetime.now(UTC))
+    assert [r.ticket.ticket_id for r in rows] == ["R2", "R0", "R1", "R3"] and total == 4
