@@ -114,3 +114,14 @@ def test_train_urgency_exclude_needs_a_column_and_a_value(tmp_path: Path) -> Non
     with pytest.raises(SystemExit):
         main([*args, "--exclude", "halfD", "--out", str(tmp_path / "u.json")])
     assert main([*args, "--exclude", "nosuchcolumn=D", "--out", str(tmp_path / "u.json")]) == 2
+
+
+def test_train_urgency_reads_every_data_file(tmp_path: Path) -> None:
+    more = tmp_path / "more.csv"
+    more.write_text(
+        "half,label,text\nT,emergency,楼道里全是煤气味\nT,other,路灯坏了\nD,other,不该用的一行\n", "utf-8"
+    )
+    out = tmp_path / "u.json"
+    args = ["model", "train-urgency", "--data", str(EVAL), "--data", str(more), "--text-col", "text"]
+    assert main([*args, "--label-col", "label", "--exclude", "half=D", "--out", str(out)]) == 0
+    assert UrgencyModel.load(out).trained_on == 836 + 2
