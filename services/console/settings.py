@@ -63,7 +63,12 @@ class ConsoleSettings(ProxiedSettings):
         " client a trusted proxy names) per window",
     )
     console_login_window_seconds: int = Field(default=900, ge=10)
-    console_poll_seconds: float = Field(default=2.0, gt=0, le=60, description="how often live parts refresh")
+    console_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="how often live parts refresh: a change shows within this and the loop's own delay (aim: 2 s)",
+    )
     timezone: str = Field(default="Asia/Shanghai", description="the zone times are shown in")
     min_volume: int = Field(default=20, ge=1, description="cases a unit needs to be ranked (as evaluation)")
 
