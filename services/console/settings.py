@@ -67,7 +67,8 @@ class ConsoleSettings(ProxiedSettings):
         default=1.0,
         gt=0,
         le=60,
-        description="how often live parts refresh: a change shows within this and the loop's own delay (aim: 2 s)",
+        description="how often live parts refresh: a change shows within this and the loop's own delay"
+        " (aim: 2 s)",
     )
     timezone: str = Field(default="Asia/Shanghai", description="the zone times are shown in")
     min_volume: int = Field(default=20, ge=1, description="cases a unit needs to be ranked (as evaluation)")
