@@ -80,7 +80,15 @@ async def bytes_in_postgres(database_url: str) -> dict[str, int]:
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         sizes = {}
-        for table in ("ticket_events", "tickets", "ticket_history"):
+        # Every partitioned table the migrations made (the record's tables, the search index's too).
+        tables = [
+            r["relname"]
+            for r in await conn.fetch(
+                "SELECT c.relname FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid"
+                " ORDER BY 1"
+            )
+        ]
+        for table in tables:
             sizes[table] = int(
                 await conn.fetchval(
                     "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits"
