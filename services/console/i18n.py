@@ -43,7 +43,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "category": ("分类", "Category"),
     "department": ("承办单位", "Department"),
     "urgency": ("紧急程度", "Urgency"),
-    "received": ("来电时间", "Received"),
+    "received_at": ("来电时间", "Received"),
+    "received": ("已受理", "Received"),  # the status
     "deadline": ("时限", "Deadline"),
     "time_left": ("剩余时间", "Time left"),
     "overdue": ("已超时", "Overdue"),
@@ -144,6 +145,45 @@ WORDS: dict[str, tuple[str, str]] = {
     "general": ("一般", "General"),
     "complex": ("复杂", "Complex"),
 }
+
+
+# A ticket's history entries by their `event` (written by each service in English); others show as written.
+EVENTS: dict[str, tuple[str, str]] = {
+    "received": ("受理", "Received"),
+    "classified": ("分类", "Classified"),
+    "dispatched": ("派单", "Dispatched"),
+    "duplicate": ("判为重复件", "Marked a duplicate"),
+    "repeated": ("市民再次反映", "Reported again"),
+    "accept": ("签收", "Accepted"),
+    "reject": ("退单", "Rejected"),
+    "rejected": ("退单后重新派单", "Dispatched again after a rejection"),
+    "resolve": ("办结", "Resolved"),
+    "note": ("备注", "Note"),
+    "comment": ("市民补充", "Citizen's comment"),
+    "citizen_comment": ("市民补充", "Citizen's comment"),
+    "department_accept": ("承办单位签收", "Department accepts"),
+    "department_reject": ("承办单位退单", "Department rejects"),
+    "department_resolve": ("承办单位办结", "Department resolves"),
+    "department_note": ("承办单位备注", "Department's note"),
+    "category_corrected": ("改分类", "Category corrected"),
+    "category_confirmed": ("确认分类", "Category confirmed"),
+    "reroute_requested": ("申请改派", "Re-routing asked"),
+    "rerouted": ("改派", "Re-routed"),
+    "reopened": ("重办", "Reopened"),
+    "escalated": ("超时升级", "Escalated (deadline passed)"),
+    "linked": ("并入问题", "Linked to a problem"),
+    "survey_scheduled": ("安排回访", "Survey scheduled"),
+    "survey_sent": ("回访已发送", "Survey sent"),
+    "survey_unsent": ("回访未发送（无短信网关）", "Survey not sent (no gateway)"),
+    "survey_undelivered": ("回访发送失败", "Survey undelivered"),
+    "survey_answered": ("回访已答复", "Survey answered"),
+    "survey_expired": ("回访未答复", "Survey unanswered"),
+}
+
+
+def event_name(lang: Lang, event: str) -> str:
+    zh, en = EVENTS.get(event, (event, event))
+    return en if lang == "en" else zh
 
 
 def translate(lang: Lang, key: str, **values: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,11 +11,11 @@ from pydantic import ValidationError
 
 from services.console.charts import district_map, forecast_svg
 from services.console.directory import Directory, load_districts
-from services.console.i18n import pick, translate
+from services.console.i18n import WORDS, event_name, pick, translate
 from services.console.passwords import hash_password, is_password_hash, verify_password
 from services.console.search import Query
 from services.console.settings import ConsoleSettings, User
-from services.console.web import safe_next, time_left
+from services.console.web import TEMPLATES, safe_next, time_left
 from shared.settings import DATA_DIR
 
 NOW = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)
@@ -105,6 +106,8 @@ def test_names_come_in_the_pages_language_and_streets_show_as_names() -> None:
     assert names.area("not_in_gazetteer", "en") == "not_in_gazetteer"
     assert pick("en", "城市管理局 / Urban Management Bureau") == "Urban Management Bureau"
     assert translate("en", "too_many_logins", seconds=30).endswith("30 s")
+    assert event_name("zh", "dispatched") == "派单" and event_name("en", "reject") == "Rejected"
+    assert event_name("zh", "something_new") == "something_new"  # an event no one named yet shows as written
 
 
 def test_the_records_search_binds_every_value_and_escapes_wildcards() -> None:
@@ -128,3 +131,9 @@ def test_the_records_search_binds_every_value_and_escapes_wildcards() -> None:
     assert indexed.count("@>") == 1 and indexed.count("ILIKE") == 2
     (only_filters, _), *more = statements(Query.of({"district": "donghu"}, ZoneInfo("UTC")), NOW, NOW)
     assert more == [] and "ILIKE" not in only_filters
+
+
+def test_every_word_a_template_names_has_both_languages() -> None:
+    word = re.compile(r"\bt\('([a-z0-9_]+)'\s*[,)]")  # t('key') and t('key', n=...), not t('by_' + dim)
+    named = {k for f in TEMPLATES.glob("*.html") for k in word.findall(f.read_text())}
+    assert named and sorted(named - set(WORDS)) == []
