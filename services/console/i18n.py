@@ -32,6 +32,7 @@ WORDS: dict[str, tuple[str, str]] = {
         "Tickets the classifier was unsure of: confirm, correct the category or re-route",
     ),
     "queue_empty": ("暂无待处理工单", "Nothing waiting"),
+    "first_shown": ("显示前 {n} 件", "the first {n} shown"),
     "search": ("工单查询", "Search tickets"),
     "search_text": ("编号或内容", "Id or words"),
     "from": ("起", "From"),

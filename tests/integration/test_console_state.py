@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.console.passwords import hash_password
-from services.console.reads import Reads
+from services.console.reads import REVIEW_PAGE, Reads
 from services.console.sessions import LoginThrottle, Sessions
 from services.console.settings import User
 from services.intake.actions import Actions
@@ -19,6 +19,7 @@ from shared.codec import decode
 from shared.effects import StoreWrite
 from shared.events import TicketRerouted
 from shared.store import TicketStore, keys
+from tests.integration.console_support import console_client, sign_in
 
 pytestmark = pytest.mark.redis
 
@@ -90,3 +91,15 @@ async def test_the_review_queue_shows_emergencies_first_then_the_oldest(redis: R
         await redis.zadd(keys.review, {ticket_id: float(n)})
     rows, total = await Reads(redis, min_volume=20, record=None).review_queue(datetime.now(UTC))
     assert [r.ticket.ticket_id for r in rows] == ["R2", "R0", "R1", "R3"] and total == 4
+
+
+async def test_a_long_queue_says_only_its_first_page_is_shown(redis: Redis, redis_url: str) -> None:
+    store = TicketStore(redis, record=None)
+    for n in range(REVIEW_PAGE + 5):
+        await store.apply(StoreWrite(f"Q{n}", "r", fields={"text": "…"}), scope=contract.INTAKE)
+        await redis.zadd(keys.review, {f"Q{n}": float(n)})
+    async with console_client(redis_url) as console:
+        await sign_in(console, "operator")
+        page = (await console.get("/operator/queue.part")).text
+    assert page.count('class="ticket-card"') == REVIEW_PAGE
+    assert f"显示前 {REVIEW_PAGE} 件" in page and f'id="review-total">{REVIEW_PAGE + 5}<' in page
