@@ -50,6 +50,9 @@ class RecorderSettings(CommonSettings):
     # A ticket changes several times in its first second (received, classified, dispatched, tracked):
     # written once this long after its first unrecorded change, it is written about once, not each time.
     settle_seconds: float = 1.0
+    # Tickets a replica takes off the to-do list are hidden from the other replicas this long (longer than
+    # a pass), so each state is written by one of them; a replica that dies leaves them to the others then.
+    snapshot_lease_seconds: float = Field(default=60.0, gt=0)
     pool_size: int = 4
     # A closed ticket leaves Redis this long after its last change, once recorded.
     hot_retention_days: float = Field(default=30.0, ge=0)
@@ -62,14 +65,30 @@ class RecorderSettings(CommonSettings):
         return self
 
 
-# Takes recorded tickets off the to-do list, each only if its revision is still the one written.
-# KEYS: the list, then each ticket's hash; ARGV: ticket id and recorded revision, pairwise.
+# Takes the oldest settled tickets of the to-do list for one replica: each stays listed (so it is never
+# evicted unrecorded) but scored at the end of the lease, where the other replicas' takes do not reach.
+# KEYS: the list; ARGV: the settled cutoff, how many, the end of the lease.
+_TAKE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id) end
+return ids
+"""
+
+# Takes recorded tickets off the to-do list, each only if its revision is still the one written; one
+# that changed since it was taken is listed again as changed then (the store's ZADD NX kept the lease's
+# score), to be written once settled.
+# KEYS: the list, then each ticket's hash; ARGV: when they were taken, then ticket id and recorded
+# revision, pairwise.
 _FORGET = """
 local n = 0
 for i = 2, #KEYS do
-  local id, rev = ARGV[2 * i - 3], tonumber(ARGV[2 * i - 2])
+  local id, rev = ARGV[2 * i - 2], tonumber(ARGV[2 * i - 1])
   local now = tonumber(redis.call('HGET', KEYS[i], 'rev') or '0')
-  if now <= rev then n = n + redis.call('ZREM', KEYS[1], id) end
+  if now <= rev then
+    n = n + redis.call('ZREM', KEYS[1], id)
+  else
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[1], id)
+  end
 end
 return n
 """
@@ -113,11 +132,14 @@ class RecorderWorker(Worker):
         snapshot_batch: int,
         snapshot_poll: float,
         settle: float,
+        lease: float,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.snapshot_batch = snapshot_batch
         self.settle = settle
+        self.lease = lease
+        self._take = self.redis.register_script(_TAKE)
         self.snapshot_poll = snapshot_poll
         self.database = database
         self.recorder_metrics = recorder_metrics
@@ -208,8 +230,9 @@ class RecorderWorker(Worker):
 
     async def record_tickets_once(self) -> int:
         """Write the oldest changed tickets' states; returns how many were taken off the to-do list."""
-        members = await self.redis.zrangebyscore(
-            keys.unrecorded, "-inf", time.time() - self.settle, start=0, num=self.snapshot_batch
+        taken_at = time.time()
+        members = await self._take(
+            keys=[keys.unrecorded], args=[taken_at - self.settle, self.snapshot_batch, taken_at + self.lease]
         )
         ids = [as_str(m) for m in members if isinstance(m, bytes | str)]
         if not ids:
@@ -263,7 +286,7 @@ class RecorderWorker(Worker):
             if forget:
                 # EVAL, not EVALSHA: a registered script in a pipeline costs a SCRIPT EXISTS round trip.
                 ticket_keys = [keys.ticket(t) for t, _ in forget]
-                args = [a for t, rev in forget for a in (t, rev)]
+                args = [taken_at, *(a for t, rev in forget for a in (t, rev))]
                 pipe.eval(_FORGET, 1 + len(forget), keys.unrecorded, *ticket_keys, *args)
             await pipe.execute()
         rm = self.recorder_metrics
@@ -327,6 +350,7 @@ def build(settings: RecorderSettings | None = None) -> tuple[RecorderWorker, Asg
         snapshot_batch=settings.snapshot_batch,
         snapshot_poll=settings.snapshot_poll_seconds,
         settle=settings.settle_seconds,
+        lease=settings.snapshot_lease_seconds,
     )
     worker.background.append(worker.tickets_loop)
     retention = Retention(

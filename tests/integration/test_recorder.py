@@ -218,12 +218,21 @@ async def test_a_ticket_is_written_once_it_has_settled_not_at_each_change(
     assert await recorder.record_tickets_once() == 1
 
 
-async def test_a_replica_writing_an_older_state_late_leaves_the_newer_one_another_replica_wrote(
-    redis: Redis, recorder: RecorderWorker, redis_url: str, database_url: str, pg: asyncpg.Connection
+@pytest.mark.parametrize("lease", [60.0, 0.0])
+async def test_replicas_take_each_ticket_once_and_a_late_older_state_never_replaces_a_newer_one(
+    redis: Redis,
+    recorder: RecorderWorker,
+    redis_url: str,
+    database_url: str,
+    pg: asyncpg.Connection,
+    lease: float,
 ) -> None:
-    """Two replicas read the same to-do list. One reads a ticket, and before it commits the ticket changes
-    and the other replica records the newer state: the late commit changes nothing, and the ticket is not
-    left off the to-do list with an older state in the record."""
+    """Two replicas share the to-do list. One takes a ticket, and before it commits the ticket changes. With
+    its lease (the default) the other replica does not take the ticket meanwhile, and the change is written
+    at a later pass. A write slower than its lease (0 here) lets the other replica take the ticket and record
+    the newer state first: the late commit of the older one changes nothing. Either way the record ends with
+    the newest state and the ticket is not left off the to-do list before that."""
+    recorder.lease = lease
     other, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, settle_seconds=0))
     store = TicketStore(redis)
     at = "2026-11-20T08:00:00+00:00"
@@ -247,12 +256,20 @@ async def test_a_replica_writing_an_older_state_late_leaves_the_newer_one_anothe
             ),
             scope="dispatch",
         )
-        assert await other.record_tickets_once() == 1
+        taken.append(await other.record_tickets_once())
         return await write(snapshots)
+
+    taken: list[int] = []
 
     recorder.database.write_tickets = late  # type: ignore[method-assign]
     try:
         await recorder.record_tickets_once()
+        if lease:
+            assert taken == [0]  # hidden from the other replica while taken
+            assert await pg.fetchval("SELECT rev FROM tickets WHERE ticket_id = 'T1'") == 1
+            assert await other.record_tickets_once() == 1  # changed while taken: listed again
+        else:
+            assert taken == [1]
     finally:
         await other.database.close()
         await other.redis.aclose()
