@@ -273,8 +273,8 @@ REDIS_KEYS: tuple[RedisKey, ...] = (
         f"{P}:review",
         ZSET,
         CLASSIFIER,
-        "tickets below the review threshold by receipt; an operator's answer takes one off, and so do"
-        " closing it (dispatch) and its leaving Redis (the recorder's retention)",
+        "tickets below the review threshold by receipt; an operator's answer (confirm, correct, re-route)"
+        " takes one off, and so do closing it (dispatch) and its leaving Redis (the recorder's retention)",
         also=(OPERATOR, DISPATCH, RECORDER),
     ),
     # -- dispatch -------------------------------------------------------------------------------------

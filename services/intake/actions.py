@@ -227,6 +227,12 @@ class Actions:
         )
         if result.outcome == "conflict":
             raise HttpError(409, "not_dispatched", f"the ticket is {result.detail}")
+        # An operator who decides where a ticket goes has reviewed it: it leaves the review queue (its
+        # category is left as it is: no training label).
+        reviewed = StoreWrite(
+            ticket_id, derive_id(event.event_id, "reviewed"), ops=[SortedRemove(keys.review, ticket_id)]
+        )
+        await available(self.store.apply(reviewed, scope=contract.OPERATOR))
         return result
 
 

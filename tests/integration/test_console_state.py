@@ -82,6 +82,21 @@ async def test_a_correction_leaves_the_review_queue_and_goes_back_to_dispatch(re
     assert refused.value.status == 422
 
 
+async def test_a_ticket_re_routed_by_an_operator_leaves_the_review_queue(redis: Redis) -> None:
+    store = TicketStore(redis, record=None)
+    fields = {"status": "dispatched", "department": "water_utility", "category": "utilities", "text": "停水"}
+    for scope in contract.SCOPES:
+        mine = {k: v for k, v in fields.items() if contract.FIELDS[k].owner == scope}
+        await store.apply(StoreWrite("T2", f"e1-{scope}", fields=mine), scope=scope)
+    await redis.zadd(keys.review, {"T2": 1.0})
+    actions = Actions(
+        redis, stream_maxlen=10_000, categories=["utilities"], departments=["water_utility", "housing_bureau"]
+    )
+    await actions.reroute("op-1", "T2", "housing_bureau", "物业负责", None)
+    assert await redis.zcard(keys.review) == 0 and await redis.xlen(streams.REROUTED) == 1
+    assert await redis.xlen(keys.labels) == 0  # the category was not reviewed: nothing to learn
+
+
 async def test_the_review_queue_shows_emergencies_first_then_the_oldest(redis: Redis) -> None:
     store = TicketStore(redis, record=None)
     for n, urgency in enumerate(["general", "general", "emergency", "general"]):
