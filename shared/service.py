@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -71,10 +71,13 @@ def health_routes(redis: Redis) -> list[Route]:
 
 
 def closing_lifespan(
-    redis: Redis, log: logging.Logger, dev_credentials: list[str]
+    redis: Redis,
+    log: logging.Logger,
+    dev_credentials: list[str],
+    closers: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     """A Starlette service's lifespan: warn while development credentials are in use, close the record's
-    pools and Redis at the end."""
+    pools, the service's own (`closers`) and Redis at the end."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -83,6 +86,8 @@ def closing_lifespan(
                 "development credentials in use (set them for production): %s", ", ".join(dev_credentials)
             )
         yield
+        for close in closers:
+            await close()
         await close_readers()
         await redis.aclose()
 
