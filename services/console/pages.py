@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from services.console.charts import district_map, forecast_svg
 from services.console.reads import month_of, row_of
-from services.console.search import LIMIT, Query, search
+from services.console.search import LIMIT, Query, exact, search
 from services.console.sessions import Session
 from services.console.web import Console, RefusedError, lang_of, safe_next
 from services.evaluation.rates import check_bucket
@@ -119,8 +119,8 @@ def routes(console: Console) -> list[Route]:
     async def search_page(request: Request) -> Response:
         session = await console.session(request, "operator", "supervisor")
         query = Query.of(request.query_params, console.zone)
-        found = None
-        if query.given and console.history is not None:
+        found = await exact(console.reads, query) if query.given else None
+        if found is None and query.given and console.history is not None:
             try:
                 found = await console.history.search(query, *query.window(datetime.now(UTC)))
             except (asyncpg.PostgresError, OSError) as exc:

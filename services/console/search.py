@@ -1,8 +1,9 @@
 """Ticket search: by id, words, date, status, district, category and department.
 
-Reads the ticket store: an id is one lookup; anything else walks the tickets received in the date
-window, newest first, reading only the fields it filters on, and stops after `LIMIT` matches or `SCAN`
-tickets (the page says how far it looked)."""
+An id Redis holds is one lookup there. Otherwise the record's search (services/console/history.py)
+answers when PostgreSQL is configured and reachable, and this is the fallback on the ticket store: it walks
+the tickets received in the date window, newest first, reading only the fields it filters on, and stops
+after `LIMIT` matches or `SCAN` tickets (the page says how far it looked)."""
 
 from __future__ import annotations
 
@@ -85,11 +86,17 @@ class Found:
     complete: bool  # False: the scan stopped at `SCAN` tickets, before `LIMIT` matches or the window's end
 
 
+async def exact(reads: Reads, query: Query) -> Found | None:
+    """A single word that is the id of a ticket Redis holds: that ticket, whichever search follows (the
+    record may not have a new ticket yet). Redis only: with PostgreSQL away this must still answer."""
+    if not (query.text and " " not in query.text and names_a_ticket(query.text)):
+        return None
+    (ticket,) = await reads.store.get_many([query.text], fields=FIELDS, rehydrate=False)
+    return Found([ticket], 1, True) if ticket is not None else None
+
+
 async def search(reads: Reads, query: Query) -> Found:
-    if query.text and names_a_ticket(query.text) and " " not in query.text:
-        exact = await reads.store.get(query.text)
-        if exact is not None:
-            return Found([exact], 1, True)
+    """Walk the newest tickets of the window in Redis (at most `SCAN`) for `LIMIT` matches."""
     since, until = query.window(datetime.now(UTC))
     out: list[Ticket] = []
     scanned = 0

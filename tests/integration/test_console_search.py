@@ -17,9 +17,13 @@ from redis.asyncio import Redis
 from services.console import history as history_module
 from services.console.history import History
 from services.console.search import Query
+from shared import contract
 from shared.db import migrate
 from shared.db.urls import asyncpg_dsn
+from shared.effects import StoreWrite
+from shared.store import TicketStore, keys
 from tests.integration.console_support import console_client, sign_in
+from tools.embedded import free_port
 
 pytestmark = pytest.mark.redis
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
@@ -155,3 +159,23 @@ async def test_the_search_page_finds_a_ticket_only_the_record_holds(
         page = await console.get("/search", params={"q": "噪音", "district": "donghu"})
     assert page.status_code == 200 and 'href="/tickets/S3"' in page.text
     assert not await redis.exists("hotline:ticket:S3")  # read, not brought back
+
+
+async def test_an_id_redis_holds_is_found_whether_or_not_the_record_answers(
+    record: asyncpg.Connection, redis: Redis, redis_url: str, database_url: str
+) -> None:
+    store = TicketStore(redis, record=None)
+    now = datetime.now(UTC)
+    fields = {"status": "received", "text": "刚受理的工单", "received_at": now.isoformat()}
+    await store.apply(StoreWrite("NEW1", "r", fields=fields), scope=contract.INTAKE)
+    await redis.zadd(keys.by_created, {"NEW1": now.timestamp()})
+    away = f"postgresql://hotline@127.0.0.1:{free_port()}/hotline"
+    for url in (database_url, away):  # not recorded yet; the record out of reach
+        async with console_client(redis_url, DATABASE_URL=url) as console:
+            await sign_in(console, "operator")
+            page = await console.get("/search", params={"q": "NEW1"})
+        assert page.status_code == 200 and 'href="/tickets/NEW1"' in page.text, url
+    async with console_client(redis_url, DATABASE_URL=away) as console:
+        await sign_in(console, "operator")
+        page = await console.get("/search", params={"q": "刚受理"})  # the Redis fallback
+    assert page.status_code == 200 and 'href="/tickets/NEW1"' in page.text
