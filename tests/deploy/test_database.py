@@ -80,7 +80,7 @@ def test_the_pooler_fronts_the_primary_in_transaction_mode_with_prepared_stateme
     assert int(bouncer["parameters"]["max_prepared_statements"]) > 0
 
 
-def test_services_reach_the_database_through_the_pooler_and_migrations_the_primary() -> None:
+def test_services_reach_the_database_through_the_pooler_and_migrations_and_the_recorder_the_primary() -> None:
     cluster, pooler = _one("Cluster"), _one("Pooler")
     initdb = cluster["spec"]["bootstrap"]["initdb"]
     env = _env()
@@ -88,6 +88,8 @@ def test_services_reach_the_database_through_the_pooler_and_migrations_the_prima
     assert env["DATABASE_PRIMARY_ADDRESS"] == _service_address(f"{cluster['metadata']['name']}-rw")
     urls = _database_urls()
     assert urls.pop("hotline-init/db-upgrade").endswith("@$(DATABASE_PRIMARY_ADDRESS)/" + initdb["database"])
+    # Its connections keep session staging tables, which a transaction pooler does not.
+    assert urls.pop("hotline-recorder/recorder").endswith("@$(DATABASE_PRIMARY_ADDRESS)/hotline")
     for where, url in urls.items():
         assert url == f"postgresql://{initdb['owner']}:$(DATABASE_PASSWORD)@$(DATABASE_ADDRESS)/hotline", (
             where
