@@ -93,6 +93,13 @@ class RecordReader:
             await self._pool.close()
         self._pool = self._loop = None
 
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        """The rows of one query through the pool; an unreachable record raises, whatever `strict` says
+        (the caller, answering a person, says 503)."""
+        pool = await self._open_pool()
+        async with pool.acquire(timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+            return list(await conn.fetch(query, *args))
+
     async def tickets(self, ticket_ids: list[str]) -> dict[str, Recorded]:
         """The recorded tickets among `ticket_ids` (an id the record does not have is left out)."""
         if not ticket_ids:

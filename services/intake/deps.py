@@ -80,7 +80,8 @@ class Deps:
     supervisor_tokens: Credentials
 
     def __post_init__(self) -> None:
-        self.store = TicketStore(self.redis, reader_for(self.settings.database_url, strict=True))
+        record = reader_for(self.settings.database_url, strict=True)
+        self.store = TicketStore(self.redis, record)
         self.intake = TicketIntake(self.redis, self.settings.stream_maxlen)
         self.publisher = EventPublisher(self.redis, self.settings.stream_maxlen)
         self.limiter = RateLimiter(self.redis)
@@ -92,8 +93,7 @@ class Deps:
             departments=self.department_names,
             count=lambda kind, outcome: self.metrics.events.labels(kind, outcome).inc(),
         )
-        url = self.settings.database_url
-        self.record = OpenRecord(url) if url else None
+        self.record = OpenRecord(record) if record else None
 
     def rate(self, kind: str, source: str) -> Rate:
         return Rate(rate_key(kind, source), self.settings.rate_limits.get(kind, 1_000_000), self.window)

@@ -14,24 +14,20 @@ from datetime import datetime
 
 import asyncpg
 
-from shared.db.urls import asyncpg_dsn
-from shared.rehydration import hash_fields
+from shared.rehydration import RecordReader, hash_fields
 from shared.status import CLOSED
 from shared.store import Ticket, Update
 
 
 class OpenRecord:
-    """Open311's queries on the record at `url`; one connection per request, closed after it."""
+    """Open311's queries on the record, through the process's pool of it (the one the store's reads of
+    evicted tickets use)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, record: RecordReader) -> None:
+        self.record = record
 
     async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(asyncpg_dsn(self.url))
-        try:
-            return list(await conn.fetch(query, *args))
-        finally:
-            await conn.close()
+        return await self.record.fetch(query, *args)
 
     async def search(
         self, start: datetime, end: datetime, statuses: set[str], codes: set[str], limit: int
