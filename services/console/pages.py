@@ -20,6 +20,7 @@ from services.console.charts import district_map, forecast_svg
 from services.console.reads import month_of, row_of
 from services.console.search import LIMIT, Query, exact, search
 from services.console.sessions import Session
+from services.console.similar import suspected
 from services.console.web import Console, RefusedError, lang_of, safe_next
 from services.evaluation.rates import check_bucket
 from services.insight.problem_store import load_problem, request_action
@@ -38,7 +39,7 @@ def routes(console: Console) -> list[Route]:
 
     async def review(session: Session) -> dict[str, Any]:
         rows, total = await console.reads.review_queue(datetime.now(UTC))
-        return {"rows": rows, "total": total}
+        return {"rows": rows, "total": total, "suspects": await suspected(console.redis, rows)}
 
     async def operator_part(request: Request) -> Response:
         session = await console.session(request, "operator")

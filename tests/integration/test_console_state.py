@@ -3,15 +3,23 @@ an operator's correction (shared with intake's API) leaves the review queue and 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
 
+from services.classifier.duplicates import (
+    SIGNATURE_FIELD,
+    bucket_key,
+    encode_signature,
+    signature,
+    similarity,
+)
 from services.console.passwords import hash_password
 from services.console.reads import REVIEW_PAGE, Reads
 from services.console.sessions import LoginThrottle, Sessions
 from services.console.settings import User
+from services.console.similar import SUSPECT
 from services.intake.actions import Actions
 from services.intake.http import HttpError
 from shared import contract, streams
@@ -118,3 +126,38 @@ async def test_a_long_queue_says_only_its_first_page_is_shown(redis: Redis, redi
         page = (await console.get("/operator/queue.part")).text
     assert page.count('class="ticket-card"') == REVIEW_PAGE
     assert f"显示前 {REVIEW_PAGE} 件" in page and f'id="review-total">{REVIEW_PAGE + 5}<' in page
+
+
+async def test_a_review_card_names_the_open_ticket_it_may_repeat(redis: Redis, redis_url: str) -> None:
+    store = TicketStore(redis, record=None)
+    now = datetime.now(UTC)
+    texts = {
+        "D1": "湖滨路的路灯不亮了，晚上很黑，希望尽快修好。",  # the earlier report
+        "D2": "湖滨路路灯坏了好几天，晚上很黑。",  # told in other words: on review
+        "D3": "工地夜间施工噪音扰民。",  # on review, like nothing before it
+    }
+    for n, (ticket_id, text) in enumerate(texts.items()):
+        at = now - timedelta(hours=3 - n)
+        await store.apply(
+            StoreWrite(ticket_id, "r", fields={"text": text, "received_at": at.isoformat()}),
+            scope=contract.INTAKE,
+        )
+        await store.apply(
+            StoreWrite(ticket_id, "d", fields={"status": "dispatched"}), scope=contract.DISPATCH
+        )
+        classified = {
+            "district": "donghu",
+            "category": "utilities",
+            SIGNATURE_FIELD: encode_signature(signature(text)),
+        }
+        await store.apply(StoreWrite(ticket_id, "c", fields=classified), scope=contract.CLASSIFIER)
+        await redis.zadd(bucket_key(("donghu", "utilities")), {ticket_id: at.timestamp()})
+    await redis.zadd(keys.review, {"D2": 1.0, "D3": 2.0})
+    alike = similarity(signature(texts["D1"]), signature(texts["D2"]))
+    assert SUSPECT <= alike < 0.5  # alike enough to ask, not enough for the classifier
+    async with console_client(redis_url) as console:
+        await sign_in(console, "operator")
+        page = (await console.get("/operator/queue.part")).text
+    d2, d3 = page.split('data-ticket="D2"')[1].split('data-ticket="D3"')
+    assert f'<a href="/tickets/D1">D1</a> {round(alike * 100)}%' in d2 and "疑似重复" in d2
+    assert "疑似重复" not in d3
