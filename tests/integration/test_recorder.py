@@ -313,3 +313,31 @@ async def test_one_read_of_every_stream_is_written_in_one_transaction_and_acked(
         assert (await redis.xpending(stream, streams.RECORDER))["pending"] == 0
     [(_, dead)] = await redis.xrange(streams.dlq(streams.RECEIVED))
     assert dead[b"reason"] in (b"invalid", b"undecodable")
+
+
+async def test_tickets_a_replica_took_and_never_wrote_are_written_by_another_once_its_lease_ends(
+    redis: Redis, recorder: RecorderWorker, redis_url: str, database_url: str, pg: asyncpg.Connection
+) -> None:
+    store = TicketStore(redis)
+    fields = {"status": "received", "received_at": "2026-11-20T08:00:00+00:00"}
+    for ticket_id in ("T1", "T2"):
+        await store.apply(StoreWrite(ticket_id, "e1", fields=fields), scope="intake")
+
+    async def dies(snapshots: list[Ticket]) -> list[tuple[int, str]]:
+        raise RuntimeError("the replica died with its tickets taken")
+
+    recorder.lease = 0.5
+    recorder.database.write_tickets = dies  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await recorder.record_tickets_once()
+    other, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, settle_seconds=0))
+    try:
+        assert await other.record_tickets_once() == 0  # still taken
+        assert await redis.zcard(keys.unrecorded) == 2  # and still listed: never evicted unrecorded
+        await asyncio.sleep(0.6)
+        assert await other.record_tickets_once() == 2
+    finally:
+        await other.database.close()
+        await other.redis.aclose()
+    assert await pg.fetchval("SELECT count(*) FROM tickets") == 2
+    assert await redis.zcard(keys.unrecorded) == 0
