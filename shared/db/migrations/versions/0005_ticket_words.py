@@ -18,6 +18,10 @@ change of status (no update of `tickets` is HOT: status is indexed), while the t
 Triggers on `tickets` keep `ticket_words` current, on insert and when the title or text changes, so the
 recorder does not know it exists. Partitioned by month like `tickets` (the same `received_at`).
 
+Upgrading a database that already holds tickets fills `ticket_words` for them: about 0.3 ms per ticket
+(measured on 20,000: some 50 minutes for 10 million), during which the triggers' lock on `tickets` holds
+the recorder's writes back (it waits and catches up; the loop goes on in Redis).
+
 `hotline_bigrams` takes the pairs at odd positions and those at even ones, each found by one regular
 expression scan: ten times faster than a substring per position (0.09 ms against 0.9 ms for a
 400-character text); GIN drops the repeats itself.
@@ -56,7 +60,6 @@ CREATE TABLE ticket_words (
 ) PARTITION BY RANGE (received_at)
 """
     )
-    op.execute("CREATE INDEX ticket_words_words ON ticket_words USING gin (words)")
     op.execute(
         """
 CREATE FUNCTION hotline_ticket_words() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -92,6 +95,8 @@ FROM (SELECT DISTINCT date_trunc('month', received_at AT TIME ZONE 'UTC')::date 
         " SELECT ticket_id, received_at, hotline_bigrams(concat_ws(' ', title, text))"
         " FROM tickets"
     )
+    # Built after the backfill: a GIN index built at once costs a fifth less than one kept up row by row.
+    op.execute("CREATE INDEX ticket_words_words ON ticket_words USING gin (words)")
 
 
 def downgrade() -> None:
