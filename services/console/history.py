@@ -1,6 +1,7 @@
 """Ticket search over the system of record: PostgreSQL's `tickets` table (the recorder's typed copy of
 every ticket, kept after a closed ticket leaves Redis), indexed by status, department and received_at,
-and `ticket_words`, the bigrams of each ticket's title and text, for words (migration 0005)."""
+and `ticket_words`, the bigrams of each ticket's title and text, for words (migration 0005), filled in
+the background from `ticket_words_pending` (migration 0007), which the search reads too."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def statements(query: Query, since: Any, until: Any) -> list[Statement]:
     """The queries to try in turn, each with its arguments (every value a bound parameter): a page of
     `LIMIT` from one is the answer, and so is whatever the last one finds. Each word must appear in the
     title or text (case-insensitive): among the newest `RECENT` tickets first, then through the index,
-    where a word's bigrams find the candidates and ILIKE keeps those that hold the word itself."""
+    where a word's bigrams (or the ticket's not being indexed yet) find the candidates and ILIKE keeps
+    those that hold the word itself."""
     args: list[Any] = [since, until]
     filters = ["received_at >= $1", "received_at < $2"]
     for column in ("status", "district", "category", "department"):
@@ -55,10 +57,14 @@ def statements(query: Query, since: Any, until: Any) -> list[Statement]:
     bigrams = [
         f"words @> hotline_bigrams(${n})" for n in range(len(args) + 1, len(args) + len(looked_up) + 1)
     ]
+    # The tickets not indexed yet are candidates too (ILIKE decides): few, except during a burst. A
+    # UNION inside one IN keeps it a semi-join; an OR of two INs would scan every ticket in the window.
     candidates = (
         [
             "(ticket_id, received_at) IN (SELECT ticket_id, received_at FROM ticket_words"
-            f" WHERE received_at >= $1 AND received_at < $2 AND {' AND '.join(bigrams)})"
+            f" WHERE received_at >= $1 AND received_at < $2 AND {' AND '.join(bigrams)}"
+            " UNION ALL SELECT ticket_id, received_at FROM ticket_words_pending"
+            " WHERE received_at >= $1 AND received_at < $2)"
         ]
         if bigrams
         else []

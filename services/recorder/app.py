@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from services.recorder.database import Database, Ticket
 from services.recorder.handlers import BadSnapshotError, EventRow, event_row, history_rows
 from services.recorder.retention import Retention
+from services.recorder.words import WordIndex
 from shared import streams
 from shared.bus import as_str, make_broker, redis_client
 from shared.codec import PoisonError
@@ -57,6 +58,11 @@ class RecorderSettings(CommonSettings):
     # A closed ticket leaves Redis this long after its last change, once recorded.
     hot_retention_days: float = Field(default=30.0, ge=0)
     retention_sweep_seconds: float = Field(default=60.0, gt=0)
+    # The console's word index, filled off the record's writes (services/recorder/words.py): how often,
+    # how many tickets per call, and above how many unrecorded tickets it waits for the recorder.
+    word_index_seconds: float = Field(default=1.0, gt=0)
+    word_index_batch: int = Field(default=500, gt=0)
+    word_index_hold_above: int = Field(default=1000, ge=0)
 
     @model_validator(mode="after")
     def _needs_database(self) -> RecorderSettings:
@@ -361,4 +367,13 @@ def build(settings: RecorderSettings | None = None) -> tuple[RecorderWorker, Asg
         registry,
     )
     worker.background.append(retention.loop)
+    words = WordIndex(
+        redis,
+        database,
+        interval=settings.word_index_seconds,
+        batch=settings.word_index_batch,
+        hold_above=settings.word_index_hold_above,
+        registry=registry,
+    )
+    worker.background.append(words.loop)
     return worker, worker.asgi(make_broker(settings))

@@ -52,6 +52,7 @@ async def record(database_url: str) -> AsyncIterator[asyncpg.Connection]:
             " VALUES ($1, $2, 1, $3, $4, $5, $6, $7)",
             [(t, NOW - timedelta(days=d), s, di, c, ti, te) for t, d, s, di, c, ti, te in TICKETS],
         )
+        await conn.execute("SELECT hotline_index_words(1000)")  # what the recorder's pass does
         yield conn
     finally:
         await conn.close()
@@ -117,12 +118,41 @@ async def test_the_words_follow_the_text_and_only_the_text(
     version = "SELECT xmin::text FROM ticket_words WHERE ticket_id = 'S3'"
     before = await record.fetchval(version)
     await record.execute("UPDATE tickets SET status = 'dispatched', rev = rev + 1 WHERE ticket_id = 'S3'")
-    assert await record.fetchval(version) == before  # a change of status leaves the words alone
+    assert before is not None and await record.fetchval(version) == before  # a change of status: no work
+    assert await record.fetchval("SELECT count(*) FROM ticket_words_pending") == 0
     await record.execute("UPDATE tickets SET text = '垃圾桶满了没人清', rev = rev + 1 WHERE ticket_id = 'S3'")
+    # Found while pending (the index still holds the old words), and once indexed.
+    assert await record.fetchval("SELECT array_agg(ticket_id) FROM ticket_words_pending") == ["S3"]
     history = History(database_url)
     try:
         assert await found(history, q="垃圾桶") == ["S3"]
         assert await found(history, q="噪音") == []
+    finally:
+        await history.close()
+    assert await record.fetchval("SELECT hotline_index_words(10)") == 1
+    history = History(database_url)
+    try:
+        assert await found(history, q="垃圾桶") == ["S3"]
+        assert await found(history, q="噪音") == []
+    finally:
+        await history.close()
+
+
+async def test_a_ticket_not_indexed_yet_is_found_by_its_words(
+    record: asyncpg.Connection, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history_module, "RECENT", 1)  # not among the newest: only the index path can find it
+    await record.execute(
+        "INSERT INTO tickets (ticket_id, received_at, rev, status, district, text)"
+        " VALUES ('P1', $1, 1, 'received', 'donghu', '井盖丢了，路口很危险')",
+        NOW - timedelta(days=5),
+    )
+    assert await record.fetchval("SELECT count(*) FROM ticket_words WHERE ticket_id = 'P1'") == 0
+    history = History(database_url)
+    try:
+        assert await found(history, q="井盖 路口") == ["P1"]
+        assert await found(history, q="井盖 噪音") == []  # a candidate, still checked by ILIKE
+        assert sorted(await found(history, q="路")) == ["P1", "S1", "S2"]  # one character: ILIKE alone
     finally:
         await history.close()
 

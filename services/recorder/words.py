@@ -1,0 +1,96 @@
+"""The console's word index, filled in the background (migration 0007): the triggers on `tickets` only list a
+written ticket in `ticket_words_pending`; this pass moves them into `ticket_words` (their bigrams, GIN-
+indexed), a batch per call of `hotline_index_words`, until none is left.
+
+It holds off while the recorder is behind (more tickets on its to-do list than `hold_above`): during a
+burst the database's CPU goes to the record, and the index, about three quarters of a ticket's write cost
+in PostgreSQL, catches up after. Search stays exact meanwhile: it reads the pending tickets as well
+(services/console/history.py). Under a load that keeps the recorder behind for good the pending set only
+grows, and searches over it get slower: the pending gauge says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.asyncio import Redis
+
+from services.recorder.database import Database
+from shared.store import keys
+from shared.worker import _sleep_unless
+
+log = logging.getLogger("hotline.recorder.words")
+
+
+@dataclass
+class Pass:
+    indexed: int = 0
+    held: bool = False  # stopped (or never started) because the recorder was behind
+
+
+class WordIndex:
+    """Every `interval`, `hotline_index_words(batch)` until nothing is pending, unless the recorder's
+    to-do list (what `hotline_recorder_unrecorded_tickets` shows) is longer than `hold_above`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        database: Database,
+        *,
+        interval: float,
+        batch: int,
+        hold_above: int,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.redis, self.database = redis, database
+        self.interval, self.batch, self.hold_above = interval, batch, hold_above
+        self.pending = Gauge(
+            "hotline_search_index_pending_tickets",
+            "Tickets recorded and not yet in the console's word index (searched by ILIKE meanwhile)",
+            registry=registry,
+        )
+        self.indexed = Counter(
+            "hotline_search_indexed_tickets", "Tickets added to the console's word index", registry=registry
+        )
+        self.held = Counter(
+            "hotline_search_index_held_passes",
+            "Indexing passes put off because the recorder was behind on recording",
+            registry=registry,
+        )
+
+    async def _behind(self) -> bool:
+        return int(await self.redis.zcard(keys.unrecorded)) > self.hold_above
+
+    async def _index(self) -> int:
+        return int(await (await self.database.pool()).fetchval("SELECT hotline_index_words($1)", self.batch))
+
+    async def _count(self) -> int:
+        return int(await (await self.database.pool()).fetchval("SELECT count(*) FROM ticket_words_pending"))
+
+    async def once(self, stop: asyncio.Event) -> Pass:
+        result = Pass()
+        while not stop.is_set():
+            # Looked at before each batch: a burst that starts during a catch-up gets the CPU back.
+            if await self._behind():
+                result.held = True
+                self.held.inc()
+                break
+            done = await self.database.until_done(self._index, stop)
+            result.indexed += done
+            self.indexed.inc(done)
+            if done < self.batch:
+                break
+        self.pending.set(await self.database.until_done(self._count, stop))
+        return result
+
+    async def loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.once(stop)
+            except Exception:
+                # Nothing is lost: what was not indexed stays pending for the next pass.
+                log.exception("word index: pass failed; trying again")
+            await _sleep_unless(stop, self.interval)
