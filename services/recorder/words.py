@@ -47,6 +47,7 @@ class WordIndex:
     ) -> None:
         self.redis, self.database = redis, database
         self.interval, self.batch, self.hold_above = interval, batch, hold_above
+        self.registry = registry
         self.pending = Gauge(
             "hotline_search_index_pending_tickets",
             "Tickets recorded and not yet in the console's word index (searched by ILIKE meanwhile)",
