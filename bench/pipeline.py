@@ -391,14 +391,33 @@ class RecorderLag:
     max_oldest_seconds: float = 0.0
     caught_up_after: float | None = None
     ticket_rows: float = 0.0  # ticket states the recorder wrote to PostgreSQL during the phase
+    # The word index, filled after the record (migration 0007): seconds after the load stopped until
+    # nothing was pending, and PostgreSQL's CPU from the record's catch-up to then (outside the phase's).
+    words_caught_up_after: float | None = None
+    words_cpu_seconds: float = 0.0
+
+
+def recorder_metric(url: str, sample: str) -> float:
+    """One sample of the recorder's /metrics, named with its labels as exposed."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    line = f"{sample} "
+    return sum(float(x[len(line) :]) for x in text.splitlines() if x.startswith(line))
 
 
 def recorder_rows(url: str, table: str) -> float:
-    """The recorder's count of rows written to `table` (its /metrics)."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as reply:
-        text = reply.read().decode()
-    line = f'hotline_recorder_rows_total{{table="{table}"}} '
-    return sum(float(x[len(line) :]) for x in text.splitlines() if x.startswith(line))
+    """The recorder's count of rows written to `table`."""
+    return recorder_metric(url, f'hotline_recorder_rows_total{{table="{table}"}}')
+
+
+def wait_for_words(url: str, lag: RecorderLag, stopped: float, pg_pid: int | None, deadline: float) -> None:
+    """Until the recorder's word index has nothing pending (its gauge, refreshed at each pass)."""
+    cpu = cpu_seconds(pg_pid)
+    time.sleep(1.5)  # a pass after the record caught up: the gauge may still show the burst's count
+    while recorder_metric(url, "hotline_search_index_pending_tickets") > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lag.words_caught_up_after = time.monotonic() - stopped
+    lag.words_cpu_seconds = cpu_seconds(pg_pid) - cpu
 
 
 @dataclass
@@ -485,6 +504,8 @@ def run_phase(
                 time.sleep(0.1)
             lag.caught_up_after = time.monotonic() - stopped
             lag.ticket_rows = recorder_rows(stack.url_of("recorder"), "tickets") - rows_before
+    if lag is not None:
+        wait_for_words(stack.url_of("recorder"), lag, stopped, pids.get("postgres"), deadline)
     proc.join()
     phase = Phase(name, f"{rate:.0f}/s" if mode == "open" else f"closed, {connections} conn", http, sampler)
     phase.recorder = lag
@@ -523,6 +544,12 @@ def report(phase: Phase) -> None:
             f" {lag.max_oldest_seconds:.1f} s; all recorded {lag.caught_up_after:.1f} s after the load"
             f" stopped; {lag.ticket_rows / max(1, len(tickets)):.2f} ticket states written per ticket"
         )
+        if lag.words_caught_up_after is not None:
+            print(
+                f"  word index: nothing pending {lag.words_caught_up_after:.1f} s after the load stopped;"
+                f" PostgreSQL meanwhile {lag.words_cpu_seconds:.2f} CPU s"
+                f" ({1000 * lag.words_cpu_seconds / max(1, len(tickets)):.3f} ms/ticket, not in the table)"
+            )
     print(phase.sampler.table(len(tickets), "ticket"))
 
 
