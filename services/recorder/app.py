@@ -63,6 +63,9 @@ class RecorderSettings(CommonSettings):
     word_index_seconds: float = Field(default=1.0, gt=0)
     word_index_batch: int = Field(default=500, gt=0)
     word_index_hold_above: int = Field(default=1000, ge=0)
+    # Held off longer than this, the pass indexes a batch each time anyway: a load that keeps the recorder
+    # behind for good would otherwise leave search reading an ever larger pending set.
+    word_index_max_hold_seconds: float = Field(default=60.0, ge=0)
 
     @model_validator(mode="after")
     def _needs_database(self) -> RecorderSettings:
@@ -373,6 +376,7 @@ def build(settings: RecorderSettings | None = None) -> tuple[RecorderWorker, Asg
         interval=settings.word_index_seconds,
         batch=settings.word_index_batch,
         hold_above=settings.word_index_hold_above,
+        max_hold=settings.word_index_max_hold_seconds,
         registry=registry,
     )
     worker.background.append(words.loop)

@@ -5,14 +5,17 @@ indexed), a batch per call of `hotline_index_words`, until none is left.
 It holds off while the recorder is behind (more tickets on its to-do list than `hold_above`): during a
 burst the database's CPU goes to the record, and the index, about three quarters of a ticket's write cost
 in PostgreSQL, catches up after. Search stays exact meanwhile: it reads the pending tickets as well
-(services/console/history.py). Under a load that keeps the recorder behind for good the pending set only
-grows, and searches over it get slower: the pending gauge says so.
+(services/console/history.py). Under a load that keeps the recorder behind for longer than `max_hold`,
+the pass indexes one batch a pass anyway, so the pending set (and searches over it) cannot grow without
+bound; the pending gauge says how far behind it is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -43,11 +46,15 @@ class WordIndex:
         interval: float,
         batch: int,
         hold_above: int,
+        max_hold: float,
         registry: CollectorRegistry,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.redis, self.database = redis, database
-        self.interval, self.batch, self.hold_above = interval, batch, hold_above
+        self.interval, self.batch, self.hold_above, self.max_hold = interval, batch, hold_above, max_hold
         self.registry = registry
+        self.clock = clock
+        self._held_since: float | None = None
         self.pending = Gauge(
             "hotline_search_index_pending_tickets",
             "Tickets recorded and not yet in the console's word index (searched by ILIKE meanwhile)",
@@ -71,17 +78,27 @@ class WordIndex:
     async def _count(self) -> int:
         return int(await (await self.database.pool()).fetchval("SELECT count(*) FROM ticket_words_pending"))
 
+    async def _index_batch(self, stop: asyncio.Event) -> int:
+        done = await self.database.until_done(self._index, stop)
+        self.indexed.inc(done)
+        return done
+
     async def once(self, stop: asyncio.Event) -> Pass:
         result = Pass()
         while not stop.is_set():
             # Looked at before each batch: a burst that starts during a catch-up gets the CPU back.
             if await self._behind():
+                now = self.clock()
+                if self._held_since is None:
+                    self._held_since = now
+                elif now - self._held_since >= self.max_hold:
+                    result.indexed += await self._index_batch(stop)  # held too long: a batch anyway
                 result.held = True
                 self.held.inc()
                 break
-            done = await self.database.until_done(self._index, stop)
+            self._held_since = None
+            done = await self._index_batch(stop)
             result.indexed += done
-            self.indexed.inc(done)
             if done < self.batch:
                 break
         self.pending.set(await self.database.until_done(self._count, stop))

@@ -5,7 +5,8 @@ indexes it, and the pass holds off while the recorder is behind."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -42,14 +43,18 @@ def pending_gauge(words: WordIndex) -> float | None:
     return words.registry.get_sample_value("hotline_search_index_pending_tickets")
 
 
-def index_of(recorder: RecorderWorker, hold_above: int, batch: int = 2) -> WordIndex:
+def index_of(
+    recorder: RecorderWorker, hold_above: int, batch: int = 2, clock: Callable[[], float] = time.monotonic
+) -> WordIndex:
     return WordIndex(
         recorder.redis,
         recorder.database,
         interval=1.0,
         batch=batch,
         hold_above=hold_above,
+        max_hold=60.0,
         registry=CollectorRegistry(),
+        clock=clock,
     )
 
 
@@ -100,3 +105,28 @@ async def test_the_pass_holds_off_while_the_recorder_is_behind(
     result = await words.once(asyncio.Event())
     assert (result.indexed, result.held) == (3, False)
     assert await pg.fetchval("SELECT count(*) FROM ticket_words") == 3
+
+
+async def test_held_off_longer_than_its_limit_the_pass_indexes_a_batch_each_time(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    await receive(redis, 5)
+    await recorder.record_tickets_once()
+    await redis.zadd(keys.unrecorded, {f"later{n}": 0 for n in range(3)})  # behind for good
+    now = [0.0]
+    words = index_of(recorder, hold_above=2, batch=2, clock=lambda: now[0])
+    assert (await words.once(asyncio.Event())).indexed == 0  # the hold starts
+    now[0] = 59.0
+    assert (await words.once(asyncio.Event())).indexed == 0
+    now[0] = 60.0
+    result = await words.once(asyncio.Event())
+    assert (result.indexed, result.held) == (2, True)  # one batch, still held
+    now[0] = 61.0
+    assert (await words.once(asyncio.Event())).indexed == 2
+    assert await pg.fetchval("SELECT count(*) FROM ticket_words_pending") == 1
+
+    await redis.delete(keys.unrecorded)  # caught up: the hold ends, the rest goes
+    assert (await words.once(asyncio.Event())).indexed == 1
+    await redis.zadd(keys.unrecorded, {f"later{n}": 0 for n in range(3)})
+    now[0] = 100.0
+    assert (await words.once(asyncio.Event())).indexed == 0  # a new hold starts from scratch
