@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
@@ -414,7 +414,7 @@ class Worker:
                 log.exception("%s: claimer for %s failed; starting over", self.service, consumer.stream)
                 cursor = b"0-0"
             if cursor in (b"0-0", "0-0"):
-                await _sleep_unless(self._stop, min(5.0, self.settings.claim_idle_ms / 4000))
+                await sleep_unless(self._stop, min(5.0, self.settings.claim_idle_ms / 4000))
 
     # -- lag, pending and DLQ gauges ---------------------------------------------------------------
 
@@ -489,7 +489,7 @@ class Worker:
                     await self.reap_consumers(c)
                 except Exception as exc:
                     log.warning("%s: trimming %s failed: %r", self.service, c.stream, exc)
-            await _sleep_unless(self._stop, 30.0)
+            await sleep_unless(self._stop, 30.0)
 
     async def _observe_loop(self) -> None:
         while not self._stop.is_set():
@@ -497,7 +497,7 @@ class Worker:
                 await self.observe_streams()
             except Exception as exc:
                 log.warning("%s: stream metrics unavailable: %r", self.service, exc)
-            await _sleep_unless(self._stop, 5.0)
+            await sleep_unless(self._stop, 5.0)
 
     # -- wiring ------------------------------------------------------------------------------------
 
@@ -532,7 +532,7 @@ class Worker:
                     signal.raise_signal(signal.SIGTERM)
                     return
                 log.warning("%s: reading %s failed, retrying: %r", self.service, ", ".join(of_stream), exc)
-                await _sleep_unless(self._stop, backoff)
+                await sleep_unless(self._stop, backoff)
                 backoff = min(5.0, backoff * 2)
                 continue
             backoff = 0.1
@@ -549,7 +549,7 @@ class Worker:
             if s.read_linger_ms and max((len(e) for _, e in batches), default=0) < s.batch_size:
                 # Not a full batch: let the streams fill while we wait, so the next read is one batch of
                 # many entries instead of many batches of a few (each batch costs a commit).
-                await _sleep_unless(self._stop, s.read_linger_ms / 1000)
+                await sleep_unless(self._stop, s.read_linger_ms / 1000)
 
     async def process_read(self, batches: Sequence[tuple[Consumer[Any], list[Entry]]]) -> None:
         """The batches of one read, one stream each; a worker that can commit several at once overrides."""
@@ -607,9 +607,24 @@ class Worker:
         )
 
 
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stop` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def every(
+    stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[object]], log: logging.Logger, what: str
+) -> None:
+    """Run `work` now, then `seconds` after each pass ends, until `stop` is set. A pass that fails (Redis
+    or the database away) is logged and the next one tries again: a background pass leaves what it did
+    not do to do, so nothing is lost by skipping one."""
+    while not stop.is_set():
+        try:
+            await work()
+        except Exception:
+            log.exception("%s failed; trying again", what)
+        await sleep_unless(stop, seconds)
 
 
 def _id(value: bytes | str) -> tuple[int, int]:

@@ -10,7 +10,6 @@ metric). A scanner that dies before the script ran leaves the timer in place for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from shared.codec import DATA_FIELD, pack
 from shared.events import TicketEscalated, utcnow
 from shared.ids import derive_id
 from shared.store import MARK_CHANGED, TicketStore, iso, keys
+from shared.worker import every
 
 log = logging.getLogger("hotline.dispatch.escalation")
 
@@ -130,12 +130,9 @@ class Scanner:
                     log.warning("escalated %s: %s", ticket_id, event.reason)
         return published
 
+    async def _scan_backlog(self) -> None:
+        while len(await self.scan()) >= self.batch:  # a backlog: keep going before sleeping
+            pass
+
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                while len(await self.scan()) >= self.batch:  # a backlog: keep going before sleeping
-                    pass
-            except Exception:
-                log.exception("escalation scan failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+        await every(stop, self.interval, self._scan_backlog, log, "escalation scan")

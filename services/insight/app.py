@@ -34,7 +34,7 @@ from shared.events import HotspotAlert, TicketClassified
 from shared.settings import CommonSettings
 from shared.store import Ticket, TicketStore, keys
 from shared.taxonomy import ConfigError
-from shared.worker import Consumer, Worker
+from shared.worker import Consumer, Worker, every
 
 log = logging.getLogger("hotline.insight")
 
@@ -291,13 +291,7 @@ class Insight:
 
     async def loop(self, stop: asyncio.Event) -> None:
         try:
-            while not stop.is_set():
-                try:
-                    await self.refresh()
-                except Exception:
-                    log.exception("insight: background refresh failed; retrying")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.settings.refresh_seconds)
+            await every(stop, self.settings.refresh_seconds, self.refresh, log, "insight: background refresh")
         finally:
             with contextlib.suppress(Exception):  # Redis gone: the lease expires by itself
                 await self.lease.release()

@@ -33,7 +33,7 @@ from shared.codec import PoisonError
 from shared.events import STREAM_EVENTS
 from shared.settings import CommonSettings
 from shared.store import REVISION_FIELD, keys
-from shared.worker import BatchResult, Consumer, Entry, Worker, _Dead, _sleep_unless
+from shared.worker import BatchResult, Consumer, Entry, Worker, _Dead, sleep_unless
 
 log = logging.getLogger("hotline.recorder")
 
@@ -329,7 +329,7 @@ class RecorderWorker(Worker):
                 log.exception("recorder: writing ticket states failed; trying again")
                 full = False
             if not full:
-                await _sleep_unless(stop, self.snapshot_poll)
+                await sleep_unless(stop, self.snapshot_poll)
 
     async def stop_background(self) -> None:
         await super().stop_background()

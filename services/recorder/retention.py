@@ -14,7 +14,6 @@ review queue, the hours of its status changes). What asks for the ticket later g
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from services.recorder.database import Database
 from shared.bus import as_str
 from shared.status import CLOSED
 from shared.store import REVISION_FIELD, keys, updates_bucket
+from shared.worker import every
 
 # KEYS: hash, history, applied set, the recorder's to-do list, by_created, the department's open set
 # (or the hash again when none), the review queue, the eviction count (readers skip PostgreSQL while it
@@ -233,11 +233,5 @@ class Retention:
         return result
 
     async def loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.once(stop)
-            except Exception:
-                # The database or Redis away: nothing is removed, the next pass tries again.
-                log.exception("retention: sweep failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+        # The database or Redis away: nothing is removed, the next pass tries again.
+        await every(stop, self.interval, lambda: self.once(stop), log, "retention: a sweep")

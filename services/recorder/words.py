@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from services.recorder.database import Database
 from shared.store import keys
-from shared.worker import _sleep_unless
+from shared.worker import every
 
 log = logging.getLogger("hotline.recorder.words")
 
@@ -105,10 +105,4 @@ class WordIndex:
         return result
 
     async def loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.once(stop)
-            except Exception:
-                # Nothing is lost: what was not indexed stays pending for the next pass.
-                log.exception("word index: pass failed; trying again")
-            await _sleep_unless(stop, self.interval)
+        await every(stop, self.interval, lambda: self.once(stop), log, "word index: a pass")
