@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -16,7 +16,6 @@ from services.recorder.app import RecorderSettings, RecorderWorker, build
 from services.recorder.database import Ticket
 from shared import streams
 from shared.codec import DATA_FIELD, pack
-from shared.db.urls import asyncpg_dsn
 from shared.effects import StoreWrite
 from shared.events import ProblemDetected, TicketReceived, TicketUpdated
 from shared.store import TicketStore, keys
@@ -24,22 +23,6 @@ from shared.worker import Consumer
 from tests.support import ticket_matches_row
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-async def pg(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    await conn.execute("TRUNCATE ticket_events, tickets, ticket_history")
-    yield conn
-    await conn.close()
-
-
-@pytest.fixture
-async def recorder(redis: Redis, redis_url: str, database_url: str) -> AsyncIterator[RecorderWorker]:
-    worker, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, settle_seconds=0))
-    yield worker
-    await worker.database.close()
-    await worker.redis.aclose()
 
 
 def consumer_of(worker: RecorderWorker, stream: str) -> Consumer[object]:

@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.intake.settings import DEV_OPEN311_KEY
-from services.recorder.app import RecorderSettings, RecorderWorker, build
+from services.recorder.app import RecorderWorker
 from services.recorder.retention import Sweep, sweep
 from shared import streams
 from shared.db.urls import asyncpg_dsn
@@ -30,19 +30,6 @@ from tools.embedded import free_port
 pytestmark = pytest.mark.redis
 BASE = "/open311/v2"
 RETENTION = timedelta(days=30)
-
-
-@pytest.fixture
-async def recorder(redis: Redis, redis_url: str, database_url: str) -> AsyncIterator[RecorderWorker]:
-    worker, _ = build(RecorderSettings(redis_url=redis_url, DATABASE_URL=database_url, settle_seconds=0))
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        await conn.execute("TRUNCATE tickets, ticket_history, ticket_events")
-    finally:
-        await conn.close()
-    yield worker
-    await worker.database.close()
-    await worker.redis.aclose()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -14,29 +14,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from services.recorder.app import RecorderSettings, RecorderWorker, build
+from services.recorder.app import RecorderWorker
 from services.recorder.words import WordIndex
-from shared.db.urls import asyncpg_dsn
 from shared.effects import StoreWrite
 from shared.store import TicketStore, keys
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-async def pg(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    await conn.execute("TRUNCATE tickets, ticket_history, ticket_words, ticket_words_pending")
-    yield conn
-    await conn.close()
-
-
-@pytest.fixture
-async def recorder(redis: Redis, redis_url: str, database_url: str) -> AsyncIterator[RecorderWorker]:
-    worker, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, settle_seconds=0))
-    yield worker
-    await worker.database.close()
-    await worker.redis.aclose()
 
 
 def pending_gauge(words: WordIndex) -> float | None:
