@@ -18,6 +18,8 @@ from redis.typing import EncodableT
 from shared import streams
 from shared.settings import CommonSettings
 
+log = logging.getLogger("hotline.bus")
+
 
 class PackedConnection(Connection):
     """redis-py's asyncio connection packs commands in Python, a large part of a worker's CPU
@@ -114,9 +116,10 @@ class ScriptBatcher:
                 try:
                     replies = await self._run(batch)
                 except BaseException as exc:  # the connection failed: every call of the batch fails
+                    failure = _as_outage(exc)
                     for *_, done in batch:
                         if not done.done():
-                            done.set_exception(exc)
+                            done.set_exception(failure)
                     if isinstance(exc, asyncio.CancelledError):
                         raise
                     continue
@@ -142,6 +145,19 @@ class ScriptBatcher:
                 except RedisError as exc:
                     replies[i] = exc
         return replies
+
+
+def _as_outage(exc: BaseException) -> BaseException:
+    """What the calls of a batch whose round trip failed get. Anything but a Redis or socket error (the
+    client tripping over a reconnect that races a restart) becomes a Redis connection error: callers
+    answer that with a 503 and the caller retries, where a bare exception would be a 500. Its traceback is
+    logged (called while it is being handled) for whoever looks into it."""
+    if isinstance(exc, RedisError | OSError) or not isinstance(exc, Exception):  # a cancellation stays one
+        return exc
+    log.exception("script batch: the round trip to Redis failed unexpectedly")
+    outage = RedisConnectionError(f"the round trip to Redis failed ({type(exc).__name__})")
+    outage.__cause__ = exc
+    return outage
 
 
 def make_broker(settings: CommonSettings) -> RedisBroker:

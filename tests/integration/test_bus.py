@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from redis.asyncio import Redis
@@ -56,3 +57,20 @@ async def test_an_unreachable_redis_fails_every_call() -> None:
         assert all(isinstance(r, ConnectionError) for r in results)
     finally:
         await client.aclose()
+
+
+async def test_an_unexpected_failure_of_the_round_trip_is_an_unreachable_redis_for_every_call(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    batcher = ScriptBatcher(redis, SCRIPT)
+
+    async def broken(batch: object) -> list[object]:
+        raise AttributeError("'NoneType' object has no attribute 'write'")  # a client bug mid-reconnect
+
+    batcher._run = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="hotline.bus"):
+        results = await asyncio.gather(*(batcher(["k"], ["x"]) for _ in range(3)), return_exceptions=True)
+    # Callers answer a RedisError with 503 and a retry; a bare AttributeError would have been a 500.
+    assert all(isinstance(r, ConnectionError) and "AttributeError" in str(r) for r in results)
+    assert isinstance(results[0].__cause__, AttributeError)
+    assert [r.exc_info is not None for r in caplog.records] == [True]  # logged once, with its traceback
