@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from services.console.i18n import translate
+from services.console.i18n import LANGS, translate
 from services.console.passwords import DECOY, verify_password
 from services.console.sessions import COOKIE, LOGIN_CSRF_COOKIE
-from services.console.web import HOME, Console, RefusedError, lang_of, safe_next
+from services.console.web import HOME, LANG_COOKIE, Console, RefusedError, lang_of, safe_next
 from services.intake.http import client_ip
 
 log = logging.getLogger("hotline.console")
@@ -91,10 +91,10 @@ def routes(console: Console) -> list[Route]:
 
     async def language(request: Request) -> Response:
         lang = request.path_params["lang"]
-        if lang not in ("zh", "en"):
+        if lang not in LANGS:
             raise RefusedError(404, "not_found")
         answer = RedirectResponse(safe_next(request.query_params.get("next"), "/"), status_code=303)
-        answer.set_cookie("hotline_lang", lang, max_age=365 * 86400, samesite="lax", secure=secure)
+        answer.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", secure=secure)
         return answer
 
     return [
