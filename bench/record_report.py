@@ -43,6 +43,7 @@ from shared import streams  # noqa: E402
 from shared.bus import redis_client  # noqa: E402
 from shared.db import migrate  # noqa: E402
 from shared.db.urls import asyncpg_dsn  # noqa: E402
+from shared.rehydration import RecordReader  # noqa: E402
 from shared.store import keys  # noqa: E402
 from tools.embedded import EmbeddedRedis  # noqa: E402
 from tools.embedded_postgres import EmbeddedPostgres  # noqa: E402
@@ -177,7 +178,11 @@ async def fill_redis(redis_url: str, url: str, month: str) -> None:
     year, mon = (int(p) for p in month.split("-"))
     start = datetime(year, mon, 1, tzinfo=TZ)
     end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=TZ)
-    days = await daily_tables(url, start, end, TZ)
+    record = RecordReader(url)
+    try:
+        days = await daily_tables(record, start, end, TZ)
+    finally:
+        await record.close()
     redis = redis_client(redis_url)
     try:
         await redis.flushdb()
@@ -244,7 +249,12 @@ def main() -> None:
         asyncio.run(fill_redis(redis_url, url, args.month))
 
         async def from_record() -> None:
-            report = await load_month_from_record(url, args.month, 20, TZ)
+            # A connection of its own each time, as the CLI's one report opens.
+            record = RecordReader(url)
+            try:
+                report = await load_month_from_record(record, args.month, 20, TZ)
+            finally:
+                await record.close()
             assert report.month_board.city.counts["dispatched"] > 0
 
         async def from_redis() -> None:

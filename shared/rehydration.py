@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.db.urls import asyncpg_dsn
 from shared.store import iso
@@ -25,9 +28,13 @@ from shared.store import iso
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 2.0
-# Misses come in bursts (a batch that reopens evicted tickets); a connection idle this long is closed.
-POOL_SIZE = 2
+# Misses come in bursts (a batch that reopens evicted tickets), searches and reports now and then: a
+# connection idle this long is closed.
+POOL_SIZE = 4
 IDLE_SECONDS = 60.0
+# Every read here is a lookup by key, a search or a report whose best plan depends on its values (one
+# word is in a third of the texts, another in ten; a month's partitions): planned for each, never generic.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 # Filled by the database, not a field of the store's hash.
 NOT_FIELDS = ("ticket_id", "extra", "recorded_at")
@@ -59,8 +66,9 @@ def hash_fields(row: asyncpg.Record) -> dict[str, str]:
 
 
 class RecordReader:
-    """Reads tickets back from the record through a small pool, opened at the first read (a process that
-    never misses a ticket never connects) and shared by every store of the process (`reader_for`)."""
+    """Reads the record through a small pool, opened at the first read (a process that never misses a
+    ticket never connects) and shared by every reader of the process (`reader_for`): stores reading
+    tickets back, the console's search, the evaluation's rates."""
 
     def __init__(self, url: str, *, strict: bool = False) -> None:
         """`strict`: an unreachable record raises (a reader answering a person says 503, not 404)."""
@@ -80,6 +88,7 @@ class RecordReader:
                 max_size=POOL_SIZE,
                 timeout=CONNECT_TIMEOUT_SECONDS,
                 max_inactive_connection_lifetime=IDLE_SECONDS,
+                server_settings=SERVER_SETTINGS,
             )
             if self._pool is not None and self._loop is loop:  # another read opened one meanwhile
                 await pool.close()
@@ -99,6 +108,17 @@ class RecordReader:
         pool = await self._open_pool()
         async with pool.acquire(timeout=CONNECT_TIMEOUT_SECONDS) as conn:
             return list(await conn.fetch(query, *args))
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[PoolConnectionProxy]:
+        """A connection in a read-only transaction that sees one moment of the record (queries that
+        must add up, such as a report's)."""
+        pool = await self._open_pool()
+        async with (
+            pool.acquire(timeout=CONNECT_TIMEOUT_SECONDS) as conn,
+            conn.transaction(readonly=True, isolation="repeatable_read"),
+        ):
+            yield conn
 
     async def tickets(self, ticket_ids: list[str]) -> dict[str, Recorded]:
         """The recorded tickets among `ticket_ids` (an id the record does not have is left out)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -74,10 +74,9 @@ def closing_lifespan(
     redis: Redis,
     log: logging.Logger,
     dev_credentials: list[str],
-    closers: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     """A Starlette service's lifespan: warn while development credentials are in use, close the record's
-    pools, the service's own (`closers`) and Redis at the end."""
+    pools and Redis at the end."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -86,8 +85,6 @@ def closing_lifespan(
                 "development credentials in use (set them for production): %s", ", ".join(dev_credentials)
             )
         yield
-        for close in closers:
-            await close()
         await close_readers()
         await redis.aclose()
 

@@ -121,12 +121,7 @@ def create_app(settings: ConsoleSettings | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        lifespan=closing_lifespan(
-            redis,
-            log,
-            settings.dev_credentials_in_use(),
-            [console.history.close] if console.history is not None else [],
-        ),
+        lifespan=closing_lifespan(redis, log, settings.dev_credentials_in_use()),
         # Behind the ingress every peer is the ingress: the sign-in throttle counts the client it names.
         middleware=proxy_middleware(settings.trusted_proxies),
         exception_handlers={

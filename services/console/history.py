@@ -5,13 +5,10 @@ the background from `ticket_words_pending` (migration 0007), which the search re
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import asyncpg
-
 from services.console.search import LIMIT, Found, Query
-from shared.db.urls import asyncpg_dsn
+from shared.rehydration import RecordReader
 from shared.store import Ticket
 
 COLUMNS = "ticket_id, status, text, title, district, street, category, department, received_at, urgency"
@@ -74,36 +71,18 @@ def statements(query: Query, since: Any, until: Any) -> list[Statement]:
 
 
 class History:
-    def __init__(self, database_url: str) -> None:
-        self.dsn = asyncpg_dsn(database_url)
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()  # two first searches at once open one pool
-
-    async def _open(self) -> asyncpg.Pool:
-        async with self._opening:
-            if self._pool is None:
-                # A plan made for each search's own values: one word is in a third of the texts, another
-                # in ten, and a generic plan fitted to one is the wrong one for the other.
-                settings = {"plan_cache_mode": "force_custom_plan"}
-                self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=0, max_size=4, server_settings=settings
-                )
-            return self._pool
+    def __init__(self, record: RecordReader) -> None:
+        self.record = record
 
     async def search(self, query: Query, since: Any, until: Any) -> Found:
         """A single word that is a ticket's id finds that ticket (by the primary key, whatever the
         filters); anything else is searched for."""
-        pool = await self._open()
         rows = []
         if query.text and " " not in query.text:
-            rows = await pool.fetch(f"SELECT {COLUMNS} FROM tickets WHERE ticket_id = $1", query.text)
+            rows = await self.record.fetch(f"SELECT {COLUMNS} FROM tickets WHERE ticket_id = $1", query.text)
         for sql, args in [] if rows else statements(query, since, until):
-            rows = await pool.fetch(sql, *args)
+            rows = await self.record.fetch(sql, *args)
             if len(rows) >= LIMIT:
                 break
         tickets = [Ticket.model_validate({k: v for k, v in dict(r).items() if v is not None}) for r in rows]
         return Found(tickets, len(tickets), True)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()

@@ -64,9 +64,10 @@ class Console:
         self.throttle = LoginThrottle(self.redis, s.console_login_attempts, s.console_login_window_seconds)
         # Strict: with PostgreSQL out of reach the page of a ticket Redis no longer holds is a 503 (try
         # again), not a 404 that tells the operator the ticket does not exist.
-        self.reads = Reads(self.redis, s.min_volume, reader_for(s.database_url, strict=True))
+        record = reader_for(s.database_url, strict=True)
+        self.reads = Reads(self.redis, s.min_volume, record)
         # With the system of record, search covers every ticket ever recorded, not only Redis's.
-        self.history = History(s.database_url) if s.database_url else None
+        self.history = History(record) if record is not None else None
         self.zone = ZoneInfo(s.timezone)
         env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
         env.filters["todatetime"] = _datetime

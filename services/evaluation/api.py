@@ -41,6 +41,7 @@ from services.evaluation.rates import (
     ranking,
 )
 from services.evaluation.record_rates import daily_tables, summed
+from shared.rehydration import reader_for
 from shared.store import keys
 
 
@@ -100,6 +101,8 @@ def api_routes(
     clock: Callable[[], float] = clocks.time,
     record_url: str | None = None,
 ) -> list[tuple[str, Any]]:
+    record = reader_for(record_url, strict=True)
+
     async def read_span(params: dict[str, list[str]]) -> tuple[dict[str, list[str]], Any, dict[str, str]]:
         if "from" not in params or "to" not in params:
             raise BadRequestError("from and to go together")
@@ -108,10 +111,10 @@ def api_routes(
         first, end = _day(params, "from"), _day(params, "to")
         if not first < end or (end - first).days > MAX_SPAN_DAYS:
             raise BadRequestError(f"from must be before to, at most {MAX_SPAN_DAYS} days apart")
-        if record_url is None:
+        if record is None:
             raise BadRequestError("from and to are read from the record: this service has no DATABASE_URL")
         start, stop = datetime.combine(first, time(), tz), datetime.combine(end, time(), tz)
-        table = summed(list((await daily_tables(record_url, start, stop, tz)).values()))
+        table = summed(list((await daily_tables(record, start, stop, tz)).values()))
         span = f"{first.isoformat()}/{end.isoformat()}"
         where = {"window": "span", "from": first.isoformat(), "to": end.isoformat()}
         return params, board(table, "day", span, min_volume), where

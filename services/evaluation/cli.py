@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ import asyncpg
 
 from services.evaluation.app import EvaluationSettings
 from services.evaluation.report import (
+    MonthReport,
     load_month,
     load_month_from_record,
     render_chronic_csv,
@@ -20,6 +22,7 @@ from services.evaluation.report import (
     render_html,
 )
 from shared.bus import run_with_redis
+from shared.rehydration import RecordReader
 
 
 def register(subparsers: Any) -> None:
@@ -40,6 +43,14 @@ def register(subparsers: Any) -> None:
     report.set_defaults(func=cmd_report)
 
 
+async def _month_from_record(url: str, month: str, min_volume: int, tz: tzinfo) -> MonthReport:
+    record = RecordReader(url, strict=True)
+    try:
+        return await load_month_from_record(record, month, min_volume, tz)
+    finally:
+        await record.close()
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     settings = EvaluationSettings()
     min_volume = args.min_volume if args.min_volume is not None else settings.min_volume
@@ -49,9 +60,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             if not settings.database_url:
                 print("hotline report: --source record needs DATABASE_URL", file=sys.stderr)
                 return 2
-            url = settings.database_url
             tz = ZoneInfo(settings.timezone)
-            report = asyncio.run(load_month_from_record(url, args.month, min_volume, tz))
+            report = asyncio.run(_month_from_record(settings.database_url, args.month, min_volume, tz))
         else:
             report = run_with_redis(
                 settings.redis_url, lambda redis: load_month(redis, args.month, min_volume)

@@ -22,11 +22,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, datetime, tzinfo
 
-import asyncpg
-
 from services.evaluation.rates import STORED, Table, Units
 from shared import streams, surveys
-from shared.db.urls import asyncpg_dsn
+from shared.rehydration import RecordReader
 
 # $1, $2: the window (UTC instants); $3: the city's time zone name. One row per local day and unit.
 DISPATCHES = f"""
@@ -87,23 +85,19 @@ MEASURES_OF = {
 }
 
 
-async def daily_tables(url: str, start: datetime, end: datetime, tz: tzinfo) -> dict[date, Table]:
+async def daily_tables(record: RecordReader, start: datetime, end: datetime, tz: tzinfo) -> dict[date, Table]:
     """Each local day's counters in [start, end), as Redis would hold them, from the record."""
     days: dict[date, Table] = {}
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        async with conn.transaction(readonly=True, isolation="repeatable_read"):
-            for query, measures in MEASURES_OF.items():
-                for row in await conn.fetch(query, start, end, str(tz)):
-                    units = Units.of(row["department"], row["district"], row["category"])
-                    table = days.setdefault(row["day"], Table())
-                    for dimension in STORED:
-                        cell = (dimension, units.of_dimension(dimension), units.category)
-                        counts = table.cells.setdefault(cell, Counter())
-                        for measure in measures:
-                            counts[measure] += row[measure]
-    finally:
-        await conn.close()
+    async with record.snapshot() as conn:
+        for query, measures in MEASURES_OF.items():
+            for row in await conn.fetch(query, start, end, str(tz)):
+                units = Units.of(row["department"], row["district"], row["category"])
+                table = days.setdefault(row["day"], Table())
+                for dimension in STORED:
+                    cell = (dimension, units.of_dimension(dimension), units.category)
+                    counts = table.cells.setdefault(cell, Counter())
+                    for measure in measures:
+                        counts[measure] += row[measure]
     return days
 
 

@@ -25,6 +25,7 @@ from services.evaluation.rates import (
     load_tables,
 )
 from services.evaluation.record_rates import daily_tables, summed
+from shared.rehydration import RecordReader
 from shared.store import keys
 
 RATE_LABELS: dict[RateName, str] = {
@@ -66,12 +67,14 @@ def month_days(month: str) -> list[date]:
     return [date(year, mon, d) for d in range(1, calendar.monthrange(year, mon)[1] + 1)]
 
 
-async def load_month_from_record(url: str, month: str, min_volume: int, tz: tzinfo) -> MonthReport:
+async def load_month_from_record(
+    record: RecordReader, month: str, min_volume: int, tz: tzinfo
+) -> MonthReport:
     """The month's report from the record (any past month), without 每月一题 candidates (insight's)."""
     days = month_days(month)
     start = datetime.combine(days[0], time(), tz)
     end = datetime.combine(days[-1] + timedelta(days=1), time(), tz)
-    tables = await daily_tables(url, start, end, tz)
+    tables = await daily_tables(record, start, end, tz)
     return MonthReport(
         month=month,
         month_board=board(summed(list(tables.values())), "month", month, min_volume),

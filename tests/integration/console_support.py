@@ -11,6 +11,7 @@ import httpx
 
 from services.console.app import create_app
 from services.console.settings import ConsoleSettings
+from shared.rehydration import close_readers
 
 PEER = "203.0.113.7"  # the address every request comes from
 
@@ -22,8 +23,7 @@ async def console_client(redis_url: str, **settings: Any) -> AsyncIterator[httpx
     async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
         yield client
     await app.state.console.redis.aclose()
-    if app.state.console.history is not None:
-        await app.state.console.history.close()
+    await close_readers()
 
 
 async def sign_in(

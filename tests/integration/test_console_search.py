@@ -21,6 +21,7 @@ from shared import contract
 from shared.db import migrate
 from shared.db.urls import asyncpg_dsn
 from shared.effects import StoreWrite
+from shared.rehydration import RecordReader
 from shared.store import TicketStore, keys
 from tests.integration.console_support import console_client, sign_in
 from tools.embedded import free_port
@@ -81,11 +82,11 @@ async def found(history: History, days: int = 30, **params: str) -> list[str]:
 async def test_the_record_is_searched_by_words_filters_and_id(
     record: asyncpg.Connection, database_url: str, params: dict[str, str], expected: list[str]
 ) -> None:
-    history = History(database_url)
+    history = History(RecordReader(database_url))
     try:
         assert sorted(await found(history, **params)) == sorted(expected)
     finally:
-        await history.close()
+        await history.record.close()
 
 
 async def test_a_page_filled_by_the_newest_tickets_is_the_answer(
@@ -93,12 +94,12 @@ async def test_a_page_filled_by_the_newest_tickets_is_the_answer(
 ) -> None:
     monkeypatch.setattr(history_module, "LIMIT", 1)  # a page of one: the newest ticket with the word
     monkeypatch.setattr(history_module, "RECENT", 4)  # the four of a day ago
-    history = History(database_url)
+    history = History(RecordReader(database_url))
     try:
         assert await found(history, q="路灯") == ["S1"]  # among them
         assert await found(history, q="噪音") == ["S3"]  # not among them: through the index
     finally:
-        await history.close()
+        await history.record.close()
 
 
 async def test_a_word_is_looked_up_in_the_bigram_index(record: asyncpg.Connection) -> None:
@@ -126,12 +127,12 @@ async def test_the_words_follow_the_text_and_only_the_text(
     for phase in ("pending", "indexed"):
         if phase == "indexed":
             assert await record.fetchval("SELECT hotline_index_words(10)") == 1
-        history = History(database_url)
+        history = History(RecordReader(database_url))
         try:
             assert await found(history, q="垃圾桶") == ["S3"]
             assert await found(history, q="噪音") == []
         finally:
-            await history.close()
+            await history.record.close()
 
 
 async def test_a_ticket_not_indexed_yet_is_found_by_its_words(
@@ -144,13 +145,13 @@ async def test_a_ticket_not_indexed_yet_is_found_by_its_words(
         NOW - timedelta(days=5),
     )
     assert await record.fetchval("SELECT count(*) FROM ticket_words WHERE ticket_id = 'P1'") == 0
-    history = History(database_url)
+    history = History(RecordReader(database_url))
     try:
         assert await found(history, q="井盖 路口") == ["P1"]
         assert await found(history, q="井盖 噪音") == []  # a candidate, still checked by ILIKE
         assert sorted(await found(history, q="路")) == ["P1", "S1", "S2"]  # one character: ILIKE alone
     finally:
-        await history.close()
+        await history.record.close()
 
 
 async def test_tickets_recorded_before_the_migration_get_their_words(postgres_server_url: str) -> None:

@@ -24,6 +24,7 @@ from shared import streams
 from shared.db.urls import asyncpg_dsn
 from shared.effects import Effects
 from shared.events import Event, SurveyAnswered, TicketDispatched, TicketUpdated
+from shared.rehydration import RecordReader
 from shared.store import TicketStore
 from tools.cli import main
 
@@ -158,7 +159,8 @@ async def test_the_records_counters_are_evaluations_counters(redis: Redis, datab
     await _record(database_url, events)
     start = datetime(2026, 11, 1, tzinfo=TZ)
     end = datetime(2026, 12, 1, tzinfo=TZ)
-    days = await daily_tables(database_url, start, end, TZ)
+    record = RecordReader(database_url, strict=True)
+    days = await daily_tables(record, start, end, TZ)
     in_redis = await load_tables(redis, "day", [d.isoformat() for d in days])
     assert len(days) >= 28
     for day, table in days.items():
@@ -168,7 +170,8 @@ async def test_the_records_counters_are_evaluations_counters(redis: Redis, datab
     counted = {m for counts in _nonzero(month).values() for m in counts}
     assert counted == {"dispatched", "responded", "evaluated", "resolved", "rated", "satisfied", "reopened"}
 
-    from_record = await load_month_from_record(database_url, MONTH, 1, TZ)
+    from_record = await load_month_from_record(record, MONTH, 1, TZ)
+    await record.close()
     from_redis = await load_month(redis, MONTH, 1)
     assert render_csv(from_record) == render_csv(from_redis)
 
