@@ -222,7 +222,23 @@ def _effects(
         ticket_id=event.ticket_id,
         event_id=classified.event_id,
         fields=fields,
-        history={"at": iso(classified.occurred_at), "event": "classified", "summary": summary},
+        history={
+            "at": iso(classified.occurred_at),
+            "event": "classified",
+            "summary": summary,
+            # What the summary says, as data: the console shows it in the operator's language.
+            **entry_facts(classified, a.place.district, match.ticket_id if match is not None else None),
+        },
         ops=ops,
     )
     return Effects(publish=out, writes=[write])
+
+
+def entry_facts(classified: TicketClassified, district: str | None, repeats: str | None) -> dict[str, str]:
+    facts = {
+        "category": classified.category,
+        "confidence": f"{classified.confidence:.2f}",
+        "urgency": classified.urgency,
+    }
+    optional = {"urgency_cue": classified.urgency_cue, "district": district, "repeats": repeats}
+    return facts | {k: v for k, v in optional.items() if v}

@@ -55,7 +55,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "repeats": ("重复来电", "Repeat reports"),
     "confidence": ("置信度", "Confidence"),
     "top3": ("候选分类", "Top 3 categories"),
-    "cue": ("依据", "Cue"),
+    "cue": ("紧急程度依据", "Urgency decided by"),
+    "details": ("详情", "Details"),
     "place": ("地点", "Place"),
     "confirm": ("确认分类", "Confirm"),
     "correct": ("改分类", "Correct"),
@@ -181,6 +182,22 @@ EVENTS: dict[str, tuple[str, str]] = {
     "survey_answered": ("回访已答复", "Survey answered"),
     "survey_expired": ("回访未答复", "Survey unanswered"),
 }
+
+
+# How a ticket came in (shared.events.Channel); a channel not named here shows as itself.
+CHANNELS: dict[str, tuple[str, str]] = {
+    "telephony": ("电话", "Phone"),
+    "twilio": ("电话", "Phone"),
+    "open311": ("Open311 接口", "Open311"),
+    "web": ("网站", "Web form"),
+    "app": ("手机应用", "App"),
+    "proactive": ("主动发现", "Found proactively"),
+}
+
+
+def channel_name(lang: Lang, channel: str | None) -> str:
+    zh, en = CHANNELS.get(channel or "", (channel or "-", channel or "-"))
+    return en if lang == "en" else zh
 
 
 def event_name(lang: Lang, event: str) -> str:

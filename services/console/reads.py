@@ -52,6 +52,12 @@ class Row:
         return self.ticket.model_extra or {}
 
     @property
+    def awaits_review(self) -> bool:
+        """The classifier was unsure of the category and no operator has answered for it yet: only then
+        is confirming it worth a click (a correction is always offered)."""
+        return self.extra.get("needs_review") == "1" and self.extra.get("category_source") != "operator"
+
+    @property
     def alternatives(self) -> list[tuple[str, float]]:
         try:
             return [(str(c), float(p)) for c, p in json.loads(self.extra.get("alternatives") or "[]")]

@@ -18,7 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from services.console.directory import Directory
 from services.console.history import History
-from services.console.i18n import Lang, event_name, translate
+from services.console.i18n import Lang, channel_name, event_name, translate
 from services.console.reads import Reads
 from services.console.sessions import COOKIE, LoginThrottle, Session, Sessions
 from services.console.settings import ConsoleSettings, Role, User
@@ -107,6 +107,7 @@ class Console:
             other_lang="en" if lang == "zh" else "zh",
             t=lambda key, **v: translate(lang, key, **v),
             event_name=lambda event: event_name(lang, event),
+            channel_name=lambda channel: channel_name(lang, channel),
             names=self.directory,
             local=lambda at: local_time(at, self.zone),
             left=lambda due: time_left(due, now, lang),

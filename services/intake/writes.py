@@ -223,6 +223,7 @@ class TicketIntake:
                         "at": at,
                         "event": "received",
                         "summary": f"via {event.channel}",
+                        "channel": event.channel,
                         "status": Status.RECEIVED,
                     }
                 ),

@@ -161,3 +161,23 @@ async def test_a_review_card_names_the_open_ticket_it_may_repeat(redis: Redis, r
     d2, d3 = page.split('data-ticket="D2"')[1].split('data-ticket="D3"')
     assert f'<a href="/tickets/D1">D1</a> {round(alike * 100)}%' in d2 and "疑似重复" in d2
     assert "疑似重复" not in d3
+
+
+async def test_the_ticket_page_asks_to_confirm_a_category_only_while_it_awaits_review(
+    redis: Redis, redis_url: str
+) -> None:
+    store = TicketStore(redis, record=None)
+    cases = {"R1": ("1", None), "R2": ("0", None), "R3": ("1", "operator")}
+    for ticket_id, (needs_review, source) in cases.items():
+        await store.apply(StoreWrite(ticket_id, "r", fields={"text": "路灯不亮"}), scope=contract.INTAKE)
+        fields = {"category": "utilities", "needs_review": needs_review}
+        await store.apply(StoreWrite(ticket_id, "c", fields=fields), scope=contract.CLASSIFIER)
+        if source:
+            write = StoreWrite(ticket_id, "o", fields={"category_source": source})
+            await store.apply(write, scope=contract.OPERATOR)
+    async with console_client(redis_url) as console:
+        await sign_in(console, "operator")
+        pages = {t: (await console.get(f"/tickets/{t}")).text for t in cases}
+    asked = {t for t, page in pages.items() if 'action="/tickets/' + t + '/confirm"' in page}
+    assert asked == {"R1"}  # unsure and unanswered; R2 was sure, R3 already answered
+    assert all(f'action="/tickets/{t}/category"' in page for t, page in pages.items())
