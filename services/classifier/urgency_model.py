@@ -7,11 +7,11 @@ binary and L2-normalised; scoring is a dictionary look-up per n-gram, the same a
 the file holds only weights (no pickle, nothing executed on load).
 
 The default model (data/urgency_model.json) is trained on team-written examples only, never on the held-out
-part D of the eval file:
+parts D and E of the eval file:
 
     hotline model train-urgency --data bench/data/urgency_eval.csv \
         --data services/classifier/data/urgency_train.csv --text-col text --label-col label \
-        --exclude half=D --out services/classifier/data/urgency_model.json
+        --exclude half=D --exclude half=E --out services/classifier/data/urgency_model.json
 """
 
 from __future__ import annotations
