@@ -58,7 +58,9 @@ _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _DIGITS = re.compile(r"\d")
 # Some input methods type full-width digits (１３９…): read as ASCII so the patterns see the number.
-_HALF_WIDTH = str.maketrans("０１２３４５６７８９＋＠", "0123456789+@")
+_WIDE = "０１２３４５６７８９＋＠"
+_HALF_WIDTH = str.maketrans(_WIDE, "0123456789+@")
+_HAS_WIDE = re.compile(f"[{_WIDE}]")
 
 
 @dataclass(frozen=True)
@@ -102,23 +104,33 @@ def _id_card(number: str) -> bool:
     return _born("19" + number[6:12])
 
 
-# In order: an ID number holds 11-digit runs that would look like a mobile.
-_KINDS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (_ID_18, ID_CARD),
-    (_ID_15, ID_CARD),
-    (_EMAIL, EMAIL),
-    (_MOBILE, PHONE),
-    (_LANDLINE, PHONE),
+# In order: an ID number holds 11-digit runs that would look like a mobile. Each kind has a gate, a pattern
+# every text it matches in also matches, and that the regex engine finds fast (a literal or a digit class
+# first, no lookbehind): scanning every position with the lookbehinds cost ~70 µs a 360-character message,
+# most of intake's masking; with the gates, a message with no candidate costs a few µs.
+_ID_GATE = re.compile(r"\d{15}")
+_KINDS: tuple[tuple[re.Pattern[str], str, re.Pattern[str]], ...] = (
+    (_ID_18, ID_CARD, _ID_GATE),
+    (_ID_15, ID_CARD, _ID_GATE),
+    (_EMAIL, EMAIL, re.compile("@")),
+    (_MOBILE, PHONE, re.compile(r"1[3-9]\d")),
+    (_LANDLINE, PHONE, re.compile(r"\d{3}" + _SEP + r"\d{4}")),
 )
+_GATES = frozenset(gate for _, _, gate in _KINDS)
 
 
 def redact(text: str, key: bytes | None = None) -> Redacted:
     """`text` with every phone number, ID-card number and e-mail address replaced by its token; with a
     `key`, the keyed hash of each phone number (in order, repeats once) for a callback. Matched on a
     half-width copy (one character for one, so the spans agree); the rest of the text is kept as it was."""
-    probe = text.translate(_HALF_WIDTH)
+    # translate walks every character through a dict (~20 µs a message): only when there is one to change
+    probe = text.translate(_HALF_WIDTH) if _HAS_WIDE.search(text) else text
+    # Searched in the text as it comes: blanking what a kind matched only takes candidates from the next.
+    open_gates = {gate for gate in _GATES if gate.search(probe)}
     spans: list[tuple[int, int, str]] = []
-    for pattern, token in _KINDS:
+    for pattern, token, gate in _KINDS:
+        if gate not in open_gates:
+            continue
         for match in pattern.finditer(probe):
             if token == ID_CARD and not _id_card(match.group()):
                 continue
