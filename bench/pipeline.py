@@ -15,7 +15,7 @@
 
     .venv/bin/python bench/pipeline.py [--rates 50,200,500] [--seconds 10] [--saturation-seconds 15]
         [--transport-messages 20000] [--transport-rounds 3] [--only transport|pipeline] [--py-spy DIR]
-        [--recorder both|on|off]
+        [--recorder both|on|off] [--breakdown]
 
 Texts are real citizen messages (Teddy Cup 2020 C, `$HOTLINE_DATASETS` or ../shared/datasets) when present,
 else the demo's sample calls. Not part of `make test`.
@@ -397,6 +397,24 @@ class RecorderLag:
     words_cpu_seconds: float = 0.0
 
 
+def batch_counts(stack: Stack) -> dict[tuple[str, str], tuple[float, float]]:
+    """Each worker's batches so far and the entries in them, by (service, stream), from its /metrics."""
+    out: dict[tuple[str, str], tuple[float, float]] = {}
+    for name in stack.processes:
+        with urllib.request.urlopen(f"{stack.url_of(name)}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        for line in text.splitlines():
+            for suffix, at in (("_count", 0), ("_sum", 1)):
+                if line.startswith(f"hotline_batch_size_entries{suffix}{{"):
+                    inside = line[line.index("{") + 1 : line.index("}")]
+                    labels = dict(x.split("=", 1) for x in inside.split(","))
+                    key = (labels["service"].strip('"'), labels["stream"].strip('"'))
+                    got = list(out.get(key, (0.0, 0.0)))
+                    got[at] = float(line.rsplit(" ", 1)[1])
+                    out[key] = (got[0], got[1])
+    return out
+
+
 def recorder_metric(url: str, sample: str) -> float:
     """One sample of the recorder's /metrics, named with its labels as exposed."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as reply:
@@ -429,6 +447,10 @@ class Phase:
     tickets: list[dict[str, float]] = field(default_factory=list)
     not_dispatched: Counter[str] = field(default_factory=Counter)
     recorder: RecorderLag | None = None
+    # With `--breakdown`: Redis's INFO commandstats over the phase, command -> (calls, usec), and each
+    # worker's batches and their entries, (service, stream) -> (batches, entries)
+    commands: dict[str, tuple[int, int]] | None = None
+    batches: dict[tuple[str, str], tuple[float, float]] | None = None
 
 
 def stage_latencies(
@@ -466,6 +488,7 @@ def run_phase(
     seconds: float,
     pids: dict[str, int],
     drain_timeout: float,
+    commands: bool = False,
 ) -> Phase:
     from shared.store import keys
 
@@ -489,6 +512,9 @@ def run_phase(
         return int(unrecorded)
 
     rows_before = recorder_rows(stack.url_of("recorder"), "tickets") if recording else 0.0
+    if commands:
+        client.config_resetstat()
+        batches_before = batch_counts(stack)
     with Sampler({**pids, "loadgen": proc.pid}, trees=frozenset({"postgres"})) as sampler:
         if lag is not None:
             while proc.is_alive() and queue.empty():
@@ -504,11 +530,21 @@ def run_phase(
                 time.sleep(0.1)
             lag.caught_up_after = time.monotonic() - stopped
             lag.ticket_rows = recorder_rows(stack.url_of("recorder"), "tickets") - rows_before
+    stats = client.info("commandstats") if commands else None
+    batches = None
+    if commands:
+        batches = {
+            k: (n - batches_before.get(k, (0, 0))[0], e - batches_before.get(k, (0, 0))[1])
+            for k, (n, e) in batch_counts(stack).items()
+        }
     if lag is not None:
         wait_for_words(stack.url_of("recorder"), lag, stopped, pids.get("postgres"), deadline)
     proc.join()
     phase = Phase(name, f"{rate:.0f}/s" if mode == "open" else f"closed, {connections} conn", http, sampler)
     phase.recorder = lag
+    if stats is not None:
+        phase.commands = {k.removeprefix("cmdstat_"): (v["calls"], v["usec"]) for k, v in stats.items()}
+    phase.batches = batches
     phase.tickets, phase.not_dispatched = stage_latencies(client, http["ticket_ids"])
     return phase
 
@@ -551,6 +587,18 @@ def report(phase: Phase) -> None:
                 f" ({1000 * lag.words_cpu_seconds / max(1, len(tickets)):.3f} ms/ticket, not in the table)"
             )
     print(phase.sampler.table(len(tickets), "ticket"))
+    if phase.commands:
+        n = max(1, len(tickets))
+        print("  Redis commands by server time (commands run by scripts are also inside eval's time):")
+        print("  command              calls/ticket  µs/ticket")
+        for name, (calls, usec) in sorted(phase.commands.items(), key=lambda kv: -kv[1][1])[:15]:
+            print(f"  {name:20s} {calls / n:12.2f} {usec / n:10.1f}")
+    if phase.batches:
+        n = max(1, len(tickets))
+        print("  batches                              per ticket   mean entries")
+        for (service, stream), (count, entries) in sorted(phase.batches.items()):
+            if count:
+                print(f"  {service:12s} {stream:24s} {count / n:10.3f} {entries / count:14.1f}")
 
 
 def dump(path: Path, phase: Phase) -> None:
@@ -632,6 +680,7 @@ def pipeline(url: str, args: argparse.Namespace, redis_pid: int | None) -> None:
                 args.saturation_seconds,
                 pids,
                 300,
+                commands=args.breakdown,
             )
             for spy in spies:
                 spy.wait(60)
@@ -750,6 +799,9 @@ def main() -> None:
     parser.add_argument("--appendfsync", default="everysec", choices=("always", "everysec", "no"))
     parser.add_argument("--dump", type=Path, default=None, metavar="DIR", help="raw timings, as JSON")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR", help="profile under saturation")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="Redis's commandstats per ticket at saturation"
+    )
     parser.add_argument("--recorder", choices=("both", "on", "off"), default="both")
     parser.add_argument("--database-url", default=None, help="default: an embedded PostgreSQL per stack")
     parser.add_argument("--raw-hop", nargs=2, help=argparse.SUPPRESS)
