@@ -48,9 +48,11 @@ class RecorderSettings(CommonSettings):
     snapshot_batch: int = 500
     # Next to the settle time, how often the to-do list is looked at adds little to the lag.
     snapshot_poll_seconds: float = 0.25
-    # A ticket changes several times in its first second (received, classified, dispatched, tracked):
-    # written once this long after its first unrecorded change, it is written about once, not each time.
-    settle_seconds: float = 1.0
+    # A ticket changes several times in its first seconds (received, classified, dispatched, tracked by
+    # evaluation): it is written once at rest (`_TAKE`), or this long after its first unrecorded change
+    # if it has not come to rest by then. Longer than the loop takes under saturation (1-4 s), else a
+    # ticket is written half-way and again at rest.
+    settle_seconds: float = 5.0
     # Tickets a replica takes off the to-do list are hidden from the other replicas this long (longer than
     # a pass), so each state is written by one of them; a replica that dies leaves them to the others then.
     snapshot_lease_seconds: float = Field(default=60.0, gt=0)
@@ -76,12 +78,36 @@ class RecorderSettings(CommonSettings):
 
 # Takes the oldest settled tickets of the to-do list for one replica: each stays listed (so it is never
 # evicted unrecorded) but scored at the end of the lease, where the other replicas' takes do not reach.
-# KEYS: the list; ARGV: the settled cutoff, how many, the end of the lease.
+# A ticket has settled once it is at rest, or `settle` after its first unrecorded change whatever its
+# state. At rest: its latest dispatch counted by evaluation (the last write of a ticket's first run
+# through the loop), or a duplicate (no dispatch follows). Waiting for rest rather than for a fixed
+# time is what writes a ticket once when the loop is slow (under saturation a ticket takes seconds to
+# get through), and soon when it is fast. The hashes are read by name: the list holds ticket ids, not
+# keys (a single Redis, as the store's scripts that keep the list assume).
+# KEYS: the list; ARGV: now, the settled cutoff, how many, the end of the lease, the hashes' key prefix,
+# how many listed tickets to look at.
 _TAKE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id) end
+local settled, want = tonumber(ARGV[2]), tonumber(ARGV[3])
+local listed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[6]))
+local ids = {}
+for i = 1, #listed, 2 do
+  local id = listed[i]
+  local take = tonumber(listed[i + 1]) <= settled
+  if not take then
+    local h = redis.call('HMGET', ARGV[5] .. id, 'status', 'dispatched_at', 'eval_dispatched_at')
+    take = h[1] == 'duplicate' or (h[2] and h[2] == h[3])
+  end
+  if take then
+    ids[#ids + 1] = id
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[4], id)
+    if #ids >= want then break end
+  end
+end
 return ids
 """
+
+# How many listed tickets a take looks at, in batches: past those at the front not yet at rest.
+_LOOK_AT = 4
 
 # Takes recorded tickets off the to-do list, each only if its revision is still the one written; one
 # that changed since it was taken is listed again as changed then (the store's ZADD NX kept the lease's
@@ -241,7 +267,15 @@ class RecorderWorker(Worker):
         """Write the oldest changed tickets' states; returns how many were taken off the to-do list."""
         taken_at = time.time()
         members = await self._take(
-            keys=[keys.unrecorded], args=[taken_at - self.settle, self.snapshot_batch, taken_at + self.lease]
+            keys=[keys.unrecorded],
+            args=[
+                taken_at,
+                taken_at - self.settle,
+                self.snapshot_batch,
+                taken_at + self.lease,
+                keys.ticket(""),
+                _LOOK_AT * self.snapshot_batch,
+            ],
         )
         ids = [as_str(m) for m in members if isinstance(m, bytes | str)]
         if not ids:

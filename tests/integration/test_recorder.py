@@ -201,6 +201,27 @@ async def test_a_ticket_is_written_once_it_has_settled_not_at_each_change(
     assert await recorder.record_tickets_once() == 1
 
 
+async def test_a_ticket_at_rest_is_written_before_its_settle_time_and_one_half_way_is_not(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    store = TicketStore(redis)
+    at = "2026-11-20T08:00:01+00:00"
+    received = {"status": "received", "received_at": "2026-11-20T08:00:00+00:00"}
+    for ticket_id in ("T1", "T2", "T3"):
+        await store.apply(StoreWrite(ticket_id, f"{ticket_id}-r", fields=received), scope="intake")
+    dispatched = {"status": "dispatched", "dispatched_at": at}
+    await store.apply(StoreWrite("T1", "T1-d", fields=dispatched), scope="dispatch")  # not counted yet
+    await store.apply(StoreWrite("T2", "T2-d", fields=dispatched), scope="dispatch")
+    await store.apply(StoreWrite("T2", "T2-e", fields={"eval_dispatched_at": at}), scope="evaluation")
+    await store.apply(StoreWrite("T3", "T3-d", fields={"status": "duplicate"}), scope="dispatch")
+    recorder.settle = 60.0
+    assert await recorder.record_tickets_once() == 2
+    rows = await pg.fetch("SELECT ticket_id FROM tickets")
+    assert sorted(r["ticket_id"] for r in rows) == ["T2", "T3"]
+    await store.apply(StoreWrite("T1", "T1-e", fields={"eval_dispatched_at": at}), scope="evaluation")
+    assert await recorder.record_tickets_once() == 1
+
+
 @pytest.mark.parametrize("lease", [60.0, 0.0])
 async def test_replicas_take_each_ticket_once_and_a_late_older_state_never_replaces_a_newer_one(
     redis: Redis,
