@@ -76,38 +76,51 @@ class RecorderSettings(CommonSettings):
         return self
 
 
-# Takes the oldest settled tickets of the to-do list for one replica: each stays listed (so it is never
-# evicted unrecorded) but scored at the end of the lease, where the other replicas' takes do not reach.
-# A ticket has settled once it is at rest, or `settle` after its first unrecorded change whatever its
-# state. At rest: its latest dispatch counted by evaluation (the last write of a ticket's first run
-# through the loop), or a duplicate (no dispatch follows). Waiting for rest rather than for a fixed
-# time is what writes a ticket once when the loop is slow (under saturation a ticket takes seconds to
-# get through), and soon when it is fast. The hashes are read by name: the list holds ticket ids, not
-# keys (a single Redis, as the store's scripts that keep the list assume).
+# Takes the oldest settled tickets of the to-do list for one replica and reads them: each stays listed
+# (so it is never evicted unrecorded) but scored at the end of the lease, where the other replicas'
+# takes do not reach. A ticket has settled once it is at rest, or `settle` after its first unrecorded
+# change whatever its state. At rest: its latest dispatch counted by evaluation (the last write of a
+# ticket's first run through the loop), or a duplicate (no dispatch follows). Waiting for rest rather
+# than for a fixed time is what writes a ticket once when the loop is slow (under saturation a ticket
+# takes seconds to get through), and soon when it is fast. Taken and read in one script: one round trip,
+# and the state read is the one taken. The hashes are read by name, as the list holds ticket ids (a
+# single Redis, as the store's scripts that keep the list assume). The loop moves tickets in about the
+# order they came, so past a run of listed tickets not at rest the rest of the list is not at rest
+# either: the look stops there (one it passed over is taken later, at rest or settled).
 # KEYS: the list; ARGV: now, the settled cutoff, how many, the end of the lease, the hashes' key prefix,
-# how many listed tickets to look at.
+# the histories' key suffix, how many listed tickets to look at, how many in a row not at rest.
+# Returns, for each ticket taken: its id, its hash (HGETALL's flat list) and its whole history.
 _TAKE = """
-local settled, want = tonumber(ARGV[2]), tonumber(ARGV[3])
-local listed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[6]))
-local ids = {}
+local settled, want, look = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[7])
+local listed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, look)
+local out, taken, unrest = {}, 0, 0
 for i = 1, #listed, 2 do
   local id = listed[i]
+  local key = ARGV[5] .. id
   local take = tonumber(listed[i + 1]) <= settled
   if not take then
-    local h = redis.call('HMGET', ARGV[5] .. id, 'status', 'dispatched_at', 'eval_dispatched_at')
+    local h = redis.call('HMGET', key, 'status', 'dispatched_at', 'eval_dispatched_at')
     take = h[1] == 'duplicate' or (h[2] and h[2] == h[3])
+    if take then unrest = 0 else unrest = unrest + 1 end
   end
   if take then
-    ids[#ids + 1] = id
     redis.call('ZADD', KEYS[1], 'XX', ARGV[4], id)
-    if #ids >= want then break end
+    out[#out + 1] = id
+    out[#out + 1] = redis.call('HGETALL', key)
+    out[#out + 1] = redis.call('LRANGE', key .. ARGV[6], 0, -1)
+    taken = taken + 1
+    if taken >= want then break end
+  elseif unrest >= tonumber(ARGV[8]) then
+    break
   end
 end
-return ids
+return out
 """
 
-# How many listed tickets a take looks at, in batches: past those at the front not yet at rest.
-_LOOK_AT = 4
+_HISTORY_SUFFIX = keys.history("").removeprefix(keys.ticket(""))
+# How many listed tickets a take looks at (in batches), and after how many in a row not at rest it stops.
+_LOOK_AT = 2
+_UNREST = 100
 
 # Takes recorded tickets off the to-do list, each only if its revision is still the one written; one
 # that changed since it was taken is listed again as changed then (the store's ZADD NX kept the lease's
@@ -266,7 +279,7 @@ class RecorderWorker(Worker):
     async def record_tickets_once(self) -> int:
         """Write the oldest changed tickets' states; returns how many were taken off the to-do list."""
         taken_at = time.time()
-        members = await self._take(
+        taken = await self._take(
             keys=[keys.unrecorded],
             args=[
                 taken_at,
@@ -274,39 +287,36 @@ class RecorderWorker(Worker):
                 self.snapshot_batch,
                 taken_at + self.lease,
                 keys.ticket(""),
+                _HISTORY_SUFFIX,
                 _LOOK_AT * self.snapshot_batch,
+                _UNREST,
             ],
         )
-        ids = [as_str(m) for m in members if isinstance(m, bytes | str)]
-        if not ids:
+        if not taken:
             return 0
-        starts = [self._history_seen.get(t, 0) for t in ids]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for ticket_id, start in zip(ids, starts, strict=True):
-                pipe.hgetall(keys.ticket(ticket_id))
-                pipe.lrange(keys.history(ticket_id), start, -1)
-            replies = await pipe.execute()
         snapshots: list[Ticket] = []
         gone: list[tuple[str, int]] = []
         bad: list[tuple[str, int, str]] = []
         await self.database.until_done(self.database.pool, self._stop)
         columns = self.database.columns
         assert columns is not None
-        for n, (ticket_id, start) in enumerate(zip(ids, starts, strict=True)):
+        for n in range(0, len(taken), 3):
             # The client does not decode replies: bytes, decoded here without as_str's check per value.
-            fields = {k.decode(): v.decode() for k, v in replies[2 * n].items()}
+            ticket_id, flat, history = taken[n].decode(), taken[n + 1], taken[n + 2]
+            fields = dict(zip(map(bytes.decode, flat[::2]), map(bytes.decode, flat[1::2]), strict=True))
             rev = int(fields.get(REVISION_FIELD, "0") or 0)
             if not fields:
                 gone.append((ticket_id, rev))  # deleted since it changed: nothing left to record
                 continue
+            start = self._history_seen.get(ticket_id, 0)
             try:
                 row = columns.row(ticket_id, fields)
-                received = row[columns.names.index("received_at")]
-                history = history_rows(ticket_id, start, replies[2 * n + 1], received)
+                received = row[columns.received_at]
+                rows = history_rows(ticket_id, start, history[start:], received)
             except BadSnapshotError as exc:
                 bad.append((ticket_id, rev, str(exc)))
                 continue
-            snapshots.append(Ticket(ticket_id, rev, row, history))
+            snapshots.append(Ticket(ticket_id, rev, row, rows))
         refused = await self.database.until_done(lambda: self.database.write_tickets(snapshots), self._stop)
         refused_at = {index for index, _ in refused}
         bad += [(snapshots[i].ticket_id, snapshots[i].rev, reason) for i, reason in refused]
@@ -342,10 +352,6 @@ class RecorderWorker(Worker):
                     "recorder: ticket %s (rev %d) not recorded, dead-lettered: %s", ticket_id, rev, reason
                 )
         return len(forget)
-
-    @property
-    def settings_snapshot_batch(self) -> int:
-        return getattr(self.settings, "snapshot_batch", 500)
 
     async def observe_unrecorded(self) -> None:
         count = await self.redis.zcard(keys.unrecorded)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from shared.codec import SUPPORTED_VERSION, PoisonError, event_json
 from shared.events import STREAM_EVENTS, Event
@@ -100,6 +100,9 @@ class TicketColumns:
     # Worked out once, not for each row: a field's column and converter, and where the fixed ones go.
     _column: dict[str, tuple[int, Callable[[str], Any]]] = field(init=False, repr=False, compare=False)
     _required: tuple[tuple[str, int], ...] = field(init=False, repr=False, compare=False)
+    received_at: int = field(init=False, repr=False, compare=False)  # the column of the partition key
+    _ticket_id: int | None = field(init=False, repr=False, compare=False)
+    _extra: int | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         column = {
@@ -110,6 +113,9 @@ class TicketColumns:
         required = tuple((n, column[n][0]) for n in ("received_at", REVISION_FIELD, "status") if n in column)
         object.__setattr__(self, "_column", column)
         object.__setattr__(self, "_required", required)
+        object.__setattr__(self, "received_at", self.names.index("received_at"))
+        for name in ("ticket_id", "extra"):
+            object.__setattr__(self, f"_{name}", self.names.index(name) if name in self.names else None)
 
     @classmethod
     def of(cls, columns: Sequence[tuple[str, str]]) -> TicketColumns:
@@ -132,10 +138,10 @@ class TicketColumns:
                 values[column[0]] = column[1](value)
             except ValueError as exc:
                 raise BadSnapshotError(f"{name}: {exc}") from None
-        if "ticket_id" in self.names:
-            values[self.names.index("ticket_id")] = ticket_id
-        if "extra" in self.names and extra:
-            values[self.names.index("extra")] = to_json(extra).decode()
+        if self._ticket_id is not None:
+            values[self._ticket_id] = ticket_id
+        if self._extra is not None and extra:
+            values[self._extra] = to_json(extra).decode()
         for name, at in self._required:
             if values[at] is None:
                 raise BadSnapshotError(f"no {name}")
@@ -146,18 +152,18 @@ HISTORY_COLUMNS = ("ticket_id", "position", "at", "status", "entry")
 
 
 def history_rows(
-    ticket_id: str, start: int, entries: Sequence[str | bytes], default_at: datetime
+    ticket_id: str, start: int, entries: Sequence[bytes], default_at: datetime
 ) -> list[tuple[Any, ...]]:
-    """Rows of the history entries from position `start` on (an entry without a time takes `default_at`)."""
+    """Rows of the history entries from position `start` on (an entry without a time takes `default_at`).
+    An entry's JSON goes to PostgreSQL as the store has it (the database parses it into jsonb anyway)."""
     rows = []
     for position, raw in enumerate(entries, start):
         try:
-            entry = json.loads(raw)
+            entry = from_json(raw)
             at = datetime.fromisoformat(entry["at"]) if entry.get("at") else default_at
+            text = raw.decode()
         except (ValueError, TypeError, AttributeError) as exc:
             raise BadSnapshotError(f"history entry {position}: {exc}") from None
         status = entry.get("status")
-        rows.append(
-            (ticket_id, position, at, status if isinstance(status, str) else None, to_json(entry).decode())
-        )
+        rows.append((ticket_id, position, at, status if isinstance(status, str) else None, text))
     return rows
