@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 import hiredis
@@ -12,7 +13,8 @@ from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import ExecAbortError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 from shared import streams
@@ -85,6 +87,65 @@ def redis_client(url: str) -> Redis:
     return Redis.from_url(
         url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30, **options
     )
+
+
+class Transaction:
+    """Commands sent as MULTI ... EXEC in one round trip: a worker's commit.
+
+    The same bytes as redis-py's `pipeline(transaction=True)`, but its replies are read under one timeout:
+    redis-py reads each QUEUED reply through its command path under a timer of its own, 20 µs of client
+    CPU a ticket for a commit of 95 tickets (an EVAL and an XADD each) against 6-7 µs here. As with
+    redis-py, a connection error or a timeout disconnects (no reply is left unread for the pool's next
+    user) and the whole transaction is tried again by the client's Retry.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.commands: list[tuple[EncodableT, ...]] = []
+
+    def eval(self, script: str, numkeys: int, *keys_and_args: EncodableT) -> None:
+        self.commands.append(("EVAL", script, numkeys, *keys_and_args))
+
+    def xadd(
+        self, name: str, fields: Mapping[Any, EncodableT], *, maxlen: int, approximate: bool = True
+    ) -> None:
+        flat = [x for pair in fields.items() for x in pair]
+        self.commands.append(("XADD", name, "MAXLEN", "~" if approximate else "=", maxlen, "*", *flat))
+
+    def xack(self, name: str, groupname: str, *ids: EncodableT) -> None:
+        self.commands.append(("XACK", name, groupname, *ids))
+
+    async def execute(self) -> list[Any]:
+        """Each command's reply in order, the error in place of a command that failed at run time (MULTI
+        does not roll back: the others applied). A command refused when queued aborts it all (raised)."""
+        pool = self.redis.connection_pool
+        conn = cast(Connection, await pool.get_connection())  # type: ignore[no-untyped-call]
+        try:
+            return cast(
+                list[Any],
+                await conn.retry.call_with_retry(lambda: self._run(conn), lambda _: conn.disconnect()),
+            )
+        finally:
+            await pool.release(conn)
+
+    async def _run(self, conn: Connection) -> list[Any]:
+        await conn.send_packed_command(conn.pack_commands([("MULTI",), *self.commands, ("EXEC",)]))
+        refused: list[ResponseError] = []
+        try:
+            # math.inf: no timer per reply (the read disconnects if the outer timeout cancels it)
+            async with asyncio.timeout(conn.socket_timeout):
+                for _ in range(len(self.commands) + 1):  # OK for MULTI, then QUEUED for each command
+                    try:
+                        await conn.read_response(timeout=math.inf)
+                    except ResponseError as exc:
+                        refused.append(exc)
+                try:
+                    replies = await conn.read_response(timeout=math.inf)
+                except ExecAbortError as exc:
+                    raise (refused[0] if refused else exc) from None
+        except TimeoutError:
+            raise RedisTimeoutError("timeout reading the transaction's replies") from None
+        return cast(list[Any], replies)
 
 
 class ScriptBatcher:

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from shared import contract
-from shared.bus import as_str
+from shared.bus import Transaction, as_str
 from shared.effects import HashSet, Increment, StoreWrite
 from shared.status import Status
 
@@ -260,7 +260,12 @@ class TicketStore:
         self.record = record
 
     async def apply(
-        self, write: StoreWrite, *, scope: str, pipe: Pipeline | None = None, checked: bool = False
+        self,
+        write: StoreWrite,
+        *,
+        scope: str,
+        pipe: Pipeline | Transaction | None = None,
+        checked: bool = False,
     ) -> None:
         """Queue (with `pipe`) or run the idempotent write; `scope` names the writer (its consumer group),
         which must own every field and key the write touches (`check_write`; `checked`: done already)."""

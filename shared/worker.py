@@ -27,7 +27,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from shared import streams
-from shared.bus import as_str, redis_ready
+from shared.bus import Transaction, as_str, redis_ready
 from shared.codec import DATA_FIELD, PoisonError, decode, pack
 from shared.effects import BatchHandler, Effects
 from shared.events import Event
@@ -283,20 +283,20 @@ class Worker:
             return {}
         maxlen = self.settings.stream_maxlen
         owners: list[bytes | None] = []  # the entry each queued command is for
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for entry_id, effects in results.items():
-                for write in effects.writes:
-                    await self.store.apply(write, scope=consumer.group, pipe=pipe, checked=True)
-                    owners.append(entry_id)
-                for out in effects.publish:
-                    pipe.xadd(out.stream, {DATA_FIELD: pack(out.event)}, maxlen=maxlen, approximate=True)
-                    owners.append(entry_id)
-            for d in dead:
-                self._queue_dead(pipe, consumer, d)
-                owners.append(None)
-            pipe.xack(consumer.stream, consumer.group, *ack)
+        pipe = Transaction(self.redis)
+        for entry_id, effects in results.items():
+            for write in effects.writes:
+                await self.store.apply(write, scope=consumer.group, pipe=pipe, checked=True)
+                owners.append(entry_id)
+            for out in effects.publish:
+                pipe.xadd(out.stream, {DATA_FIELD: pack(out.event)}, maxlen=maxlen, approximate=True)
+                owners.append(entry_id)
+        for d in dead:
+            self._queue_dead(pipe, consumer, d)
             owners.append(None)
-            replies = await pipe.execute(raise_on_error=False)
+        pipe.xack(consumer.stream, consumer.group, *ack)
+        owners.append(None)
+        replies = await pipe.execute()
         failed: dict[bytes, str] = {}
         for owner, reply in zip(owners, replies, strict=True):
             if isinstance(reply, Exception):
@@ -304,14 +304,16 @@ class Worker:
                     raise reply
                 failed.setdefault(owner, f"{type(reply).__name__}: {reply}"[:500])
         if failed:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for entry_id, error in failed.items():
-                    dead_one = _Dead(entry_id, fields_of[entry_id], "commit_error", error, 1)
-                    self._queue_dead(pipe, consumer, dead_one)
-                await pipe.execute()
+            pipe = Transaction(self.redis)
+            for entry_id, error in failed.items():
+                dead_one = _Dead(entry_id, fields_of[entry_id], "commit_error", error, 1)
+                self._queue_dead(pipe, consumer, dead_one)
+            for reply in await pipe.execute():
+                if isinstance(reply, Exception):
+                    raise reply
         return failed
 
-    def _queue_dead(self, pipe: Pipeline, consumer: Consumer[Any], d: _Dead) -> None:
+    def _queue_dead(self, pipe: Pipeline | Transaction, consumer: Consumer[Any], d: _Dead) -> None:
         """Queue `d`'s dead letter on the consumer's DLQ stream in `pipe`."""
         pipe.xadd(
             streams.dlq(consumer.stream),

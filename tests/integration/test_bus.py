@@ -1,4 +1,5 @@
-"""Script calls batched into shared round trips behave as separate calls."""
+"""Script calls batched into shared round trips behave as separate calls; a Transaction commits its
+commands as one MULTI/EXEC."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, ResponseError
 
-from shared.bus import ScriptBatcher, redis_client
+from shared.bus import ScriptBatcher, Transaction, redis_client
 from tools.embedded import free_port
 
 pytestmark = pytest.mark.redis
@@ -74,3 +75,38 @@ async def test_an_unexpected_failure_of_the_round_trip_is_an_unreachable_redis_f
     assert all(isinstance(r, ConnectionError) and "AttributeError" in str(r) for r in results)
     assert isinstance(results[0].__cause__, AttributeError)
     assert [r.exc_info is not None for r in caplog.records] == [True]  # logged once, with its traceback
+
+
+async def test_a_transaction_gives_each_reply_and_a_run_time_failure_in_its_place(redis: Redis) -> None:
+    await redis.set("bus:string", "x")
+    tx = Transaction(redis)
+    tx.eval(SCRIPT, 1, "bus:t", "one")
+    tx.xadd("bus:stream", {b"k": b"v"}, maxlen=1000)
+    tx.eval("return redis.call('HSET', KEYS[1], 'f', 'v')", 1, "bus:string")  # WRONGTYPE when it runs
+    tx.xack("bus:stream", "g", b"1-1")
+    replies = await tx.execute()
+    assert replies[0] == [1, b"one"] and replies[3] == 0
+    assert (await redis.xrange("bus:stream"))[0][0] == replies[1]
+    assert isinstance(replies[2], ResponseError) and "WRONGTYPE" in str(replies[2])
+    assert await redis.ping()  # the connection went back to the pool with nothing left to read
+
+
+async def test_a_command_refused_when_queued_aborts_the_transaction(redis: Redis) -> None:
+    tx = Transaction(redis)
+    tx.xadd("bus:stream", {b"k": b"v"}, maxlen=1000)
+    tx.commands.append(("XACK", "bus:stream"))  # wrong number of arguments: refused by MULTI
+    with pytest.raises(ResponseError, match="wrong number of arguments"):
+        await tx.execute()
+    assert await redis.xlen("bus:stream") == 0
+    assert await redis.ping()
+
+
+async def test_a_transaction_to_an_unreachable_redis_fails() -> None:
+    client = redis_client(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        tx = Transaction(client)
+        tx.xack("s", "g", b"1-1")
+        with pytest.raises(ConnectionError):
+            await tx.execute()
+    finally:
+        await client.aclose()
