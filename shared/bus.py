@@ -89,63 +89,79 @@ def redis_client(url: str) -> Redis:
     )
 
 
-class Transaction:
-    """Commands sent as MULTI ... EXEC in one round trip: a worker's commit.
+class RoundTrip:
+    """Commands sent in one round trip, as a MULTI/EXEC transaction (a worker's commit) or pipelined (a
+    batch's reads), their replies raw (bytes and lists, no redis-py response callbacks).
 
-    The same bytes as redis-py's `pipeline(transaction=True)`, but its replies are read under one timeout:
-    redis-py reads each QUEUED reply through its command path under a timer of its own, 20 µs of client
-    CPU a ticket for a commit of 95 tickets (an EVAL and an XADD each) against 6-7 µs here. As with
-    redis-py, a connection error or a timeout disconnects (no reply is left unread for the pool's next
-    user) and the whole transaction is tried again by the client's Retry.
+    The same bytes as redis-py's pipelines, but the replies are read under one timeout: redis-py reads
+    each reply (each QUEUED of a transaction too) through its command path under a timer of its own, 20 µs
+    of client CPU a ticket for a commit of 95 tickets (an EVAL and an XADD each) against 6-7 µs here. As
+    with redis-py, a connection error or a timeout disconnects (no reply is left unread for the pool's next
+    user) and the whole round trip is tried again by the client's Retry.
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, transaction: bool) -> None:
         self.redis = redis
+        self.transaction = transaction
         self.commands: list[tuple[EncodableT, ...]] = []
 
+    def command(self, *args: EncodableT) -> None:
+        self.commands.append(args)
+
     def eval(self, script: str, numkeys: int, *keys_and_args: EncodableT) -> None:
-        self.commands.append(("EVAL", script, numkeys, *keys_and_args))
+        self.command("EVAL", script, numkeys, *keys_and_args)
 
     def xadd(
         self, name: str, fields: Mapping[Any, EncodableT], *, maxlen: int, approximate: bool = True
     ) -> None:
         flat = [x for pair in fields.items() for x in pair]
-        self.commands.append(("XADD", name, "MAXLEN", "~" if approximate else "=", maxlen, "*", *flat))
+        self.command("XADD", name, "MAXLEN", "~" if approximate else "=", maxlen, "*", *flat)
 
     def xack(self, name: str, groupname: str, *ids: EncodableT) -> None:
-        self.commands.append(("XACK", name, groupname, *ids))
+        self.command("XACK", name, groupname, *ids)
 
-    async def execute(self) -> list[Any]:
-        """Each command's reply in order, the error in place of a command that failed at run time (MULTI
-        does not roll back: the others applied). A command refused when queued aborts it all (raised)."""
+    async def execute(self, *, raise_on_error: bool = True) -> list[Any]:
+        """Each command's reply in order. A command that failed has its error in its place, or raised with
+        `raise_on_error` (MULTI does not roll back: the others applied). In a transaction, a command refused
+        when queued aborts it all (raised)."""
+        if not self.commands:
+            return []
         pool = self.redis.connection_pool
         conn = cast(Connection, await pool.get_connection())  # type: ignore[no-untyped-call]
         try:
-            return cast(
+            replies = cast(
                 list[Any],
                 await conn.retry.call_with_retry(lambda: self._run(conn), lambda _: conn.disconnect()),
             )
         finally:
             await pool.release(conn)
+        if raise_on_error:
+            for reply in replies:
+                if isinstance(reply, ResponseError):
+                    raise reply
+        return replies
 
     async def _run(self, conn: Connection) -> list[Any]:
-        await conn.send_packed_command(conn.pack_commands([("MULTI",), *self.commands, ("EXEC",)]))
-        refused: list[ResponseError] = []
+        sent = [("MULTI",), *self.commands, ("EXEC",)] if self.transaction else self.commands
+        await conn.send_packed_command(conn.pack_commands(sent))
+        replies: list[Any] = []
         try:
             # math.inf: no timer per reply (the read disconnects if the outer timeout cancels it)
             async with asyncio.timeout(conn.socket_timeout):
-                for _ in range(len(self.commands) + 1):  # OK for MULTI, then QUEUED for each command
+                # A transaction's are OK for MULTI, then QUEUED or the refusal of each command.
+                for _ in sent[:-1] if self.transaction else sent:
                     try:
-                        await conn.read_response(timeout=math.inf)
+                        replies.append(await conn.read_response(timeout=math.inf))
                     except ResponseError as exc:
-                        refused.append(exc)
+                        replies.append(exc)
+                if not self.transaction:
+                    return replies
                 try:
-                    replies = await conn.read_response(timeout=math.inf)
+                    return cast(list[Any], await conn.read_response(timeout=math.inf))
                 except ExecAbortError as exc:
-                    raise (refused[0] if refused else exc) from None
+                    raise next((r for r in replies if isinstance(r, ResponseError)), exc) from None
         except TimeoutError:
-            raise RedisTimeoutError("timeout reading the transaction's replies") from None
-        return cast(list[Any], replies)
+            raise RedisTimeoutError("timeout reading the replies of a round trip") from None
 
 
 class ScriptBatcher:
@@ -194,10 +210,10 @@ class ScriptBatcher:
             self._sender = None
 
     async def _run(self, batch: list[tuple[list[Any], list[Any], asyncio.Future[Any]]]) -> list[Any]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for keys, args, _ in batch:
-                pipe.evalsha(self.script.sha, len(keys), *keys, *args)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        trip = RoundTrip(self.redis, transaction=False)
+        for keys, args, _ in batch:
+            trip.command("EVALSHA", self.script.sha, len(keys), *keys, *args)
+        replies = await trip.execute(raise_on_error=False)
         for i, reply in enumerate(replies):
             if isinstance(reply, NoScriptError):  # Redis lost its scripts (a restart): this call did nothing
                 keys, args, _ = batch[i]

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from shared import contract
-from shared.bus import Transaction, as_str
+from shared.bus import RoundTrip, as_str
 from shared.effects import HashSet, Increment, StoreWrite
 from shared.status import Status
 
@@ -264,7 +264,7 @@ class TicketStore:
         write: StoreWrite,
         *,
         scope: str,
-        pipe: Pipeline | Transaction | None = None,
+        pipe: Pipeline | RoundTrip | None = None,
         checked: bool = False,
     ) -> None:
         """Queue (with `pipe`) or run the idempotent write; `scope` names the writer (its consumer group),
@@ -325,15 +325,19 @@ class TicketStore:
         # The revision is on every hash: read with the fields, it tells a ticket that has none of them
         # from a ticket that is not in Redis, which alone may have to come back from the record.
         read = None if fields is None else [*fields, REVISION_FIELD]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for ticket_id in ticket_ids:
-                if read is None:
-                    pipe.hgetall(keys.ticket(ticket_id))
-                else:
-                    pipe.hmget(keys.ticket(ticket_id), read)
-            # Read after the hashes: a ticket removed before its hash was read has been counted here.
-            pipe.get(keys.evicted)
-            *rows, evicted = await pipe.execute()
+        trip = RoundTrip(self.redis, transaction=False)
+        for ticket_id in ticket_ids:
+            if read is None:
+                trip.command("HGETALL", keys.ticket(ticket_id))
+            else:
+                trip.command("HMGET", keys.ticket(ticket_id), *read)
+        # Read after the hashes: a ticket removed before its hash was read has been counted here.
+        trip.command("GET", keys.evicted)
+        *rows, evicted = await trip.execute()
+        if read is None:  # HGETALL's raw reply: a map (RESP3, redis-py's default), or a flat list (RESP2)
+            rows = [
+                row if isinstance(row, dict) else dict(zip(row[::2], row[1::2], strict=True)) for row in rows
+            ]
         missing = [
             t
             for t, raw in zip(ticket_ids, rows, strict=True)

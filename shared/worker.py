@@ -27,7 +27,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from shared import streams
-from shared.bus import Transaction, as_str, redis_ready
+from shared.bus import RoundTrip, as_str, redis_ready
 from shared.codec import DATA_FIELD, PoisonError, decode, pack
 from shared.effects import BatchHandler, Effects
 from shared.events import Event
@@ -283,7 +283,7 @@ class Worker:
             return {}
         maxlen = self.settings.stream_maxlen
         owners: list[bytes | None] = []  # the entry each queued command is for
-        pipe = Transaction(self.redis)
+        pipe = RoundTrip(self.redis, transaction=True)
         for entry_id, effects in results.items():
             for write in effects.writes:
                 await self.store.apply(write, scope=consumer.group, pipe=pipe, checked=True)
@@ -296,7 +296,7 @@ class Worker:
             owners.append(None)
         pipe.xack(consumer.stream, consumer.group, *ack)
         owners.append(None)
-        replies = await pipe.execute()
+        replies = await pipe.execute(raise_on_error=False)
         failed: dict[bytes, str] = {}
         for owner, reply in zip(owners, replies, strict=True):
             if isinstance(reply, Exception):
@@ -304,16 +304,14 @@ class Worker:
                     raise reply
                 failed.setdefault(owner, f"{type(reply).__name__}: {reply}"[:500])
         if failed:
-            pipe = Transaction(self.redis)
+            pipe = RoundTrip(self.redis, transaction=True)
             for entry_id, error in failed.items():
                 dead_one = _Dead(entry_id, fields_of[entry_id], "commit_error", error, 1)
                 self._queue_dead(pipe, consumer, dead_one)
-            for reply in await pipe.execute():
-                if isinstance(reply, Exception):
-                    raise reply
+            await pipe.execute()
         return failed
 
-    def _queue_dead(self, pipe: Pipeline | Transaction, consumer: Consumer[Any], d: _Dead) -> None:
+    def _queue_dead(self, pipe: Pipeline | RoundTrip, consumer: Consumer[Any], d: _Dead) -> None:
         """Queue `d`'s dead letter on the consumer's DLQ stream in `pipe`."""
         pipe.xadd(
             streams.dlq(consumer.stream),

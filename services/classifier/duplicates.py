@@ -26,7 +26,7 @@ import numpy.typing as npt
 from redis.asyncio import Redis
 
 from services.classifier.text import normalize
-from shared.bus import as_str
+from shared.bus import RoundTrip, as_str
 from shared.effects import Expire, Op, SortedAdd, SortedTrimBelow
 from shared.status import CLOSED
 from shared.store import PREFIX, keys
@@ -166,10 +166,10 @@ class DuplicateIndex:
         ids = sorted({as_str(member) for rows in listed for member, _ in rows})
         if not ids:
             return {b: [] for b in buckets}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for ticket_id in ids:
-                pipe.hmget(keys.ticket(ticket_id), "status", "street", SIGNATURE_FIELD)
-            found = dict(zip(ids, await pipe.execute(), strict=True))
+        trip = RoundTrip(self.redis, transaction=False)
+        for ticket_id in ids:
+            trip.command("HMGET", keys.ticket(ticket_id), "status", "street", SIGNATURE_FIELD)
+        found = dict(zip(ids, await trip.execute(), strict=True))
         out: dict[Bucket, list[Candidate]] = {}
         for b, rows in zip(buckets, listed, strict=True):
             out[b] = []

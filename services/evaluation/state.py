@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 from redis.asyncio import Redis
 
-from shared.bus import as_str
+from shared.bus import RoundTrip, as_str
 from shared.events import SurveyRound
 from shared.store import keys
 
@@ -75,10 +75,10 @@ FIELDS: tuple[str, ...] = tuple(f for f in TicketState.model_fields if f != "exi
 
 
 async def load_states(redis: Redis, ticket_ids: list[str]) -> dict[str, TicketState]:
-    async with redis.pipeline(transaction=False) as pipe:
-        for ticket_id in ticket_ids:
-            pipe.hmget(keys.ticket(ticket_id), list(FIELDS))
-        rows = await pipe.execute()
+    trip = RoundTrip(redis, transaction=False)
+    for ticket_id in ticket_ids:
+        trip.command("HMGET", keys.ticket(ticket_id), *FIELDS)
+    rows = await trip.execute()
     out: dict[str, TicketState] = {}
     for ticket_id, row in zip(ticket_ids, rows, strict=True):
         data = {name: as_str(v) for name, v in zip(FIELDS, row, strict=True) if v is not None}

@@ -1,5 +1,5 @@
-"""Script calls batched into shared round trips behave as separate calls; a Transaction commits its
-commands as one MULTI/EXEC."""
+"""Script calls batched into shared round trips behave as separate calls; a RoundTrip sends its commands
+as one MULTI/EXEC or pipelined, and reads every reply."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, ResponseError
 
-from shared.bus import ScriptBatcher, Transaction, redis_client
+from shared.bus import RoundTrip, ScriptBatcher, redis_client
 from tools.embedded import free_port
 
 pytestmark = pytest.mark.redis
@@ -79,12 +79,12 @@ async def test_an_unexpected_failure_of_the_round_trip_is_an_unreachable_redis_f
 
 async def test_a_transaction_gives_each_reply_and_a_run_time_failure_in_its_place(redis: Redis) -> None:
     await redis.set("bus:string", "x")
-    tx = Transaction(redis)
+    tx = RoundTrip(redis, transaction=True)
     tx.eval(SCRIPT, 1, "bus:t", "one")
     tx.xadd("bus:stream", {b"k": b"v"}, maxlen=1000)
     tx.eval("return redis.call('HSET', KEYS[1], 'f', 'v')", 1, "bus:string")  # WRONGTYPE when it runs
     tx.xack("bus:stream", "g", b"1-1")
-    replies = await tx.execute()
+    replies = await tx.execute(raise_on_error=False)
     assert replies[0] == [1, b"one"] and replies[3] == 0
     assert (await redis.xrange("bus:stream"))[0][0] == replies[1]
     assert isinstance(replies[2], ResponseError) and "WRONGTYPE" in str(replies[2])
@@ -92,7 +92,7 @@ async def test_a_transaction_gives_each_reply_and_a_run_time_failure_in_its_plac
 
 
 async def test_a_command_refused_when_queued_aborts_the_transaction(redis: Redis) -> None:
-    tx = Transaction(redis)
+    tx = RoundTrip(redis, transaction=True)
     tx.xadd("bus:stream", {b"k": b"v"}, maxlen=1000)
     tx.commands.append(("XACK", "bus:stream"))  # wrong number of arguments: refused by MULTI
     with pytest.raises(ResponseError, match="wrong number of arguments"):
@@ -104,9 +104,25 @@ async def test_a_command_refused_when_queued_aborts_the_transaction(redis: Redis
 async def test_a_transaction_to_an_unreachable_redis_fails() -> None:
     client = redis_client(f"redis://127.0.0.1:{free_port()}/0")
     try:
-        tx = Transaction(client)
+        tx = RoundTrip(client, transaction=True)
         tx.xack("s", "g", b"1-1")
         with pytest.raises(ConnectionError):
             await tx.execute()
     finally:
         await client.aclose()
+
+
+async def test_pipelined_reads_give_raw_replies_and_raise_a_failure(redis: Redis) -> None:
+    await redis.hset("bus:h", mapping={"a": "1", "b": "2"})
+    await redis.set("bus:string", "x")
+    trip = RoundTrip(redis, transaction=False)
+    trip.command("HMGET", "bus:h", "a", "missing")
+    trip.command("HGETALL", "bus:h")
+    trip.command("GET", "bus:nothing")
+    assert await trip.execute() == [[b"1", None], {b"a": b"1", b"b": b"2"}, None]  # RESP3: a map
+    trip.command("HGETALL", "bus:string")  # WRONGTYPE
+    replies = await trip.execute(raise_on_error=False)
+    assert isinstance(replies[3], ResponseError) and replies[2] is None
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await trip.execute()
+    assert await redis.ping()
