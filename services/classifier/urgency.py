@@ -207,6 +207,17 @@ class Detector:
             return Urgency(cast(Level, self._cues.categories[category]), f"category:{category}")
         return Urgency("general", taken_back or model_said or "none")
 
+    def smell_only(self, text: str) -> bool:
+        """Whether the text is about a smell and nothing the lexicon would ask about: it mentions an odour
+        word, and every hazard state it mentions is an `unasked` one. The city's policy is that a lingering
+        odour is not an emergency; the lexicon alone decides when a smell makes one ("gas" + "smell")."""
+        clean = cue_text(text or "")
+        by_role = _index(self._cues.lexicon.scan(clean)) if clean else {}
+        if not by_role.get("odour") or by_role.get("phrase:emergency"):
+            return False
+        states = (h for name in self._hazards for h in by_role.get(f"state:{name}", ()))
+        return all("unasked" in h.roles for h in states)
+
 
 @lru_cache(maxsize=4)
 def detector(model: Path = DEFAULT_MODEL) -> Detector:
