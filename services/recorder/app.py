@@ -49,10 +49,12 @@ class RecorderSettings(CommonSettings):
     # Next to the settle time, how often the to-do list is looked at adds little to the lag.
     snapshot_poll_seconds: float = 0.25
     # A ticket changes several times in its first seconds (received, classified, dispatched, tracked by
-    # evaluation): it is written once at rest (`_TAKE`), or this long after its first unrecorded change
-    # if it has not come to rest by then. Longer than the loop takes under saturation (1-4 s), else a
-    # ticket is written half-way and again at rest.
-    settle_seconds: float = 5.0
+    # evaluation): it is written once at rest (`_TAKE`), or, if it has not come to rest, this long after
+    # its first unrecorded change, or twice as long as the tickets now coming to rest took to get there
+    # if that is longer (under saturation the loop takes 1-9 s; a ticket written half-way is written
+    # again at rest), up to `settle_max_seconds`.
+    settle_seconds: float = Field(default=5.0, ge=0)
+    settle_max_seconds: float = Field(default=60.0, ge=0)
     # Tickets a replica takes off the to-do list are hidden from the other replicas this long (longer than
     # a pass), so each state is written by one of them; a replica that dies leaves them to the others then.
     snapshot_lease_seconds: float = Field(default=60.0, gt=0)
@@ -78,18 +80,19 @@ class RecorderSettings(CommonSettings):
 
 # Takes the oldest settled tickets of the to-do list for one replica and reads them: each stays listed
 # (so it is never evicted unrecorded) but scored at the end of the lease, where the other replicas'
-# takes do not reach. A ticket has settled once it is at rest, or `settle` after its first unrecorded
-# change whatever its state. At rest: its latest dispatch counted by evaluation (the last write of a
-# ticket's first run through the loop), or a duplicate (no dispatch follows). Waiting for rest rather
-# than for a fixed time is what writes a ticket once when the loop is slow (under saturation a ticket
-# takes seconds to get through), and soon when it is fast. Taken and read in one script: one round trip,
-# and the state read is the one taken. The hashes are read by name, as the list holds ticket ids (a
-# single Redis, as the store's scripts that keep the list assume). The loop moves tickets in about the
-# order they came, so past a run of listed tickets not at rest the rest of the list is not at rest
-# either: the look stops there (one it passed over is taken later, at rest or settled).
+# takes do not reach. A ticket has settled once it is at rest, or some time after its first unrecorded
+# change whatever its state (`settle_seconds`). At rest: its latest dispatch counted by evaluation (the
+# last write of a ticket's first run through the loop), or a duplicate (no dispatch follows). Waiting for
+# rest rather than for a fixed time is what writes a ticket once when the loop is slow (under saturation
+# a ticket takes seconds to get through), and soon when it is fast. Taken and read in one script: one
+# round trip, and the state read is the one taken. The hashes are read by name, as the list holds ticket
+# ids (a single Redis, as the store's scripts that keep the list assume). The loop moves tickets in
+# about the order they came, so past a run of listed tickets not at rest the rest of the list is not at
+# rest either: the look stops there (one it passed over is taken later, at rest or settled).
 # KEYS: the list; ARGV: now, the settled cutoff, how many, the end of the lease, the hashes' key prefix,
 # the histories' key suffix, how many listed tickets to look at, how many in a row not at rest.
-# Returns, for each ticket taken: its id, its hash (HGETALL's flat list) and its whole history.
+# Returns, for each ticket taken: its id, its hash (HGETALL's flat list), its whole history, when it
+# first changed, and 1 if it was taken at rest (else 0).
 _TAKE = """
 local settled, want, look = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[7])
 local listed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, look)
@@ -97,17 +100,16 @@ local out, taken, unrest = {}, 0, 0
 for i = 1, #listed, 2 do
   local id = listed[i]
   local key = ARGV[5] .. id
-  local take = tonumber(listed[i + 1]) <= settled
-  if not take then
-    local h = redis.call('HMGET', key, 'status', 'dispatched_at', 'eval_dispatched_at')
-    take = h[1] == 'duplicate' or (h[2] and h[2] == h[3])
-    if take then unrest = 0 else unrest = unrest + 1 end
-  end
-  if take then
+  local h = redis.call('HMGET', key, 'status', 'dispatched_at', 'eval_dispatched_at')
+  local rest = h[1] == 'duplicate' or (h[2] and h[2] == h[3])
+  if rest then unrest = 0 else unrest = unrest + 1 end
+  if rest or tonumber(listed[i + 1]) <= settled then
     redis.call('ZADD', KEYS[1], 'XX', ARGV[4], id)
     out[#out + 1] = id
     out[#out + 1] = redis.call('HGETALL', key)
     out[#out + 1] = redis.call('LRANGE', key .. ARGV[6], 0, -1)
+    out[#out + 1] = listed[i + 1]
+    out[#out + 1] = rest and 1 or 0
     taken = taken + 1
     if taken >= want then break end
   elseif unrest >= tonumber(ARGV[8]) then
@@ -180,12 +182,15 @@ class RecorderWorker(Worker):
         snapshot_batch: int,
         snapshot_poll: float,
         settle: float,
+        settle_max: float,
         lease: float,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.snapshot_batch = snapshot_batch
-        self.settle = settle
+        self.settle, self.settle_max = settle, settle_max
+        # How long the tickets taken at rest by the last pass that took any had taken to come to rest.
+        self._rest_age = 0.0
         self.lease = lease
         self._take = self.redis.register_script(_TAKE)
         self.snapshot_poll = snapshot_poll
@@ -283,7 +288,7 @@ class RecorderWorker(Worker):
             keys=[keys.unrecorded],
             args=[
                 taken_at,
-                taken_at - self.settle,
+                taken_at - max(self.settle, min(self.settle_max, 2 * self._rest_age)),
                 self.snapshot_batch,
                 taken_at + self.lease,
                 keys.ticket(""),
@@ -300,7 +305,10 @@ class RecorderWorker(Worker):
         await self.database.until_done(self.database.pool, self._stop)
         columns = self.database.columns
         assert columns is not None
-        for n in range(0, len(taken), 3):
+        rest_ages = [taken_at - float(taken[n + 3]) for n in range(0, len(taken), 5) if taken[n + 4]]
+        if rest_ages:
+            self._rest_age = max(rest_ages)
+        for n in range(0, len(taken), 5):
             # The client does not decode replies: bytes, decoded here without as_str's check per value.
             ticket_id, flat, history = taken[n].decode(), taken[n + 1], taken[n + 2]
             fields = dict(zip(map(bytes.decode, flat[::2]), map(bytes.decode, flat[1::2]), strict=True))
@@ -399,6 +407,7 @@ def build(settings: RecorderSettings | None = None) -> tuple[RecorderWorker, Asg
         snapshot_batch=settings.snapshot_batch,
         snapshot_poll=settings.snapshot_poll_seconds,
         settle=settings.settle_seconds,
+        settle_max=settings.settle_max_seconds,
         lease=settings.snapshot_lease_seconds,
     )
     worker.background.append(worker.tickets_loop)

@@ -11,6 +11,9 @@ from redis.asyncio import Redis
 from services.recorder.app import RecorderSettings, RecorderWorker, build
 from shared.db.urls import asyncpg_dsn
 
+# A recorder that writes a ticket's state as soon as it changes, whether at rest or not.
+IMMEDIATE = {"settle_seconds": 0.0, "settle_max_seconds": 0.0}
+
 
 @pytest.fixture
 async def pg(database_url: str) -> AsyncIterator[asyncpg.Connection]:
@@ -26,7 +29,7 @@ async def recorder(
     redis: Redis, redis_url: str, database_url: str, pg: asyncpg.Connection
 ) -> AsyncIterator[RecorderWorker]:
     """A recorder on the test Redis and the emptied record, writing a ticket's state as soon as it changes."""
-    worker, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, settle_seconds=0))
+    worker, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, **IMMEDIATE))
     yield worker
     await worker.database.close()
     await worker.redis.aclose()

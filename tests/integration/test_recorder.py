@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from shared.effects import StoreWrite
 from shared.events import ProblemDetected, TicketReceived, TicketUpdated
 from shared.store import TicketStore, keys
 from shared.worker import Consumer
+from tests.integration.conftest import IMMEDIATE
 from tests.support import ticket_matches_row
 
 pytestmark = pytest.mark.redis
@@ -222,6 +224,27 @@ async def test_a_ticket_at_rest_is_written_before_its_settle_time_and_one_half_w
     assert await recorder.record_tickets_once() == 1
 
 
+async def test_a_ticket_not_at_rest_waits_twice_as_long_as_the_tickets_coming_to_rest_took(
+    redis: Redis, recorder: RecorderWorker, pg: asyncpg.Connection
+) -> None:
+    store = TicketStore(redis)
+    received = {"status": "received", "received_at": "2026-11-20T08:00:00+00:00"}
+    recorder.settle, recorder.settle_max = 5.0, 60.0
+    await store.apply(StoreWrite("T1", "T1-r", fields={**received, "status": "duplicate"}), scope="intake")
+    now = time.time()
+    await redis.zadd(keys.unrecorded, {"T1": now - 10})  # when it first changed
+    assert await recorder.record_tickets_once() == 1  # T1 took 10 s to come to rest: others wait 20 s
+    await store.apply(StoreWrite("T2", "T2-r", fields=received), scope="intake")
+    await redis.zadd(keys.unrecorded, {"T2": now - 15})
+    assert await recorder.record_tickets_once() == 0
+    await redis.zadd(keys.unrecorded, {"T2": now - 25})
+    assert await recorder.record_tickets_once() == 1
+    recorder.settle_max = 15.0  # never longer than this
+    await store.apply(StoreWrite("T2", "T2-u", fields={"title": "x"}), scope="intake")
+    await redis.zadd(keys.unrecorded, {"T2": now - 16})
+    assert await recorder.record_tickets_once() == 1
+
+
 @pytest.mark.parametrize("lease", [60.0, 0.0])
 async def test_replicas_take_each_ticket_once_and_a_late_older_state_never_replaces_a_newer_one(
     redis: Redis,
@@ -237,7 +260,7 @@ async def test_replicas_take_each_ticket_once_and_a_late_older_state_never_repla
     the newer state first: the late commit of the older one changes nothing. Either way the record ends with
     the newest state and the ticket is not left off the to-do list before that."""
     recorder.lease = lease
-    other, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, settle_seconds=0))
+    other, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, **IMMEDIATE))
     store = TicketStore(redis)
     at = "2026-11-20T08:00:00+00:00"
     await store.apply(
@@ -334,7 +357,7 @@ async def test_tickets_a_replica_took_and_never_wrote_are_written_by_another_onc
     recorder.database.write_tickets = dies  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         await recorder.record_tickets_once()
-    other, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, settle_seconds=0))
+    other, _ = build(RecorderSettings(redis_url=redis_url, database_url=database_url, **IMMEDIATE))
     try:
         assert await other.record_tickets_once() == 0  # still taken
         assert await redis.zcard(keys.unrecorded) == 2  # and still listed: never evicted unrecorded
