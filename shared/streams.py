@@ -27,6 +27,9 @@ DISPATCH = "dispatch"
 EVALUATION = "evaluation"
 INSIGHT = "insight"
 RECORDER = "recorder"
+# The urgency reviewer (services/classifier/review.py): a second opinion on classified tickets, in a process
+# of its own; it writes as the classifier (the owner of urgency), its group is its own so it lags alone.
+URGENCY_REVIEW = "urgency-review"
 
 # Which groups read which stream. The init step creates each group at id 0 so that nothing
 # published before a worker first started is skipped (a group created at `$` would skip it).
@@ -34,7 +37,7 @@ RECORDER = "recorder"
 # series, and a problem's events already carry what its alerts said).
 GROUPS: dict[str, tuple[str, ...]] = {
     RECEIVED: (CLASSIFIER, RECORDER),
-    CLASSIFIED: (DISPATCH, INSIGHT, RECORDER),
+    CLASSIFIED: (DISPATCH, INSIGHT, RECORDER, URGENCY_REVIEW),
     DISPATCHED: (EVALUATION, RECORDER),
     UPDATED: (DISPATCH, EVALUATION, RECORDER),
     REOPENED: (DISPATCH, RECORDER),

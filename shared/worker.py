@@ -52,6 +52,13 @@ class Consumer(Generic[E]):
     group: str
     model: type[E]
     handle: BatchHandler[E]
+    # The writer its writes are checked and applied as (shared/contract.py): its group, unless it writes
+    # another's fields as a part of that service (the urgency reviewer writes as the classifier).
+    writes_as: str | None = None
+
+    @property
+    def scope(self) -> str:
+        return self.writes_as or self.group
 
 
 @dataclass
@@ -258,7 +265,7 @@ class Worker:
             # then dead-lettered with the contract's reason), not the whole transaction's.
             for effects in out:
                 for write in effects.writes:
-                    check_write(write, consumer.group)
+                    check_write(write, consumer.scope)
             return {entry_id: effects for (entry_id, _), effects in zip(good, out, strict=True)}, {}
         except Exception as exc:
             if len(good) == 1:
@@ -286,7 +293,7 @@ class Worker:
         pipe = RoundTrip(self.redis, transaction=True)
         for entry_id, effects in results.items():
             for write in effects.writes:
-                await self.store.apply(write, scope=consumer.group, pipe=pipe, checked=True)
+                await self.store.apply(write, scope=consumer.scope, pipe=pipe, checked=True)
                 owners.append(entry_id)
             for out in effects.publish:
                 pipe.xadd(out.stream, {DATA_FIELD: pack(out.event)}, maxlen=maxlen, approximate=True)

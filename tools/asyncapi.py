@@ -19,7 +19,7 @@ from tools.contract_doc import as_asyncapi
 PRODUCERS: dict[str, tuple[str, ...]] = {
     streams.RECEIVED: ("intake",),
     streams.UPDATED: ("intake",),
-    streams.REROUTED: ("intake",),
+    streams.REROUTED: ("intake", "urgency-review"),
     streams.SURVEYS_ANSWERED: ("intake",),
     streams.CLASSIFIED: ("classifier",),
     streams.REVIEW: ("classifier",),

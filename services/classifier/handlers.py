@@ -15,7 +15,7 @@ from typing import Protocol
 from services.classifier import duplicates
 from services.classifier.duplicates import Bucket, Candidate, Match, Signature
 from services.classifier.place import Place as Located
-from services.classifier.text import language_of
+from services.classifier.text import language_of, report_text
 from services.classifier.urgency import Urgency, urgency_of
 from shared import streams
 from shared.effects import Effects, Op, Publish, SortedAdd, StoreWrite
@@ -148,7 +148,7 @@ def _order(a: Analysis) -> tuple[float, str]:
 
 
 def _text_of(event: TicketReceived) -> str:
-    return f"{event.title}\n{event.text}" if event.title else event.text
+    return report_text(event.title, event.text)
 
 
 def _effects(

@@ -29,6 +29,11 @@ _FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
 _HALF_WIDTH = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
 
 
+def report_text(title: str | None, text: str) -> str:
+    """What the classifier reads of a report: its title, if it has one, over its text."""
+    return f"{title}\n{text}" if title else text
+
+
 def _half(match: re.Match[str]) -> str:
     return _HALF_WIDTH[match.group()]
 

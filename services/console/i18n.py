@@ -172,6 +172,7 @@ EVENTS: dict[str, tuple[str, str]] = {
     "category_confirmed": ("确认分类", "Category confirmed"),
     "reroute_requested": ("申请改派", "Re-routing asked"),
     "rerouted": ("改派", "Re-routed"),
+    "urgency_raised": ("紧急程度上调", "Urgency raised"),
     "reopened": ("重办", "Reopened"),
     "escalated": ("超时升级", "Escalated (deadline passed)"),
     "linked": ("并入问题", "Linked to a problem"),

@@ -67,7 +67,9 @@ class Dispatcher:
 
     async def classified(self, events: list[TicketClassified]) -> list[Effects]:
         table, now = self.routing.refresh(), utcnow()
-        tickets = await self.store.get_many([e.ticket_id for e in events], fields=("department", "media_url"))
+        tickets = await self.store.get_many(
+            [e.ticket_id for e in events], fields=("department", "media_url", "urgency")
+        )
         supply = await read_snapshot(
             self.redis, table, [handlers.classified_demand(e) for e in events if not e.duplicate_of]
         )
@@ -76,7 +78,13 @@ class Dispatcher:
             previous, media = (ticket.department, ticket.media_url) if ticket is not None else (None, None)
             out.append(
                 handlers.on_classified(
-                    event, table=table, supply=supply, now=now, previous=previous, media_url=media
+                    event,
+                    table=table,
+                    supply=supply,
+                    now=now,
+                    previous=previous,
+                    media_url=media,
+                    urgency=ticket.urgency if ticket is not None else None,
                 )
             )
         return self._counted(out)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from services.dispatch import state
 from services.dispatch.assign import Assignment, Demand, Supply, assign
 from services.dispatch.routing import RoutingTable
-from services.dispatch.sla import deadlines
+from services.dispatch.sla import DISPATCH_WITHIN, deadlines
 from shared import streams
 from shared.effects import Effects, HashSet, Increment, Op, Publish, SortedAdd, SortedRemove, StoreWrite
 from shared.events import (
@@ -46,6 +46,7 @@ class Assigned(BaseModel):
     dispatch_due_at: datetime | None = None
     feedback_due_at: datetime | None = None
     accepted_at: datetime | None = None
+    reopened_at: datetime | None = None
     attempt: int = 0
     rejections: int = 0
     rejected_by: str = ""
@@ -73,6 +74,22 @@ def classified_demand(event: TicketClassified) -> Demand:
     return Demand(event.category, event.place.district, dispatch_due, feedback_due)
 
 
+def by_urgency_now(ticket: Assigned, demand: Demand) -> Demand:
+    """The demand with the deadlines of the ticket's urgency as it is now, counted from when they were
+    (its reception, or its last reopening); never later than they were. An urgency raised after the
+    ticket was dispatched (the urgency reviewer) brings them forward."""
+    since = ticket.reopened_at or ticket.received_at
+    if since is None:
+        return demand
+    dispatch_due, feedback_due = deadlines(ticket.urgency, since)
+    return Demand(
+        demand.category,
+        demand.district,
+        min(demand.dispatch_due, dispatch_due),
+        min(demand.feedback_due, feedback_due),
+    )
+
+
 def reopened_demand(ticket: Assigned, now: datetime) -> Demand | None:
     if not ticket.category:
         return None
@@ -91,9 +108,14 @@ def on_classified(
     now: datetime,
     previous: str | None,
     media_url: str | None = None,
+    urgency: str | None = None,
 ) -> Effects:
     """A new ticket: a duplicate is linked both ways, anything else goes to the best department, with
-    the citizen's photo (`media_url`) if there is one."""
+    the citizen's photo (`media_url`) if there is one. `urgency`: the ticket's as the store has it, when
+    the urgency reviewer raised it before dispatch read the classification (its re-routing then found
+    the ticket not yet dispatched): it wins over the event's."""
+    if urgency in DISPATCH_WITHIN and urgency != event.urgency:
+        event = event.model_copy(update={"urgency": urgency})
     if event.duplicate_of:
         original = event.duplicate_of
         return Effects(
@@ -319,16 +341,21 @@ def on_rerouted(
     if ticket is None or ticket.status not in ACTIVE or ticket.department == event.department:
         why = "not found" if ticket is None else f"{ticket.status} with {ticket.department}"
         return _history_only(event, {**history, "summary": f"ignored: ticket is {why}"})
-    demand = ticket.demand()
-    if demand is None or ticket.received_at is None:
+    kept_demand = ticket.demand()
+    if kept_demand is None or ticket.received_at is None:
         return _history_only(event, {**history, "summary": "ignored: the ticket has no deadlines to keep"})
+    demand = by_urgency_now(ticket, kept_demand)
     previous = ticket.department
     ops: list[Op] = []
     if event.department is None:
         best = assign(table, demand, supply, now)
         if best is None or best.department == previous:
-            kept = f"kept with {previous}: the corrected category {ticket.category} routes there too"
-            return _history_only(event, {**history, "summary": kept})
+            if demand == kept_demand or previous is None:
+                kept = f"kept with {previous}: the category {ticket.category} routes there"
+                return _history_only(event, {**history, "summary": kept})
+            # Same department, sooner deadlines (its urgency was raised): it is sent again so that the
+            # department sees the urgency and the timers move forward.
+            best = Assignment(previous, f"kept with {previous}, now {ticket.urgency}", ())
         chosen = best
     elif table.department(event.department) is None:
         return _history_only(event, {**history, "summary": f"ignored: cannot send it to {event.department}"})

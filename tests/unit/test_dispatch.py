@@ -504,6 +504,55 @@ def test_a_corrected_category_is_routed_again_without_teaching_the_router() -> N
     assert kept.publish == () and "kept with east_water" in str(kept.writes[0].history)
 
 
+def test_a_raised_urgency_is_routed_again_with_the_emergency_deadlines_from_the_call() -> None:
+    # The urgency reviewer raised it (the store says emergency; the deadlines are still general's).
+    ticket = assigned("east_water", urgency="emergency", accepted_at=MONDAY_10H)
+    event = rerouted("east_water").model_copy(update={"department": None, "operator": "urgency-review"})
+    now = MONDAY_10H + timedelta(minutes=10)
+    effects = on_rerouted(event, ticket=ticket, table=TABLE, supply=FakeSupply(), now=now)
+    out = effects.publish[0].event
+    assert isinstance(out, TicketDispatched)
+    # The same department (the category routes there), told again, with the deadlines of an emergency.
+    assert (out.department, out.urgency, out.attempt) == ("east_water", "emergency", 2)
+    assert out.dispatch_due_at == MONDAY_10H + timedelta(hours=1)
+    assert out.feedback_due_at == MONDAY_10H + timedelta(hours=2)
+    ops = effects.writes[0].ops
+    assert SortedAdd(state.SLA_DISPATCH, "T1", (MONDAY_10H + timedelta(hours=1)).timestamp()) in ops
+    assert effects.writes[0].fields["dispatch_due_at"] == (MONDAY_10H + timedelta(hours=1)).isoformat()
+    # Not the router's mistake: nothing learned against the department.
+    assert not any(isinstance(op, Increment) and op.key == state.ACCEPTANCE for op in ops)
+
+
+def test_deadlines_by_urgency_count_from_the_last_reopening_and_never_move_later() -> None:
+    reopened = MONDAY_10H + timedelta(days=3)
+    d, f = deadlines("general", reopened)
+    ticket = assigned(
+        "east_water", urgency="emergency", reopened_at=reopened, dispatch_due_at=d, feedback_due_at=f
+    )
+    event = rerouted("east_water").model_copy(update={"department": None})
+    out = on_rerouted(event, ticket=ticket, table=TABLE, supply=FakeSupply(), now=reopened).publish[0].event
+    assert isinstance(out, TicketDispatched) and out.dispatch_due_at == reopened + timedelta(hours=1)
+    # An urgency lower than the deadlines kept (a general ticket with an emergency's) changes nothing.
+    tight = assigned("east_water", dispatch_due_at=MONDAY_10H + timedelta(hours=1))
+    kept = on_rerouted(event, ticket=tight, table=TABLE, supply=FakeSupply(), now=MONDAY_10H)
+    assert kept.publish == () and "kept with east_water" in str(kept.writes[0].history)
+
+
+def test_an_urgency_raised_before_dispatch_read_the_classification_sets_the_deadlines() -> None:
+    effects = on_classified(
+        classified(district="east"),
+        table=TABLE,
+        supply=FakeSupply(),
+        now=MONDAY_10H,
+        previous=None,
+        urgency="emergency",
+    )
+    out = effects.publish[0].event
+    assert isinstance(out, TicketDispatched) and out.urgency == "emergency"
+    assert out.dispatch_due_at == MONDAY_10H + timedelta(hours=1)
+    assert effects.writes[0].fields["urgency"] == "emergency"
+
+
 @pytest.mark.parametrize(
     ("ticket", "target"),
     [

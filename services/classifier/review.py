@@ -1,0 +1,155 @@
+"""The urgency reviewer's process: the consumer group `urgency-review` on tickets.classified, raising to
+`emergency` the tickets the e5 model recognises as emergencies (services/classifier/urgency_review.py).
+
+    python -m services.classifier.review        # `hotline up` and Kubernetes run it as `urgency-review`
+
+It takes spare CPU only: the process lowers its own priority (nice 10), e5 runs on one thread, in a worker
+thread so the event loop keeps answering /livez and /metrics. Nothing waits for it: dispatch has routed each
+ticket already, and a raise re-routes it with the emergency deadlines. Under a peak it lags (its own group,
+its own lag alert); tickets older than an hour when it reaches them are counted and left as they are.
+It never logs a ticket's text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from faststream.asgi import AsgiFastStream
+from prometheus_client import Counter, Gauge
+from pydantic import Field
+
+from services.classifier.text import report_text
+from services.classifier.urgency import detector
+from services.classifier.urgency_e5 import DEFAULT_MODEL, E5ModelError, E5Urgency
+from services.classifier.urgency_review import OUTCOMES, Policy, Scorer, review_batch
+from shared import streams
+from shared.bus import make_broker, redis_client
+from shared.effects import Effects
+from shared.events import TicketClassified, utcnow
+from shared.service import serve
+from shared.settings import CommonSettings
+from shared.store import TicketStore
+from shared.worker import Consumer, Worker
+
+log = logging.getLogger("hotline.urgency-review")
+
+SERVICE = "urgency-review"
+
+
+class ReviewSettings(CommonSettings):
+    port: int = 8088
+    # Small batches: a batch of long letters costs 250 ms a text, and the claimer must not take over a
+    # batch still being scored (claim_idle_ms well above batch_size x 250 ms).
+    batch_size: int = Field(default=8, ge=1, le=1000)
+    claim_idle_ms: int = Field(default=120_000, ge=100)
+    e5_model: Path = Field(
+        default=DEFAULT_MODEL,
+        description="The file written by `hotline model train-urgency-e5` (HOTLINE_E5_MODEL); default: the "
+        "one trained on the team's examples, shipped in services/classifier/data",
+    )
+    max_age_minutes: float = Field(
+        default=60, gt=0, description="Tickets received longer ago than this are counted and not reviewed"
+    )
+    nice: int = Field(default=10, ge=0, le=19, description="How much the process lowers its CPU priority")
+
+
+class ReviewMetrics:
+    def __init__(self, worker: Worker) -> None:
+        registry = worker.registry
+        self.tickets = Counter(
+            "hotline_urgency_review_tickets",
+            "Classified tickets the urgency reviewer saw, by outcome (raised, kept, or why it was skipped)",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in OUTCOMES:
+            self.tickets.labels(outcome)
+        self.lag = Gauge(
+            "hotline_urgency_review_lag_seconds",
+            "Age of the newest ticket of the last batch reviewed: how far behind the classifier it runs",
+            registry=registry,
+        )
+        self.e5_seconds = Counter(
+            "hotline_urgency_review_e5_seconds",
+            "Time spent scoring texts with e5 (its rate is the CPU the reviewer takes)",
+            registry=registry,
+        )
+
+
+def e5_scorer(path: Path) -> tuple[Scorer, float]:
+    """The model of `path`, its engine loaded now (once per process) and warmed up; and its threshold."""
+    model = E5Urgency.load(path)
+    model.score(["预热 warm-up"])
+    return model.score, model.threshold
+
+
+def build(
+    settings: ReviewSettings | None = None, scorer: tuple[Scorer, float] | None = None
+) -> tuple[Worker, AsgiFastStream]:
+    """`scorer`: the scoring function and its threshold (default: the e5 model of the settings)."""
+    settings = settings or ReviewSettings()
+    score, threshold = scorer or e5_scorer(settings.e5_model)
+    policy = Policy(threshold=threshold, max_age=timedelta(minutes=settings.max_age_minutes))
+    smell_only = detector().smell_only
+    redis = redis_client(settings.redis_url)
+    store = TicketStore(redis)
+    worker = Worker(service=SERVICE, settings=settings, redis=redis, consumers=[])
+    metrics = ReviewMetrics(worker)
+
+    def timed(texts: list[str]) -> list[float]:
+        started = time.perf_counter()
+        try:
+            return list(score(texts))
+        finally:
+            metrics.e5_seconds.inc(time.perf_counter() - started)
+
+    async def handle(events: list[TicketClassified]) -> list[Effects]:
+        tickets = await store.get_many(
+            [e.ticket_id for e in events], fields=("text", "title", "urgency"), rehydrate=False
+        )
+        texts = [report_text(t.title, t.text) if t is not None and t.text else None for t in tickets]
+        urgencies = [t.urgency if t is not None else None for t in tickets]
+        now = utcnow()
+        done = await asyncio.to_thread(
+            review_batch, events, texts, urgencies, score=timed, smell_only=smell_only, policy=policy, now=now
+        )
+        for outcome in done.outcomes:
+            metrics.tickets.labels(outcome).inc()
+        metrics.lag.set(max(0.0, (now - max(e.received_at for e in events)).total_seconds()))
+        for event, outcome, p in zip(events, done.outcomes, done.scores, strict=True):
+            if outcome == "raised":
+                log.info("%s raised to emergency (e5 %.2f)", event.ticket_id, p)
+        return done.effects
+
+    worker.consumers.append(
+        Consumer(
+            streams.CLASSIFIED,
+            streams.URGENCY_REVIEW,
+            TicketClassified,
+            handle,
+            writes_as=streams.CLASSIFIER,
+        )
+    )
+    return worker, worker.asgi(make_broker(settings))
+
+
+def main() -> None:
+    settings = ReviewSettings()
+    # Spare CPU only: the classifier, dispatch and intake on the same node come first.
+    os.nice(settings.nice)
+    try:
+        app = build(settings)[1]
+    except E5ModelError as exc:
+        print(f"{SERVICE}: cannot start: {exc}", file=sys.stderr)
+        sys.exit(2)
+    serve(app, settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The urgency reviewer with the real e5 model on a real Redis, then dispatch: a general ticket whose text is
+an emergency is raised and routed again within the hour; a harmless one is left as it is."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from redis.asyncio import Redis
+
+from services.classifier.review import ReviewSettings, build, e5_scorer
+from services.classifier.urgency_e5 import DEFAULT_MODEL
+from services.classifier.urgency_review import Scorer
+from shared import streams
+from shared.contract import INTAKE
+from shared.effects import StoreWrite
+from shared.events import Place, TicketClassified, utcnow
+from shared.store import TicketStore, iso
+from shared.worker import Worker
+from tests.integration.dispatch_support import Harness
+
+pytestmark = pytest.mark.redis
+
+# The lexicon misses it (no hazard object with its state), e5 does not.
+FIRE = "there is smoke and a burning smell in the hallway"
+HARMLESS = "the street light outside number 12 has been off for a week"
+ROUTING = """\
+timezone: UTC
+coordinator: coord
+fallback: coord
+departments:
+  - {id: coord, name: Coordinator}
+  - {id: parks, name: Parks, categories: [environment], capacity: 200}
+rules:
+  - {category: environment, department: parks, priority: 10}
+"""
+
+
+@pytest.fixture(scope="module")
+def e5() -> tuple[Scorer, float]:
+    """The shipped model with its engine, loaded once for the module (a few seconds)."""
+    return e5_scorer(DEFAULT_MODEL)
+
+
+@pytest.fixture
+async def reviewer(redis: Redis, redis_url: str, e5: tuple[Scorer, float]) -> AsyncIterator[Worker]:
+    worker, _ = build(ReviewSettings(redis_url=redis_url), scorer=e5)
+    yield worker
+    await worker.redis.aclose()
+
+
+async def received(redis: Redis, n: int, text: str) -> TicketClassified:
+    """A ticket as intake and the classifier left it: its text in the store, classified `general`."""
+    at = utcnow() - timedelta(minutes=5)
+    await TicketStore(redis).apply(
+        StoreWrite(f"T{n}", f"r{n}", fields={"text": text, "received_at": iso(at), "status": "received"}),
+        scope=INTAKE,
+    )
+    return TicketClassified(
+        event_id=f"c{n}",
+        ticket_id=f"T{n}",
+        occurred_at=at,
+        category="environment",
+        confidence=0.8,
+        urgency="general",
+        urgency_cue="none",
+        place=Place(),
+        model_version="m",
+        received_at=at,
+    )
+
+
+async def run(redis: Redis, worker: Worker, group: str, stream: str) -> None:
+    """One batch of `group` over what `stream` holds, as the worker's read loop would."""
+    consumer = next(c for c in worker.consumers if c.stream == stream and c.group == group)
+    reply = await redis.xreadgroup(group, "w1", {stream: ">"}, count=100)
+    result = await worker.process(consumer, list(reply[0][1]))
+    assert not result.dead and not result.retry, result
+
+
+async def test_an_emergency_in_other_words_is_raised_and_dispatched_again_within_the_hour(
+    redis: Redis, reviewer: Worker, tmp_path: Path
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING, encoding="utf-8")
+    dispatch = Harness(redis, routing)
+    events = [await received(redis, 1, FIRE), await received(redis, 2, HARMLESS)]
+    await dispatch.feed(streams.CLASSIFIED, *events)  # dispatched as general: 24 hours
+    first = {d.ticket_id: d for d in await dispatch.dispatched()}
+    assert first["T1"].dispatch_due_at == events[0].received_at + timedelta(hours=24)
+
+    await run(redis, reviewer, streams.URGENCY_REVIEW, streams.CLASSIFIED)
+    store = TicketStore(redis)
+    fire, harmless = await store.get("T1"), await store.get("T2")
+    assert fire is not None and harmless is not None
+    assert fire.urgency == "emergency" and str(fire.urgency_cue).startswith("e5:0.9")  # type: ignore[attr-defined]
+    assert harmless.urgency == "general"
+    history = [h["event"] for h in await store.history("T1")]
+    assert "urgency_raised" in history
+    assert "urgency_raised" not in [h["event"] for h in await store.history("T2")]
+    assert await redis.xlen(streams.REROUTED) == 1
+
+    await run(redis, dispatch.worker, streams.DISPATCH, streams.REROUTED)
+    again = [d for d in await dispatch.dispatched() if d.ticket_id == "T1" and d.attempt == 2]
+    assert len(again) == 1
+    assert again[0].urgency == "emergency" and again[0].department == "parks"
+    assert again[0].dispatch_due_at == events[0].received_at + timedelta(hours=1)
+    fire = await store.get("T1")
+    assert fire is not None and fire.dispatch_due_at == events[0].received_at + timedelta(hours=1)  # type: ignore[attr-defined]
+    assert (
+        'hotline_urgency_review_tickets_total{outcome="raised"} 1.0'
+        in generate_latest(reviewer.registry).decode()
+    )

@@ -1,0 +1,154 @@
+"""The urgency review's handler with a fake scorer: it raises, never lowers, and skips what it must."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.classifier.urgency import detector
+from services.classifier.urgency_review import Policy, review_batch
+from shared import streams
+from shared.events import Place, TicketClassified, TicketRerouted
+from shared.store import check_write
+
+NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+POLICY = Policy(threshold=0.9)
+GAS = "my neighbour's kitchen: a hissing sound from the pipe and everyone feels dizzy"
+HARMLESS = "the street light outside number 12 has been off for a week"
+ODOUR = "Strong odor coming from the restaurant exhaust every night"
+
+
+def classified(
+    ticket_id: str = "T1", urgency: str = "general", age: timedelta = timedelta(minutes=2), **over: object
+) -> TicketClassified:
+    return TicketClassified.model_validate(
+        {
+            "event_id": f"c-{ticket_id}",
+            "ticket_id": ticket_id,
+            "occurred_at": NOW,
+            "category": "environment",
+            "confidence": 0.8,
+            "urgency": urgency,
+            "urgency_cue": "none",
+            "place": Place(district="east"),
+            "model_version": "m",
+            "received_at": NOW - age,
+            **over,
+        }
+    )
+
+
+class FakeScorer:
+    """Scores a text 0.97 if it holds "hissing" or "odor" (e5 does not know the odour policy), else 0.1;
+    records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __call__(self, texts: list[str]) -> list[float]:
+        self.asked += texts
+        return [0.97 if "hissing" in t or "odor" in t else 0.1 for t in texts]
+
+
+def run(
+    events: list[TicketClassified], texts: list[str | None], urgencies: list[str | None] | None = None
+) -> tuple[FakeScorer, list[str], list[object]]:
+    scorer = FakeScorer()
+    done = review_batch(
+        events,
+        texts,
+        urgencies or [e.urgency for e in events],
+        score=scorer,
+        smell_only=detector().smell_only,
+        policy=POLICY,
+        now=NOW,
+    )
+    return scorer, list(done.outcomes), list(done.effects)
+
+
+def test_a_ticket_the_model_calls_an_emergency_is_raised_and_routed_again() -> None:
+    done = review_batch(
+        [classified()],
+        [GAS],
+        ["general"],
+        score=FakeScorer(),
+        smell_only=detector().smell_only,
+        policy=POLICY,
+        now=NOW,
+    )
+    assert done.outcomes == ["raised"] and done.scores == [0.97]
+    (effects,) = done.effects
+    (write,) = effects.writes
+    assert write.fields == {"urgency": "emergency", "urgency_cue": "e5:0.97"}
+    assert write.history is not None
+    assert (write.history["event"], write.history["score"]) == ("urgency_raised", "0.97")
+    check_write(write, streams.CLASSIFIER)  # the reviewer writes as the classifier, the owner of urgency
+    (publish,) = effects.publish
+    assert publish.stream == streams.REROUTED
+    reroute = publish.event
+    assert isinstance(reroute, TicketRerouted)
+    assert (reroute.ticket_id, reroute.department, reroute.category) == ("T1", None, None)
+    assert reroute.operator == "urgency-review" and "e5:0.97" in (reroute.reason or "")
+    # A retry derives the same ids: the store applies the write once, dispatch re-routes once.
+    again = review_batch(
+        [classified()],
+        [GAS],
+        ["general"],
+        score=FakeScorer(),
+        smell_only=detector().smell_only,
+        policy=POLICY,
+        now=NOW + timedelta(seconds=5),
+    )
+    assert again.effects[0].writes[0].event_id == write.event_id
+    assert again.effects[0].publish[0].event.event_id == reroute.event_id
+
+
+@pytest.mark.parametrize("urgency", ["general", "utilities", "complex"])
+def test_a_ticket_the_model_does_not_call_an_emergency_keeps_its_urgency(urgency: str) -> None:
+    scorer, outcomes, effects = run([classified(urgency=urgency)], [HARMLESS])
+    assert outcomes == ["kept"] and scorer.asked == [HARMLESS]
+    assert effects[0].writes == () and effects[0].publish == ()  # type: ignore[attr-defined]
+
+
+def test_emergencies_are_never_asked_about_nor_changed() -> None:
+    # By the classifier, or raised already (a retried batch finds the store's urgency raised).
+    scorer, outcomes, effects = run(
+        [classified("T1", urgency="emergency"), classified("T2")], [HARMLESS, GAS], ["emergency", "emergency"]
+    )
+    assert outcomes == ["emergency", "emergency"] and scorer.asked == []
+    assert all(e.writes == () and e.publish == () for e in effects)  # type: ignore[attr-defined]
+
+
+def test_tickets_received_more_than_an_hour_ago_are_skipped() -> None:
+    scorer, outcomes, _ = run(
+        [classified("T1", age=timedelta(minutes=61)), classified("T2", age=timedelta(minutes=59))], [GAS, GAS]
+    )
+    assert outcomes == ["too_old", "raised"] and scorer.asked == [GAS]
+
+
+def test_smell_only_texts_duplicates_and_empty_texts_are_skipped() -> None:
+    events = [classified("T1"), classified("T2", duplicate_of="T0"), classified("T3"), classified("T4")]
+    scorer, outcomes, _ = run(events, [ODOUR, GAS, None, GAS])
+    assert outcomes == ["smell_only", "duplicate", "no_text", "raised"]
+    assert scorer.asked == [GAS]
+
+
+def test_only_the_tickets_to_ask_about_are_scored_in_one_call_in_order() -> None:
+    calls: list[list[str]] = []
+
+    def score(texts: list[str]) -> list[float]:
+        calls.append(texts)
+        return [0.95, 0.2]
+
+    done = review_batch(
+        [classified("T1", urgency="emergency"), classified("T2"), classified("T3")],
+        [GAS, "first", "second"],
+        ["emergency", "general", "general"],
+        score=score,
+        smell_only=detector().smell_only,
+        policy=POLICY,
+        now=NOW,
+    )
+    assert calls == [["first", "second"]]
+    assert done.outcomes == ["emergency", "raised", "kept"] and done.scores == [None, 0.95, 0.2]
