@@ -28,7 +28,15 @@ SERVICES: tuple[str, ...] = (
     "insight",
     "console",
     "recorder",
+    "urgency-review",
 )
+# Services that are not a package's __main__ (python -m <module>).
+MODULES: dict[str, str] = {"urgency-review": "services.classifier.review"}
+
+
+def module_of(service: str) -> str:
+    """What `python -m` runs for `service` (here and in the Kubernetes manifests)."""
+    return MODULES.get(service, f"services.{service}")
 
 
 @dataclass
@@ -96,7 +104,7 @@ class Stack:
             log = (self.log_dir / f"{service}.log").open("ab")
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{service}"],
+                [sys.executable, "-m", module_of(service)],
                 env=self.env_for(service),
                 stdout=log if log is not None else subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,

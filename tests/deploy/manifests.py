@@ -15,6 +15,7 @@ import kubernetes_validate
 import yaml
 
 from services.classifier.app import build as build_classifier
+from services.classifier.review import build as build_urgency_review
 from services.dispatch.app import build as build_dispatch
 from services.evaluation.app import build as build_evaluation
 from services.insight.app import build as build_insight
@@ -40,6 +41,8 @@ WORKERS = {
     "insight": build_insight,
     # Building connects to nothing, but the recorder refuses to be built without a database to name.
     "recorder": lambda: build_recorder(RecorderSettings(DATABASE_URL="postgresql://unused@localhost/none")),
+    # A stand-in scorer: the consumers are the same, and the e5 engine is not loaded for a manifest check.
+    "urgency-review": lambda: build_urgency_review(scorer=(lambda texts: [0.0] * len(texts), 1.0)),
 }
 SERVICES = ("intake", *WORKERS, "console")
 

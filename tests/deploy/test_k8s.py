@@ -32,6 +32,7 @@ from tests.deploy.manifests import (
     render,
     validation_errors,
 )
+from tools.runner import module_of
 
 SECRET_KEYS = {
     "redis-password",
@@ -118,7 +119,7 @@ def test_each_service_runs_one_process_with_probes_resources_and_a_grace_period(
     deployment = _deployment(base_resources(), service)
     spec = pod_spec(deployment)
     (container,) = spec["containers"]  # one process per pod: /metrics sees the whole worker
-    assert container["args"] == [f"services.{service}"]
+    assert container["args"] == [module_of(service)]
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8080}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +47,25 @@ async def test_every_posted_ticket_is_dispatched_and_evaluated(stack: Stack) -> 
         'hotline_events_processed_total{outcome="ok",service="dispatch",stream="tickets.classified"} 120.0'
         in metrics
     )
+    assert await reviewed(stack.url_of("urgency-review"), 120, wait_seconds=120)
     await assert_redis_holds_only_what_the_contract_declares(stack.redis_url)
+
+
+async def reviewed(url: str, count: int, wait_seconds: float) -> bool:
+    """Whether the urgency reviewer saw `count` tickets (raised, kept or skipped) within the wait: it runs
+    behind the loop, at a low priority."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    async with httpx.AsyncClient() as client:
+        while True:
+            text = (await client.get(f"{url}/metrics")).text
+            seen = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("hotline_urgency_review_tickets_total{")
+            )
+            if seen >= count or asyncio.get_running_loop().time() > deadline:
+                return seen == count
+            await asyncio.sleep(0.5)
 
 
 # Redis's TYPE reply for each declared kind of key.
