@@ -122,7 +122,7 @@ return out
 _HISTORY_SUFFIX = keys.history("").removeprefix(keys.ticket(""))
 # How many listed tickets a take looks at (in batches), and after how many in a row not at rest it stops.
 _LOOK_AT = 2
-_UNREST = 100
+_UNREST = 32
 
 # Takes recorded tickets off the to-do list, each only if its revision is still the one written; one
 # that changed since it was taken is listed again as changed then (the store's ZADD NX kept the lease's
@@ -224,22 +224,26 @@ class RecorderWorker(Worker):
         """The events of the streams' batches in one transaction, then the dead letters and the acks of
         all in one MULTI; one result per batch."""
         started = time.perf_counter()
-        rows: list[tuple[int, bytes, EventRow]] = []
+        rows: list[tuple[int, bytes]] = []  # the batch and entry of each record
+        records: list[EventRow] = []
         dead: list[list[_Dead]] = [[] for _ in batches]
         for n, (consumer, entries) in enumerate(batches):
             for entry_id, fields in entries:
                 try:
-                    rows.append((n, entry_id, event_row(consumer.stream, fields)))
+                    records.append(event_row(consumer.stream, fields))
+                    rows.append((n, entry_id))
                 except PoisonError as exc:
                     dead[n].append(_Dead(entry_id, fields, "invalid", str(exc), 1))
                 except Exception as exc:  # a corrupt envelope can fail anywhere in the parser
                     dead[n].append(_Dead(entry_id, fields, "undecodable", repr(exc)[:500], 1))
-        records = [row.record() for _, _, row in rows]
         refused = await self.database.until_done(lambda: self.database.write_events(records), self._stop)
-        fields_of = [dict(entries) for _, entries in batches]
+        fields_of: dict[int, dict[bytes, dict[bytes, bytes]]] = {}  # only when something was refused
         for index, reason in refused:
-            n, entry_id, _ = rows[index]
-            dead[n].append(_Dead(entry_id, fields_of[n][entry_id], "refused_by_database", reason, 1))
+            n, entry_id = rows[index]
+            if n not in fields_of:
+                fields_of[n] = dict(batches[n][1])
+            fields = fields_of[n][entry_id]
+            dead[n].append(_Dead(entry_id, fields, "refused_by_database", reason, 1))
         async with self.redis.pipeline(transaction=True) as pipe:
             for (consumer, entries), buried in zip(batches, dead, strict=True):
                 for d in buried:
@@ -249,7 +253,7 @@ class RecorderWorker(Worker):
 
         seconds = time.perf_counter() - started
         written_of = [0] * len(batches)
-        for n, _, _ in rows:
+        for n, _ in rows:
             written_of[n] += 1
         for index, _ in refused:
             written_of[rows[index][0]] -= 1

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,18 +19,8 @@ from shared.store import REVISION_FIELD
 EVENT_KEYS = ("event_id", "ticket_id", "occurred_at", "version")
 
 
-@dataclass(frozen=True)
-class EventRow:
-    event_id: str
-    occurred_at: datetime
-    ticket_id: str
-    stream: str
-    version: int
-    body: str
-
-    def record(self) -> tuple[Any, ...]:
-        return (self.event_id, self.occurred_at, self.ticket_id, self.stream, self.version, self.body)
-
+# A row of `ticket_events`, in the order of EVENT_COLUMNS.
+EventRow = tuple[str, datetime, str, str, int, str]
 
 EVENT_COLUMNS = ("event_id", "occurred_at", "ticket_id", "stream", "version", "body")
 
@@ -52,9 +41,7 @@ def event_row(stream: str, fields: dict[bytes, bytes]) -> EventRow:
         raise PoisonError(f"invalid JSON: {exc}") from None
     if envelope.version > SUPPORTED_VERSION:
         raise PoisonError(f"unsupported schema version {envelope.version}")
-    return EventRow(
-        envelope.event_id, envelope.occurred_at, envelope.ticket_id, stream, envelope.version, body
-    )
+    return (envelope.event_id, envelope.occurred_at, envelope.ticket_id, stream, envelope.version, body)
 
 
 class BadSnapshotError(ValueError):
@@ -71,7 +58,7 @@ def _bool(value: str) -> bool:
 
 
 def _json(value: str) -> str:
-    json.loads(value)  # refused here, with the field's name, rather than by the database for the batch
+    from_json(value)  # refused here, with the field's name, rather than by the database for the batch
     return value
 
 
