@@ -158,10 +158,11 @@ def on_classified(
         previous=previous,
         media_url=media_url,
         status=Status.DISPATCHED,
+        # Not `urgency`: the classifier wrote it with the event, and the urgency reviewer may raise it
+        # while this batch is being handled; writing the event's back would undo the raise.
         extra={
             "category": event.category,
             "district": event.place.district,
-            "urgency": event.urgency,
             "received_at": iso(event.received_at),
         },
         table=table,
@@ -357,6 +358,17 @@ def on_rerouted(
             # department sees the urgency and the timers move forward.
             best = Assignment(previous, f"kept with {previous}, now {ticket.urgency}", ())
         chosen = best
+        if demand != kept_demand:
+            # A deadline brought forward into the past: the re-dispatch sets only the timers to come
+            # (a passed one was escalated already), but this one never was; the next scan escalates it.
+            ops += [
+                SortedAdd(timer, ticket.ticket_id, due.timestamp())
+                for timer, due in (
+                    (state.SLA_DISPATCH, demand.dispatch_due),
+                    (state.SLA_FEEDBACK, demand.feedback_due),
+                )
+                if due <= now
+            ]
     elif table.department(event.department) is None:
         return _history_only(event, {**history, "summary": f"ignored: cannot send it to {event.department}"})
     else:

@@ -12,6 +12,7 @@ from services.dispatch.metrics import DispatchMetrics
 from services.dispatch.routing import RoutingSource
 from shared import streams
 from shared.codec import DATA_FIELD, decode, pack
+from shared.effects import StoreWrite
 from shared.events import (
     Event,
     TicketClassified,
@@ -54,8 +55,12 @@ class Harness:
         self.store = TicketStore(redis)
 
     async def feed(self, stream: str, *events: Event) -> None:
-        """Append events and run the dispatch group's batch over them, as the subscriber would."""
+        """Append events and run the dispatch group's batch over them, as the subscriber would; a
+        classification's urgency is in the store first, as the classifier writes it with the event."""
         for e in events:
+            if isinstance(e, TicketClassified):
+                urgency = StoreWrite(e.ticket_id, e.event_id, fields={"urgency": e.urgency})
+                await self.store.apply(urgency, scope=streams.CLASSIFIER)
             await self.redis.xadd(stream, {DATA_FIELD: pack(e)})
         reply = await self.redis.xreadgroup(streams.DISPATCH, "w1", {stream: ">"}, count=1000)
         result = await self.worker.process(self.consumers[stream], list(reply[0][1]))
