@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from services.dispatch.assign import NO_DISTRICT, Counts, Demand, candidates
 from services.dispatch.routing import RoutingTable
+from shared.bus import RoundTrip
 from shared.store import PREFIX
 
 SLA_DISPATCH = f"{PREFIX}:sla:dispatch_due"
@@ -98,20 +99,19 @@ async def read_snapshot(redis: Redis, table: RoutingTable, demands: Iterable[Dem
     deadlines: dict[str, list[float]] = defaultdict(list)
     for dept, ts in dict.fromkeys(ahead_keys):
         deadlines[dept].append(ts)
-    async with redis.pipeline(transaction=False) as pipe:
-        for dept, due in deadlines.items():
-            # One script per department instead of one ZCOUNT per ticket and department: a batch of 100
-            # asked about 500 counts, and parsing each reply was most of the snapshot's cost.
-            pipe.eval(_COUNT_AHEAD, 1, queue(dept), *due)
-        for dept, category, district in count_keys:
-            pipe.hmget(
-                ACCEPTANCE,
-                [
-                    acceptance_field(dept, category, district, "a"),
-                    acceptance_field(dept, category, district, "r"),
-                ],
-            )
-        replies = await pipe.execute()
+    trip = RoundTrip(redis, transaction=False)
+    for dept, due in deadlines.items():
+        # One script per department instead of one ZCOUNT per ticket and department: a batch of 100
+        # asked about 500 counts, and parsing each reply was most of the snapshot's cost.
+        trip.eval(_COUNT_AHEAD, 1, queue(dept), *due)
+    for dept, category, district in count_keys:
+        trip.command(
+            "HMGET",
+            ACCEPTANCE,
+            acceptance_field(dept, category, district, "a"),
+            acceptance_field(dept, category, district, "r"),
+        )
+    replies = await trip.execute()
     ahead = {
         (dept, ts): int(n)
         for (dept, due), found in zip(deadlines.items(), replies[: len(deadlines)], strict=True)
