@@ -136,13 +136,14 @@ _APPLY = (
     + """
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 local fields = cjson.decode(ARGV[2])
-local set = {}
+local set, gone = {}, {}
 local changed = ARGV[3] ~= ''
 for k, v in pairs(fields) do
   changed = true
-  if v == cjson.null then redis.call('HDEL', KEYS[1], k) else set[#set + 1] = k; set[#set + 1] = v end
+  if v == cjson.null then gone[#gone + 1] = k else set[#set + 1] = k; set[#set + 1] = v end
 end
 if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
+if #gone > 0 then redis.call('HDEL', KEYS[1], unpack(gone)) end
 if ARGV[3] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[3]) end
 if KEYS[4] ~= '' then
   redis.call('SADD', KEYS[4], ARGV[5])

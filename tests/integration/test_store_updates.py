@@ -57,3 +57,13 @@ async def test_hour_sets_expire_after_the_retention(redis: Redis) -> None:
     assert await redis.smembers(keys.updates(hour)) == {b"A"}
     expires = (hour + 1) * 3600 + UPDATES_RETENTION.total_seconds()
     assert abs(await redis.ttl(keys.updates(hour)) - (expires - datetime.now(UTC).timestamp())) < 5
+
+
+async def test_a_write_sets_some_fields_and_deletes_those_given_as_none(redis: Redis) -> None:
+    store = TicketStore(redis, record=None)
+    first = {"category": "water", "district": "d1", "street": "s1", "urgency": "general"}
+    await store.apply(StoreWrite("T-none", "e1", fields=first), scope=contract.CLASSIFIER)
+    again = {"category": "roads", "district": None, "street": None, "urgency": "urgent"}
+    await store.apply(StoreWrite("T-none", "e2", fields=again), scope=contract.CLASSIFIER)
+    left = await redis.hgetall(keys.ticket("T-none"))
+    assert left == {b"category": b"roads", b"urgency": b"urgent", b"rev": b"2"}
