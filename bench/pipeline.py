@@ -614,7 +614,10 @@ def pipeline(url: str, args: argparse.Namespace, redis_pid: int | None) -> None:
     print(f"\n## Pipeline: {len(texts)} distinct texts")
     saturation: dict[bool, Phase] = {}
     for recording in {"off": (False,), "on": (True,), "both": (False, True)}[args.recorder]:
-        services = SERVICES if recording else tuple(s for s in SERVICES if s != "recorder")
+        left_out = {"recorder"} if not recording else set()
+        if args.no_urgency_review:
+            left_out.add("urgency-review")
+        services = tuple(s for s in SERVICES if s not in left_out)
         base = _free_range(len(SERVICES))
         log_dir = Path(tempfile.mkdtemp(prefix="hotline-bench-logs-"))
         env = {
@@ -805,6 +808,11 @@ def main() -> None:
         "--breakdown", action="store_true", help="Redis's commandstats per ticket at saturation"
     )
     parser.add_argument("--recorder", choices=("both", "on", "off"), default="both")
+    parser.add_argument(
+        "--no-urgency-review",
+        action="store_true",
+        help="without the urgency reviewer (e5 at nice 10): what its spare-CPU use costs the loop",
+    )
     parser.add_argument("--database-url", default=None, help="default: an embedded PostgreSQL per stack")
     parser.add_argument("--raw-hop", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--worker-hop", nargs=3, help=argparse.SUPPRESS)
