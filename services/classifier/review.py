@@ -39,7 +39,7 @@ from shared.worker import Consumer, Worker
 
 log = logging.getLogger("hotline.urgency-review")
 
-SERVICE = "urgency-review"
+SERVICE = streams.URGENCY_REVIEW
 
 
 class ReviewSettings(CommonSettings):

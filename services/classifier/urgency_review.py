@@ -26,7 +26,7 @@ from shared.store import iso
 Outcome = Literal["raised", "kept", "emergency", "duplicate", "too_old", "smell_only", "no_text"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 # Who re-routes a raised ticket, as dispatch records it (`rerouted_by`).
-REVIEWER = "urgency-review"
+REVIEWER = streams.URGENCY_REVIEW
 
 Scorer = Callable[[list[str]], Sequence[float]]
 
