@@ -21,7 +21,7 @@ import numpy as np
 from redis.asyncio import Redis
 
 from services.insight.surge import Baseline, Episode, SurgeConfig, fit
-from shared.bus import as_str
+from shared.bus import RoundTrip, as_str
 from shared.effects import Expire, Increment, ListPushCapped, Op
 from shared.store import PREFIX
 
@@ -133,10 +133,10 @@ async def load_counts(
         at = datetime.fromtimestamp(h * 3600, UTC)
         fields = by_key.setdefault(hourly_key(at.date()), [])
         fields.extend((s, h, f"{s}|{at.hour:02d}") for s in sorted(series))
-    async with redis.pipeline(transaction=False) as pipe:
-        for key, fields in by_key.items():
-            pipe.hmget(key, [f for _, _, f in fields])
-        replies = await pipe.execute()
+    trip = RoundTrip(redis, transaction=False)
+    for key, fields in by_key.items():
+        trip.command("HMGET", key, *(f for _, _, f in fields))
+    replies = await trip.execute()
     out: dict[str, dict[int, int]] = {s: {} for s in series}
     for fields, values in zip(by_key.values(), replies, strict=True):
         for (s, h, _), value in zip(fields, values, strict=True):
@@ -157,10 +157,10 @@ async def load_all_episodes(redis: Redis) -> list[Episode]:
 
 async def load_recent(redis: Redis, series: set[str]) -> dict[str, list[str]]:
     names = sorted(series)
-    async with redis.pipeline(transaction=False) as pipe:
-        for s in names:
-            pipe.lrange(recent_key(s), 0, RECENT_KEEP - 1)
-        rows = await pipe.execute()
+    trip = RoundTrip(redis, transaction=False)
+    for s in names:
+        trip.command("LRANGE", recent_key(s), 0, RECENT_KEEP - 1)
+    rows = await trip.execute()
     return {s: [as_str(t) for t in row] for s, row in zip(names, rows, strict=True)}
 
 
