@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -152,3 +154,13 @@ def test_only_the_tickets_to_ask_about_are_scored_in_one_call_in_order() -> None
     )
     assert calls == [["first", "second"]]
     assert done.outcomes == ["emergency", "raised", "kept"] and done.scores == [None, 0.95, 0.2]
+
+
+def test_the_reviewer_process_runs_on_idle_cpu_only() -> None:
+    # In a child process: the policy would stay with the test run's own thread.
+    code = (
+        "import os; from services.classifier.review import yield_cpu; "
+        "print(yield_cpu(10), os.sched_getscheduler(0) == os.SCHED_IDLE)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["SCHED_IDLE", "True"]
