@@ -16,7 +16,9 @@ The file is JSON (the weights, intercept and threshold; no pickle), written by
 The regularisation and the threshold come from a 5-fold cross-validation over the training rows,
 stratified by label and language (seed 42): the threshold is the lowest at which the shipped detector OR
 this model keeps its out-of-fold false alarms <= 2%, the shipped detector's flags coming from n-gram models
-trained on the other folds. bench/urgency_e5.py uses the same functions.
+trained on the other folds; when the shipped detector alone exceeds 2% out of fold, no threshold exists and
+training stops with an error instead of writing a model that never raises. bench/urgency_e5.py uses the same
+functions.
 """
 
 from __future__ import annotations
@@ -256,6 +258,12 @@ def train(
     shipped = shipped_out_of_fold(texts, y, split, load())
     scores = oof(logistic(best), vectors, y, split)
     threshold = threshold_at(scores, y, shipped)
+    if threshold > 1.0:
+        # The "never" of threshold_at would be saved rounded to 1.0, which a saturated score reaches.
+        raise ValueError(
+            f"no threshold keeps the out-of-fold false alarms at or below {MAX_FA:.0%}: the shipped detector"
+            f" alone raises {shipped[~y].mean():.1%} of the non-emergencies"
+        )
     lr = LogisticRegression(C=best, class_weight="balanced", max_iter=5000).fit(vectors, y)
     model = E5Urgency(
         weights=np.asarray(lr.coef_[0], dtype=np.float64),

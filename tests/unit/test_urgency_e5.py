@@ -83,6 +83,16 @@ def test_the_threshold_is_the_lowest_keeping_false_alarms_of_the_detector_or_the
     assert threshold_at(scores, y, shipped) > alone
 
 
+def test_training_refuses_when_the_shipped_detector_alone_has_too_many_false_alarms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = [f"{t} {n}" for n in range(10) for t in (*EMERGENCIES, *ORDINARY)]
+    y = [t.startswith(tuple(EMERGENCIES)) for t in texts]
+    monkeypatch.setattr(urgency_e5, "shipped_out_of_fold", lambda *_: np.ones(len(texts), dtype=bool))
+    with pytest.raises(ValueError, match="shipped detector alone raises 100.0%"):
+        urgency_e5.train(texts, y, _fake_vectors(texts).astype(np.float64), log=lambda _: None)
+
+
 @pytest.mark.parametrize(
     ("text", "smell_only"),
     [
