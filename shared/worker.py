@@ -62,7 +62,10 @@ class Consumer(Generic[E]):
 
 
 @dataclass
-class _Dead:
+class Refused:
+    """An entry that goes to its stream's dead-letter queue instead of being handled, with the reason (a
+    worker's own, or a consumer such as the recorder that reads entries itself)."""
+
     entry_id: bytes
     fields: dict[bytes, bytes]
     reason: str
@@ -132,23 +135,23 @@ class Worker:
         for entry_id, why in (await self._commit(consumer, results, dead, fields_of)).items():
             # Committed and acked, but a write or publish of it failed inside the transaction.
             results.pop(entry_id, None)
-            dead.append(_Dead(entry_id, fields_of[entry_id], "commit_error", why, 1))
+            dead.append(Refused(entry_id, fields_of[entry_id], "commit_error", why, 1))
         self._observe(consumer, len(entries), good, results, retry, dead, started)
         return BatchResult(done=list(results), retry=retry, dead=[d.entry_id for d in dead])
 
     def _decode(
         self, consumer: Consumer[Any], entries: list[Entry]
-    ) -> tuple[list[tuple[bytes, Event]], list[_Dead]]:
+    ) -> tuple[list[tuple[bytes, Event]], list[Refused]]:
         """The events of the entries, and a dead letter for each entry that is not one."""
-        dead: list[_Dead] = []
+        dead: list[Refused] = []
         good: list[tuple[bytes, Event]] = []
         for entry_id, fields in entries:
             try:
                 good.append((entry_id, decode(fields, consumer.model)))
             except PoisonError as exc:
-                dead.append(_Dead(entry_id, fields, "invalid", str(exc), 1))
+                dead.append(Refused(entry_id, fields, "invalid", str(exc), 1))
             except Exception as exc:  # a corrupt envelope can fail anywhere in the parser
-                dead.append(_Dead(entry_id, fields, "undecodable", repr(exc)[:500], 1))
+                dead.append(Refused(entry_id, fields, "undecodable", repr(exc)[:500], 1))
         return good, dead
 
     async def _cut_off_killer(
@@ -156,7 +159,7 @@ class Worker:
         consumer: Consumer[Any],
         entries: list[Entry],
         good: list[tuple[bytes, Event]],
-        dead: list[_Dead],
+        dead: list[Refused],
     ) -> list[tuple[bytes, Event]]:
         """A poison entry that kills the process never raises here: cut it off by its delivery count.
         Only the first entry: see `claim_once` for why it is the one the last attempt died on."""
@@ -166,7 +169,7 @@ class Worker:
         n = (await self._delivery_counts(consumer.stream, consumer.group, [entry_id])).get(entry_id, 1)
         if n <= max(self.settings.max_deliveries, ISOLATE_AFTER + 1):
             return good
-        dead.append(_Dead(entry_id, entries[0][1], "max_deliveries", f"delivered {n} times", n))
+        dead.append(Refused(entry_id, entries[0][1], "max_deliveries", f"delivered {n} times", n))
         return good[1:]
 
     async def _one_at_a_time(
@@ -195,7 +198,7 @@ class Worker:
         consumer: Consumer[Any],
         failed: dict[bytes, BaseException],
         fields_of: dict[bytes, dict[bytes, bytes]],
-        dead: list[_Dead],
+        dead: list[Refused],
     ) -> list[bytes]:
         """The failed entries to leave pending for a retry; those out of deliveries join `dead`."""
         retry: list[bytes] = []
@@ -205,7 +208,7 @@ class Worker:
         for entry_id, error in failed.items():
             n = counts.get(entry_id, 1)
             if n >= self.settings.max_deliveries:
-                dead.append(_Dead(entry_id, fields_of[entry_id], "handler_error", repr(error)[:500], n))
+                dead.append(Refused(entry_id, fields_of[entry_id], "handler_error", repr(error)[:500], n))
             else:
                 log.warning(
                     "%s: %s entry %s failed (delivery %d), will retry: %r",
@@ -225,7 +228,7 @@ class Worker:
         good: list[tuple[bytes, Event]],
         results: dict[bytes, Effects],
         retry: list[bytes],
-        dead: list[_Dead],
+        dead: list[Refused],
         started: float,
     ) -> None:
         """The batch's metrics and a log line per dead letter."""
@@ -276,7 +279,7 @@ class Worker:
         self,
         consumer: Consumer[Any],
         results: dict[bytes, Effects],
-        dead: list[_Dead],
+        dead: list[Refused],
         fields_of: dict[bytes, dict[bytes, bytes]],
     ) -> dict[bytes, str]:
         """Commit the batch; returns the entries a command of which failed inside the transaction.
@@ -313,12 +316,12 @@ class Worker:
         if failed:
             pipe = RoundTrip(self.redis, transaction=True)
             for entry_id, error in failed.items():
-                dead_one = _Dead(entry_id, fields_of[entry_id], "commit_error", error, 1)
+                dead_one = Refused(entry_id, fields_of[entry_id], "commit_error", error, 1)
                 self._queue_dead(pipe, consumer, dead_one)
             await pipe.execute()
         return failed
 
-    def _queue_dead(self, pipe: Pipeline | RoundTrip, consumer: Consumer[Any], d: _Dead) -> None:
+    def _queue_dead(self, pipe: Pipeline | RoundTrip, consumer: Consumer[Any], d: Refused) -> None:
         """Queue `d`'s dead letter on the consumer's DLQ stream in `pipe`."""
         pipe.xadd(
             streams.dlq(consumer.stream),
@@ -327,7 +330,7 @@ class Worker:
             approximate=True,
         )
 
-    def _dead_fields(self, consumer: Consumer[Any], d: _Dead) -> dict[Any, Any]:
+    def _dead_fields(self, consumer: Consumer[Any], d: Refused) -> dict[Any, Any]:
         return {
             **d.fields,
             b"reason": d.reason.encode(),
@@ -406,7 +409,7 @@ class Worker:
         error = "deleted from the stream before it was acknowledged (trimmed past the MAXLEN cap?)"
         async with self.redis.pipeline(transaction=True) as pipe:
             for entry_id in ids:
-                self._queue_dead(pipe, consumer, _Dead(entry_id, {}, "deleted", error, 0))
+                self._queue_dead(pipe, consumer, Refused(entry_id, {}, "deleted", error, 0))
             await pipe.execute()
         for entry_id in ids:
             self.metrics.dead_letters.labels(self.service, consumer.stream, "deleted").inc()

@@ -33,7 +33,7 @@ from shared.codec import PoisonError
 from shared.events import STREAM_EVENTS
 from shared.settings import CommonSettings
 from shared.store import REVISION_FIELD, keys
-from shared.worker import BatchResult, Consumer, Entry, Worker, _Dead, sleep_unless
+from shared.worker import BatchResult, Consumer, Entry, Refused, Worker, sleep_unless
 
 log = logging.getLogger("hotline.recorder")
 
@@ -226,16 +226,16 @@ class RecorderWorker(Worker):
         started = time.perf_counter()
         rows: list[tuple[int, bytes]] = []  # the batch and entry of each record
         records: list[EventRow] = []
-        dead: list[list[_Dead]] = [[] for _ in batches]
+        dead: list[list[Refused]] = [[] for _ in batches]
         for n, (consumer, entries) in enumerate(batches):
             for entry_id, fields in entries:
                 try:
                     records.append(event_row(consumer.stream, fields))
                     rows.append((n, entry_id))
                 except PoisonError as exc:
-                    dead[n].append(_Dead(entry_id, fields, "invalid", str(exc), 1))
+                    dead[n].append(Refused(entry_id, fields, "invalid", str(exc), 1))
                 except Exception as exc:  # a corrupt envelope can fail anywhere in the parser
-                    dead[n].append(_Dead(entry_id, fields, "undecodable", repr(exc)[:500], 1))
+                    dead[n].append(Refused(entry_id, fields, "undecodable", repr(exc)[:500], 1))
         refused = await self.database.until_done(lambda: self.database.write_events(records), self._stop)
         fields_of: dict[int, dict[bytes, dict[bytes, bytes]]] = {}  # only when something was refused
         for index, reason in refused:
@@ -243,7 +243,7 @@ class RecorderWorker(Worker):
             if n not in fields_of:
                 fields_of[n] = dict(batches[n][1])
             fields = fields_of[n][entry_id]
-            dead[n].append(_Dead(entry_id, fields, "refused_by_database", reason, 1))
+            dead[n].append(Refused(entry_id, fields, "refused_by_database", reason, 1))
         async with self.redis.pipeline(transaction=True) as pipe:
             for (consumer, entries), buried in zip(batches, dead, strict=True):
                 for d in buried:
