@@ -69,8 +69,11 @@ class _Table:
         order = np.lexsort((idf, bucket))
         self._keys = codes[order]
         self._columns = columns[order].astype(np.int32)  # the vocabulary has < 2^31 terms
+        # Counted in place in int32, not by np.bincount, whose int64 counts would add 8 bytes a bucket to
+        # the peak memory of loading a large model.
         self._starts = np.zeros((1 << bits) + 1, dtype=np.int32)
-        np.cumsum(np.bincount(bucket, minlength=1 << bits), out=self._starts[1:])
+        np.add.at(self._starts, bucket + 1, 1)
+        np.cumsum(self._starts, out=self._starts)
 
     def _bucket(self, codes: Codes) -> Ints:
         # Fibonacci hashing: the top bits of code * 2^64/phi spread codes that differ only in their low bits
@@ -123,9 +126,13 @@ class Block:
             tokens = {t: i for i, t in enumerate(sorted({t for p in parts for t in p}), 1)}
             bits = max(1, len(tokens).bit_length())
             symbols = [[tokens[t] for t in p] for p in parts]
+            del parts
             tokens[_SEPARATOR] = len(tokens) + 1  # the last number: see _symbols
         codes = np.fromiter((_code(s, bits) for s in symbols), dtype=np.uint64, count=len(symbols))
         single = np.fromiter((len(s) == 1 for s in symbols), dtype=bool, count=len(symbols))
+        # Freed before the tables are built: for a large vocabulary the lists take more memory than the
+        # tables, and both at once set the process's peak resident memory.
+        del symbols
         columns = np.arange(len(codes), dtype=np.int64)
         # A one-symbol term's column by its symbol (code point or token number): one read per symbol, no hash.
         # -1 elsewhere, and in the last entry, which stands for every larger symbol.
