@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from sklearn.preprocessing import normalize as l2_normalize
 
 from services.classifier.features import CHAR_NGRAMS, TITLE_WEIGHT, WORD_NGRAMS, Block, Codes, Matrix, _Table
 from services.classifier.model import TextClassifier, _softmax
-from services.classifier.text import normalize, words
+from services.classifier.text import _CJK, _NON_WORD, fold, normalize, words
 
 STARTER = Path(__file__).resolve().parents[2] / "services" / "classifier" / "data" / "starter.csv"
 # Texts the starter rows lack: empty, punctuation only, one character, characters outside the BMP (code
@@ -102,3 +103,20 @@ def test_hash_table_finds_every_code_and_only_them() -> None:
     np.testing.assert_array_equal(table.columns(mixed), [-1] * 100 + list(range(100)) + [-1] * 100)
     empty = _Table(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
     assert (empty.columns(codes) == -1).all()
+
+
+def test_normalize_equals_the_plain_whitespace_rules() -> None:
+    """normalize's fast CJK-gap pattern relies on _NON_WORD leaving single spaces: same as the plain rules."""
+    gap, spaces = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])"), re.compile(r"\s+")
+    odd = [
+        "停水\t\n 三天",
+        "停水\u3000三天",
+        "停 水 a 三 天",
+        "停水\u2028三天",
+        "停水\x85三天",
+        "停水 _ 三天",
+        "  停 水  ",
+    ]
+    for text in [*_texts(), *odd]:
+        plain = spaces.sub(" ", gap.sub("", _NON_WORD.sub(" ", fold(text)))).strip()
+        assert normalize(text) == plain, text
