@@ -145,11 +145,15 @@ def build(
 
 
 def yield_cpu(nice: int) -> str:
-    """Take only CPU that no other process wants: Linux's SCHED_IDLE, which the threads started later (e5's,
-    asyncio's) inherit. At nice 10 the reviewer still took a share from the loop at saturation beside it
-    (bench/pipeline.py --no-urgency-review); under SCHED_IDLE it waits for idle time. Elsewhere, `nice`."""
+    """Take only CPU that no other process wants: Linux's SCHED_IDLE, for the process's threads and those it
+    starts later (e5's, asyncio's), which inherit it. At nice 10 the reviewer still took a share from the
+    loop at saturation beside it (bench/pipeline.py --no-urgency-review); under SCHED_IDLE it waits for idle
+    time. Elsewhere, `nice`."""
     try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        # Every thread: the imports have started some already (numpy's BLAS pool), which would otherwise
+        # keep the normal policy.
+        for task in os.listdir("/proc/self/task"):
+            os.sched_setscheduler(int(task), os.SCHED_IDLE, os.sched_param(0))
         return "SCHED_IDLE"
     except (AttributeError, OSError):
         os.nice(nice)

@@ -158,9 +158,13 @@ def test_only_the_tickets_to_ask_about_are_scored_in_one_call_in_order() -> None
 
 def test_the_reviewer_process_runs_on_idle_cpu_only() -> None:
     # In a child process: the policy would stay with the test run's own thread.
+    # A thread started before (as the imports start numpy's) is moved too, and one started after inherits.
     code = (
-        "import os; from services.classifier.review import yield_cpu; "
-        "print(yield_cpu(10), os.sched_getscheduler(0) == os.SCHED_IDLE)"
+        "import os, threading; from services.classifier.review import yield_cpu; "
+        "before = threading.Event(); t = threading.Thread(target=before.wait); t.start(); "
+        "print(yield_cpu(10)); after = threading.Thread(target=before.wait); after.start(); "
+        "print(all(os.sched_getscheduler(int(n)) == os.SCHED_IDLE for n in os.listdir('/proc/self/task'))); "
+        "before.set()"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["SCHED_IDLE", "True"]
