@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import pytest
@@ -154,10 +154,18 @@ async def test_poison_events_go_to_the_dlq_and_the_rest_flows(stack: Stack) -> N
             await redis.xadd(streams.RECEIVED, fields)  # type: ignore[arg-type]
         tickets = await post_calls(stack.url_of("intake"), SECRET, make_calls(50, seed=13))
         await assert_all_done_exactly_once(stack, tickets)
+        # Each group reading the stream (the classifier, the recorder) refuses each poison entry once. The
+        # recorder need not have read them all when the tickets are dispatched (its reads linger 250 ms).
+        expected = {group: len(poison) for group in streams.GROUPS[streams.RECEIVED]}
+
+        async def dead_lettered() -> Counter[str]:
+            dead = await redis.xrange(streams.dlq(streams.RECEIVED))
+            return Counter(f[b"group"].decode() for _, f in dead)
+
+        await wait_for(lambda: _at_least(dead_lettered(), expected), "every group's dead letters", within=30)
+        await asyncio.sleep(0.5)  # and no more than one each: a second refusal would come within a read
+        assert await dead_lettered() == expected
         dead = await redis.xrange(streams.dlq(streams.RECEIVED))
-        # Each group reading the stream (the classifier, the recorder) refuses each poison entry once.
-        by_group = Counter(f[b"group"].decode() for _, f in dead)
-        assert by_group == {group: len(poison) for group in streams.GROUPS[streams.RECEIVED]}
         errors = " | ".join(f[b"error"].decode() for _, f in dead)
         assert "unsupported schema version 7" in errors and "no __data__" in errors
         assert "invalid TicketReceived" in errors
@@ -225,3 +233,8 @@ async def test_every_acknowledged_call_survives_a_redis_crash(tmp_path: Path, ap
                 await redis.aclose()
     finally:
         server.close()
+
+
+async def _at_least(counted: Awaitable[Counter[str]], expected: dict[str, int]) -> bool:
+    got = await counted
+    return all(got[group] >= n for group, n in expected.items())
