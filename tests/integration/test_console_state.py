@@ -181,3 +181,24 @@ async def test_the_ticket_page_asks_to_confirm_a_category_only_while_it_awaits_r
     asked = {t for t, page in pages.items() if 'action="/tickets/' + t + '/confirm"' in page}
     assert asked == {"R1"}  # unsure and unanswered; R2 was sure, R3 already answered
     assert all(f'action="/tickets/{t}/category"' in page for t, page in pages.items())
+
+
+async def test_a_raised_urgency_shows_in_the_timeline_in_the_pages_language(
+    redis: Redis, redis_url: str
+) -> None:
+    store = TicketStore(redis, record=None)
+    await store.apply(StoreWrite("U1", "r", fields={"text": "有人倒在楼道里不动了"}), scope=contract.INTAKE)
+    raised = {
+        "at": "2026-12-03T20:00:00+00:00",
+        "event": "urgency_raised",
+        "summary": "urgency general -> emergency: the e5 review scored it 0.97 (threshold 0.91)",
+        "urgency": "emergency",
+        "urgency_cue": "e5:0.97",
+    }
+    fields = {"urgency": "emergency", "urgency_cue": "e5:0.97"}
+    await store.apply(StoreWrite("U1", "u", fields=fields, history=raised), scope=contract.CLASSIFIER)
+    async with console_client(redis_url) as console:
+        await sign_in(console, "operator")
+        page = (await console.get("/tickets/U1")).text
+    timeline = page.split('class="timeline"')[1]
+    assert "紧急" in timeline and "e5:0.97" in timeline and "the e5 review" not in timeline
