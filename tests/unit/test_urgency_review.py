@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.classifier.urgency import detector
-from services.classifier.urgency_review import Policy, review_batch
+from services.classifier.urgency_review import Policy, Reviewed, review_batch
 from shared import streams
 from shared.events import Place, TicketClassified, TicketRerouted
 from shared.store import check_write
@@ -53,32 +54,34 @@ class FakeScorer:
         return [0.97 if "hissing" in t or "odor" in t else 0.1 for t in texts]
 
 
+def review(
+    events: list[TicketClassified],
+    texts: list[str | None],
+    urgencies: list[str | None] | None = None,
+    scorer: Callable[[list[str]], list[float]] | None = None,
+    now: datetime = NOW,
+) -> Reviewed:
+    return review_batch(
+        events,
+        texts,
+        urgencies or [e.urgency for e in events],
+        score=scorer or FakeScorer(),
+        smell_only=detector().smell_only,
+        policy=POLICY,
+        now=now,
+    )
+
+
 def run(
     events: list[TicketClassified], texts: list[str | None], urgencies: list[str | None] | None = None
 ) -> tuple[FakeScorer, list[str], list[object]]:
     scorer = FakeScorer()
-    done = review_batch(
-        events,
-        texts,
-        urgencies or [e.urgency for e in events],
-        score=scorer,
-        smell_only=detector().smell_only,
-        policy=POLICY,
-        now=NOW,
-    )
+    done = review(events, texts, urgencies, scorer)
     return scorer, list(done.outcomes), list(done.effects)
 
 
 def test_a_ticket_the_model_calls_an_emergency_is_raised_and_routed_again() -> None:
-    done = review_batch(
-        [classified()],
-        [GAS],
-        ["general"],
-        score=FakeScorer(),
-        smell_only=detector().smell_only,
-        policy=POLICY,
-        now=NOW,
-    )
+    done = review([classified()], [GAS], ["general"])
     assert done.outcomes == ["raised"] and done.scores == [0.97]
     (effects,) = done.effects
     (write,) = effects.writes
@@ -93,15 +96,7 @@ def test_a_ticket_the_model_calls_an_emergency_is_raised_and_routed_again() -> N
     assert (reroute.ticket_id, reroute.department, reroute.category) == ("T1", None, None)
     assert reroute.operator == "urgency-review" and "e5:0.97" in (reroute.reason or "")
     # A retry derives the same ids: the store applies the write once, dispatch re-routes once.
-    again = review_batch(
-        [classified()],
-        [GAS],
-        ["general"],
-        score=FakeScorer(),
-        smell_only=detector().smell_only,
-        policy=POLICY,
-        now=NOW + timedelta(seconds=5),
-    )
+    again = review([classified()], [GAS], ["general"], now=NOW + timedelta(seconds=5))
     assert again.effects[0].writes[0].event_id == write.event_id
     assert again.effects[0].publish[0].event.event_id == reroute.event_id
 
@@ -143,14 +138,11 @@ def test_only_the_tickets_to_ask_about_are_scored_in_one_call_in_order() -> None
         calls.append(texts)
         return [0.95, 0.2]
 
-    done = review_batch(
+    done = review(
         [classified("T1", urgency="emergency"), classified("T2"), classified("T3")],
         [GAS, "first", "second"],
         ["emergency", "general", "general"],
-        score=score,
-        smell_only=detector().smell_only,
-        policy=POLICY,
-        now=NOW,
+        score,
     )
     assert calls == [["first", "second"]]
     assert done.outcomes == ["emergency", "raised", "kept"] and done.scores == [None, 0.95, 0.2]
