@@ -79,6 +79,13 @@ if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then retu
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 """
 
+# Redis < 7 has no lag field in XINFO GROUPS: the entries past the group's last-delivered id are counted
+# on the server. Reading them with XRANGE into Python moved up to 10,000 whole entries per stream every
+# 5 s, about 7% of the recorder's CPU at saturation on the embedded Redis (6.2).
+_COUNT_AFTER = """
+return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+"""
+
 
 class _BatchFailed(Exception):
     """The handler failed on a batch of several events (the cause): `process` goes one at a time."""
@@ -114,6 +121,7 @@ class Worker:
         self.metrics = WorkerMetrics(self.registry, service)
         self._stop = asyncio.Event()
         self._reap = redis.register_script(_REAP)
+        self._count_after = redis.register_script(_COUNT_AFTER)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- the batch: decode, handle, commit -------------------------------------------------------
@@ -441,9 +449,9 @@ class Worker:
                 if name != c.group:
                     continue
                 lag = g.get("lag")
-                if lag is None:  # Redis < 7 has no lag field: count what lies past last-delivered-id
+                if lag is None:
                     last = as_str(g["last-delivered-id"])
-                    lag = len(await self.redis.xrange(c.stream, f"({last}", "+", count=10_000) or [])
+                    lag = int(await self._count_after(keys=[c.stream], args=[last, 10_000]))
                 m.lag.labels(self.service, c.stream, name).set(lag)
                 m.pending.labels(self.service, c.stream, name).set(g["pending"])
                 age = 0.0

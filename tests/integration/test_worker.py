@@ -215,6 +215,21 @@ async def test_stream_gauges(redis: Redis) -> None:
     assert m.length.labels("test", streams.RECEIVED)._value.get() == 4
 
 
+async def test_stream_lag_without_xinfo_lag(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis 6.2 (the embedded one) reports no lag: the worker counts the unread entries itself."""
+    worker, _ = make_worker(redis)
+    await add(redis, *(received(i) for i in range(5)))
+    await redis.xreadgroup(GROUP, "w1", {streams.RECEIVED: ">"}, count=2)
+    groups = redis.xinfo_groups
+
+    async def without_lag(stream: str) -> list[dict[str, object]]:
+        return [{k: v for k, v in g.items() if k != "lag"} for g in await groups(stream)]
+
+    monkeypatch.setattr(redis, "xinfo_groups", without_lag)
+    await worker.observe_streams()
+    assert worker.metrics.lag.labels("test", streams.RECEIVED, GROUP)._value.get() == 3
+
+
 async def test_trimming_never_drops_what_a_group_has_not_finished(redis: Redis) -> None:
     worker, consumer = make_worker(redis, stream_retention_seconds=0)
     # Only the group under test (the recorder's would hold everything: it reads nothing here).
