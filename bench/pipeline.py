@@ -12,6 +12,9 @@
 3. The recorder (PostgreSQL, the system of record) in the loop or not: the saturation phase runs on a
    stack without the recorder and on one with it, in the same run; with it, the recorder's lag (tickets
    changed and not yet written) is sampled during the phase and the time to catch up after it is printed.
+4. A load that lasts (a phase of 30 s or more, e.g. `--saturation-seconds 0 --rates 1000 --seconds 90`)
+   also prints how far behind the loop and the record are every few seconds: flat when they keep up with
+   the offered rate, growing when they do not.
 
     .venv/bin/python bench/pipeline.py [--rates 50,200,500] [--seconds 10] [--saturation-seconds 15]
         [--transport-messages 20000] [--transport-rounds 3] [--only transport|pipeline] [--py-spy DIR]
@@ -382,6 +385,31 @@ def drained(client: sync_redis.Redis, groups: tuple[str, ...]) -> bool:
 LOOP_GROUPS = (streams.CLASSIFIER, streams.DISPATCH, streams.EVALUATION, streams.INSIGHT)
 
 
+def oldest_unread_seconds(client: sync_redis.Redis, groups: tuple[str, ...]) -> float:
+    """How long the oldest entry that one of `groups` has not yet read has waited (0 when none waits):
+    a lag in seconds, which stays flat when the loop keeps up and grows when it does not."""
+    oldest = 0.0
+    for stream, readers in streams.GROUPS.items():
+        for g in client.xinfo_groups(stream) if set(readers) & set(groups) else ():
+            if g["name"].decode() not in groups:
+                continue
+            first = client.xrange(stream, f"({g['last-delivered-id'].decode()}", "+", count=1)
+            if first:
+                oldest = max(oldest, time.time() - int(first[0][0].split(b"-")[0]) / 1000)
+    return oldest
+
+
+@dataclass(frozen=True)
+class Behind:
+    """One look during a phase at how far behind the loop and the record are."""
+
+    at: float  # seconds since the load started
+    loop_seconds: float  # the oldest entry a loop group has not read
+    unrecorded: int | None = None  # tickets changed and not yet written (with the recorder)
+    unrecorded_seconds: float | None = None  # the oldest of those changes
+    words_pending: float | None = None  # tickets not yet in the console's word index
+
+
 @dataclass
 class RecorderLag:
     """The recorder during a phase: tickets changed and not yet written (the most seen), and how long
@@ -451,6 +479,8 @@ class Phase:
     # worker's batches and their entries, (service, stream) -> (batches, entries)
     commands: dict[str, tuple[int, int]] | None = None
     batches: dict[tuple[str, str], tuple[float, float]] | None = None
+    # Looks at the lags every few seconds of a load that lasts: bounded or growing
+    timeline: list[Behind] = field(default_factory=list)
 
 
 def stage_latencies(
@@ -515,11 +545,30 @@ def run_phase(
     if commands:
         client.config_resetstat()
         batches_before = batch_counts(stack)
+    def look(started: float) -> Behind:
+        if lag is None:
+            return Behind(time.monotonic() - started, oldest_unread_seconds(client, LOOP_GROUPS))
+        oldest = client.zrange(keys.unrecorded, 0, 0, withscores=True)
+        return Behind(
+            time.monotonic() - started,
+            oldest_unread_seconds(client, LOOP_GROUPS),
+            sample_lag(),
+            time.time() - oldest[0][1] if oldest else 0.0,
+            recorder_metric(stack.url_of("recorder"), "hotline_search_index_pending_tickets"),
+        )
+
+    timeline: list[Behind] = []
+    length = seconds or len(requests) / max(rate, 1)
+    step = max(5.0, length / 12)
     with Sampler({**pids, "loadgen": proc.pid}, trees=frozenset({"postgres"})) as sampler:
-        if lag is not None:
-            while proc.is_alive() and queue.empty():
+        started = next_look = time.monotonic()
+        while proc.is_alive() and queue.empty():
+            if lag is not None:
                 sample_lag()
-                time.sleep(0.2)
+            if length >= 30 and time.monotonic() >= next_look:
+                timeline.append(look(started))
+                next_look += step
+            time.sleep(0.2)
         http = queue.get(timeout=len(requests) / max(rate, 1) + seconds + 300)
         stopped = time.monotonic()
         deadline = stopped + drain_timeout
@@ -545,6 +594,7 @@ def run_phase(
     if stats is not None:
         phase.commands = {k.removeprefix("cmdstat_"): (v["calls"], v["usec"]) for k, v in stats.items()}
     phase.batches = batches
+    phase.timeline = timeline
     phase.tickets, phase.not_dispatched = stage_latencies(client, http["ticket_ids"])
     return phase
 
@@ -586,6 +636,15 @@ def report(phase: Phase) -> None:
                 f" PostgreSQL meanwhile {lag.words_cpu_seconds:.2f} CPU s"
                 f" ({1000 * lag.words_cpu_seconds / max(1, len(tickets)):.3f} ms/ticket, not in the table)"
             )
+    if phase.timeline:
+        print("  behind, during the load (s since it began: the loop's oldest unread entry, s", end="")
+        recording = phase.timeline[0].unrecorded is not None
+        print("; tickets unrecorded; the oldest change unrecorded, s; word index pending)" if recording else ")")
+        for b in phase.timeline:
+            line = f"  {b.at:6.0f} s {b.loop_seconds:8.1f}"
+            if recording:
+                line += f" {b.unrecorded:9d} {b.unrecorded_seconds:8.1f} {b.words_pending:9.0f}"
+            print(line)
     print(phase.sampler.table(len(tickets), "ticket"))
     if phase.commands:
         n = max(1, len(tickets))
