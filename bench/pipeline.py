@@ -545,6 +545,7 @@ def run_phase(
     if commands:
         client.config_resetstat()
         batches_before = batch_counts(stack)
+
     def look(started: float) -> Behind:
         if lag is None:
             return Behind(time.monotonic() - started, oldest_unread_seconds(client, LOOP_GROUPS))
@@ -637,9 +638,9 @@ def report(phase: Phase) -> None:
                 f" ({1000 * lag.words_cpu_seconds / max(1, len(tickets)):.3f} ms/ticket, not in the table)"
             )
     if phase.timeline:
-        print("  behind, during the load (s since it began: the loop's oldest unread entry, s", end="")
         recording = phase.timeline[0].unrecorded is not None
-        print("; tickets unrecorded; the oldest change unrecorded, s; word index pending)" if recording else ")")
+        columns = "; tickets unrecorded; oldest change unrecorded, s; word index pending" if recording else ""
+        print(f"  behind, during the load (s since it began: the loop's oldest unread entry, s{columns})")
         for b in phase.timeline:
             line = f"  {b.at:6.0f} s {b.loop_seconds:8.1f}"
             if recording:
