@@ -73,7 +73,7 @@ from services.classifier.urgency_model import THRESHOLD, UrgencyModel
 TRAIN_EXTRA = Path(__file__).resolve().parents[1] / "services" / "classifier" / "data" / "urgency_train.csv"
 TRAINING_HALVES = ("A", "B", "C", "T")
 REAL_SETS = ("Teddy Cup 2020 C, raw messages", "Chicago CDPH")
-TAKE_BACKS = ("negation", "hypothetical", "past", "resolved", "prevention", "explained")
+TAKE_BACKS = ("negation", "hypothetical", "past", "resolved", "prevention", "figurative", "explained")
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]

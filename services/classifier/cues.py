@@ -209,7 +209,7 @@ class CueFile:
 
 
 # Roles of the words that take a cue back; see the cue file for what each means.
-SUPPRESSORS = ("negation", "hypothetical", "resolved", "prevention", "past")
+SUPPRESSORS = ("negation", "hypothetical", "resolved", "prevention", "figurative", "past")
 
 
 @lru_cache(maxsize=4)
@@ -224,7 +224,7 @@ def load(path: Path = CUE_FILE) -> CueFile:
         combos[name] = Combo(name, int(combo.get("window", 10)))
         terms.extend((t, f"object:{name}") for t in _strings(combo["objects"]))
         terms.extend((t, f"state:{name}") for t in _strings(combo["states"]))
-    for role in ("ignore", "present", "unasked", "odour", *SUPPRESSORS):
+    for role in ("ignore", "present", "unasked", "odour", "near_miss", *SUPPRESSORS):
         terms.extend((t, role) for t in _strings(data.get(role)))
     for name, section in (data.get("explained") or {}).items():
         terms.extend((t, f"explained:{name}") for t in _strings(section))

@@ -8,9 +8,10 @@ Emergency first, from three signals in order:
 3. otherwise the phrases of the lower levels (utilities, complex) and the category's floor.
 
 A cue is taken back by a negation before it in its clause ("煤气没有泄漏", "no one is trapped"), a
-hypothetical in its clause ("万一着火怎么办", "what if there is a gas leak"), or, anywhere in its sentence,
-a repair ("已经修好"), a prevention topic ("消防演练", "how to prevent") or a past time ("上周", "last year")
-unless the sentence also says it goes on ("现在又", "still").
+hypothetical in its clause ("万一着火怎么办", "what if there is a gas leak"), 过 after one of its Chinese
+terms ("着过火"), or, anywhere in its sentence, a denial of its hazard ("闻到煤气味，测过了，没有泄漏"),
+a repair ("已经修好", "dealt with"), a prevention topic ("消防演练", "how to prevent"), a joke ("哈哈",
+"lol") or a past time ("上周", "last year") unless the cue's own clauses say it goes on ("现在又", "still").
 
 `Urgency.cue` always says why: "combo:燃气+泄漏", "keyword:着火", "model:0.93", "keyword:停水",
 "category:utilities", and for "general" what was taken back ("negation:combo:煤气+泄漏"), the model's
@@ -157,18 +158,61 @@ def _in(by_role: Index, role: str, start: int, end: int) -> list[Hit]:
     return [h for h in by_role.get(role, ()) if start <= h.start and h.end <= end]
 
 
+def _clauses(text: str, start: int, end: int) -> tuple[int, int]:
+    """The clauses around text[start:end]: from the start of the first to the end of the last."""
+    first = max((m.end() for m in CLAUSE_END.finditer(text, 0, start)), default=0)
+    last = CLAUSE_END.search(text, end)
+    return first, last.start() if last else len(text)
+
+
+def _experiential(text: str, candidate: _Candidate) -> bool:
+    """A Chinese term of the cue followed by 过 ("塌陷过", "着过火"): it has happened. Not 过来/过去, which
+    say where it goes ("烧过来了")."""
+    return any(
+        not t.latin and text.startswith("过", t.end) and not text.startswith(("过来", "过去"), t.end)
+        for t in candidate.terms
+    )
+
+
+def _corrected(text: str, by_role: Index, candidate: _Candidate, start: int, end: int) -> bool:
+    """Whether the sentence denies the cue's hazard elsewhere, after or apart from it: "闻到煤气味，燃气公司
+    测过了，没有泄漏", "that wasn't a fire, just the kitchen burning toast". A state of the same hazard, or a
+    phrase over it, with a negation before it in its clause; objects alone ("没人管") deny nothing."""
+    states = [h for name in candidate.hazards for h in _in(by_role, f"state:{name}", start, end)]
+    phrases = [
+        h
+        for h in _in(by_role, "phrase:emergency", start, end)
+        if h.term in {t.term for t in candidate.terms} or _hazards_over(by_role, h) & candidate.hazards
+    ]
+    # Not a state too common to mean the hazard ("还有工人没出来"), nor by a near miss
+    # ("围墙倒了，差点砸到行人": the wall fell)
+    denied = [h for h in (*states, *phrases) if "unasked" not in h.roles]
+    negations = [n for n in by_role.get("negation", ()) if "near_miss" not in n.roles]
+    return any(_clause_bounded(text, n, _Candidate("", (h,), frozenset())) for h in denied for n in negations)
+
+
 def _taken_back(text: str, by_role: Index, candidate: _Candidate) -> str | None:
     """Why a cue does not count (the role of the word that takes it back), or None if it counts."""
     for role in ("negation", "hypothetical"):
         if any(_clause_bounded(text, h, candidate) for h in by_role.get(role, ())):
             return role
-    if text.startswith("过", candidate.end):  # 塌陷过: it has happened (experiential aspect)
+    if _experiential(text, candidate):
         return "past"
     start, end = _sentence(text, candidate.start, candidate.end)
-    for role in ("resolved", "prevention", *(f"explained:{name}" for name in candidate.hazards)):
+    if _corrected(text, by_role, candidate, start, end):
+        return "negation"
+    for role in (
+        "resolved",
+        "prevention",
+        "figurative",
+        *(f"explained:{name}" for name in candidate.hazards),
+    ):
         if _in(by_role, role, start, end):
             return role.split(":")[0]
-    if _in(by_role, "past", start, end) and not _in(by_role, "present", start, end):
+    # "It goes on" counts in the cue's own clauses only: "去年着过火，现在他们又堆满了纸箱" is past.
+    if _in(by_role, "past", start, end) and not _in(
+        by_role, "present", *_clauses(text, candidate.start, candidate.end)
+    ):
         return "past"
     return None
 

@@ -91,6 +91,15 @@ def test_emergency_outranks_other_levels() -> None:
         ("Someone is burning incense in the courtyard and it's very smoky", "explained:keyword:is burning"),
         ("Our tap water smells of chlorine", "explained:combo:chlorine+smells"),
         ("Tangled cables hanging between the old buildings look ugly", "explained:combo:cables+hanging"),
+        # the sentence denies the hazard after the cue, a past told by 过 after any term, a joke, a drill,
+        # a report of something already dealt with
+        ("闻到一股煤气味，师傅查过了，没有泄漏，是下水道的味", "negation:combo:煤气+味"),
+        ("I smelled gas earlier, the engineer checked and there is no leak", "negation:combo:gas+smelled"),
+        ("那个厂子着过火，现在又堆满了纸箱", "past:combo:火+着"),
+        ("去年楼道里失火了，现在又堆满了杂物", "past:keyword:失火"),
+        ("这菜辣得我嘴巴着火了哈哈", "figurative:keyword:着火"),
+        ("下周化工厂做氯气泄漏演习", "prevention:combo:氯气+泄漏"),
+        ("The fire in the bin has been dealt with", "resolved:keyword:fire in"),
     ],
 )
 def test_cues_taken_back_say_why(text: str, cue: str) -> None:
@@ -103,6 +112,12 @@ def test_what_takes_a_cue_back_reaches_only_its_clause_or_sentence() -> None:
     assert urgency_of("I'm not sure what it is, but I smell gas", None).level == "emergency"
     assert urgency_of("不知道是不是煤气泄漏，味道很大", None).level == "emergency"
     assert urgency_of("烟一直不停地往外冒", None).level == "emergency"
+    # a near miss or a state too common to be the hazard denies nothing elsewhere in the sentence
+    assert urgency_of("广告牌掉下来了，差点砸到人", None).level == "emergency"
+    assert urgency_of("仓库起火了，还有两个人没出来", None).level == "emergency"
+    assert urgency_of("The house is on fire and nobody is answering", None).level == "emergency"
+    assert urgency_of("上周反映的漏电到现在还在漏电", None).level == "emergency"
+    assert urgency_of("火烧过来了，快跑", None).level == "emergency"
 
 
 def test_phrases_that_only_look_like_cues() -> None:
@@ -111,6 +126,8 @@ def test_phrases_that_only_look_like_cues() -> None:
     assert urgency_of("Kids set off fireworks every night", None).level == "general"
     assert urgency_of("楼下饭店油烟很呛", None).level == "general"
     assert urgency_of("The gas station on Main St charges too much", None).level == "general"
+    assert urgency_of("一氧化碳报警器在哪里买", None).cue == "none"
+    assert urgency_of("Where can I get a free carbon monoxide alarm", None).cue == "none"
 
 
 def test_category_sets_a_floor_when_no_cue_fires() -> None:
