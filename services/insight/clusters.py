@@ -175,6 +175,10 @@ class Clusterer:
         # Each cluster's centroid as sorted (features, weights) arrays, dropped when the cluster changes.
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._index = _Index()
+        # The clusters naming each company or case: a message naming one is compared with each of them
+        # whatever its words, and looking them up by name, rather than asking every active cluster, keeps
+        # a message's cost from growing with the number of clusters.
+        self._by_company: dict[str, set[int]] = {}
 
     def _vectors(self, messages: Sequence[Message]) -> sp.csr_matrix:
         """TF-IDF rows, L2-normalised; the IDF is computed only on the features the batch holds."""
@@ -221,6 +225,7 @@ class Clusterer:
         x = self._vectors(fresh)
         window = timedelta(days=self.config.window_days)
         active = [c for c in self.clusters.values() if fresh[0].created_at - c.end <= window]
+        comparable = {c.id for c in active}  # and the clusters the batch starts
         matches = self._matches(x, active)
         within = (x @ x.T).toarray()
         new_of_batch: list[tuple[int, Cluster]] = []  # (row in batch, cluster) started in this batch
@@ -229,10 +234,12 @@ class Clusterer:
             named = message.places if self.config.use_places else []
             candidates = [(self.clusters[cid], sim) for cid, sim in matches[i]]
             candidates += [(cluster, within[i, row]) for row, cluster in new_of_batch]
-            if any(p.kind == "company" for p in named):  # one issue whatever its words: look by name
+            if companies := [p.name for p in named if p.kind == "company"]:
+                # One issue whatever its words: look by name. In id order, as the candidates above.
                 seen = {c.id for c, _ in candidates}
-                pool = [*active, *(c for _, c in new_of_batch)]
-                candidates += [(c, 0.0) for c in pool if c.id not in seen and _names_company(c, named)]
+                naming = set().union(*(self._by_company.get(name, ()) for name in companies))
+                found = sorted(naming & comparable - seen)
+                candidates += [(self.clusters[cid], 0.0) for cid in found]
             best, best_score = None, 0.0
             for cluster, sim in candidates:
                 if not _compatible(cluster.district, district):
@@ -252,8 +259,9 @@ class Clusterer:
                 self._next_id += 1
                 self.clusters[best.id] = best
                 new_of_batch.append((i, best))
+                comparable.add(best.id)
             best.district = best.district or district
-            best.add_places(named)
+            self._add_places(best, named)
             start, stop = x.indptr[i], x.indptr[i + 1]
             best.join([message], x.indices[start:stop], x.data[start:stop])
             self._changed(best.id)
@@ -269,6 +277,23 @@ class Clusterer:
     def _changed(self, cluster_id: int) -> None:
         self._rows.pop(cluster_id, None)
         self._index.stale.add(cluster_id)
+
+    def _add_places(self, cluster: Cluster, found: Iterable[Place], times: int = 1) -> None:
+        found = list(found)
+        cluster.add_places(found, times)
+        for p in found:
+            if p.kind == "company":
+                self._by_company.setdefault(p.name, set()).add(cluster.id)
+
+    def _forget(self, cluster: Cluster) -> None:
+        """Drop a cluster (pruned, or merged into another)."""
+        del self.clusters[cluster.id]
+        self._changed(cluster.id)
+        for p in cluster.places:
+            if p.kind == "company" and (ids := self._by_company.get(p.name)) is not None:
+                ids.discard(cluster.id)
+                if not ids:
+                    del self._by_company[p.name]
 
     def _matches(self, x: sp.csr_matrix, active: list[Cluster]) -> list[list[tuple[int, float]]]:
         """For each row of `x`, the active clusters whose centroid (as the batch found it) it matches at
@@ -302,8 +327,7 @@ class Clusterer:
         """Forget clusters whose last message is older than `before` (bounded memory in the service)."""
         old = [c for c in self.clusters.values() if c.end < before]
         for c in old:
-            del self.clusters[c.id]
-            self._changed(c.id)
+            self._forget(c)
             self._seen.difference_update(m.id for m in c.members)
         return len(old)
 
@@ -359,12 +383,11 @@ class Clusterer:
             ca.join(cb.members, features, weights)
             ca.district = ca.district or cb.district
             for p, n in cb.places.items():
-                ca.add_places([p], n)
+                self._add_places(ca, [p], n)
             self._changed(ca.id)
-            self._changed(cb.id)
+            self._forget(cb)
             owner[rb] = ra
             del alive[rb]
-            del self.clusters[rb]
             merged += 1
         return merged
 

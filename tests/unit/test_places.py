@@ -81,3 +81,22 @@ def test_fragments_naming_one_case_are_one_issue() -> None:
     baseline.add(_messages(titles))
     baseline.consolidate()
     assert len(baseline.clusters) > 1
+
+
+def test_a_case_is_found_by_its_name_after_a_merge_and_a_prune() -> None:
+    """Clusters are looked up by the companies and cases they name: the lookup follows a merge to the
+    cluster that took the other in, and forgets a pruned cluster (its memory stays bounded)."""
+    said = "老板跑路美国经侦拖延办案"
+    clusterer = Clusterer(ClusterConfig(threshold=0.95, merge_threshold=0.3, place_threshold=0.95))
+    clusterer.add(_messages([said, said]))
+    clusterer.add(_messages(["", "", f"58车贷{said}", f"58车贷{said}"])[2:])
+    assert len(clusterer.clusters) == 2, "too unlike at 0.95 to join one by one"
+    assert clusterer.consolidate() == 1
+    [kept] = clusterer.clusters
+    case = "严惩58车贷特大集资诈骗案保护伞"  # shares little but the name
+    clusterer.add([Message(id="m4", title=case, text=case, created_at=T0 + timedelta(days=4))])
+    assert list(clusterer.clusters) == [kept] and len(clusterer.clusters[kept].members) == 5
+    assert clusterer.prune(T0 + timedelta(days=10)) == 1
+    clusterer.add([Message(id="m5", title=case, text=case, created_at=T0 + timedelta(days=20))])
+    [new] = clusterer.clusters
+    assert new != kept and clusterer._by_company == {"58车贷": {new}}
