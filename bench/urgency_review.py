@@ -23,9 +23,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # as the service runs it; read wh
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.urgency import real_texts
-from services.classifier.review import ReviewSettings, e5_scorer
+from services.classifier.hazards import load as load_hazards
+from services.classifier.review import Embeddings, ReviewSettings, e5_scorer, hazard_recogniser
 from services.classifier.urgency import detector
-from services.classifier.urgency_review import Policy, review_batch
+from services.classifier.urgency_review import Filed, Policy, review_batch
 from shared.events import Place, TicketClassified, utcnow
 
 REAL_SETS = ("Teddy Cup 2020 C, raw messages", "Chicago CDPH")
@@ -54,10 +55,12 @@ def main() -> int:
     args = parser.parse_args()
     settings = ReviewSettings()
     started = time.perf_counter()
-    score, threshold = e5_scorer(settings.e5_model)
+    embeddings = Embeddings()
+    score, threshold = e5_scorer(settings.e5_model, embeddings)
+    recognise, hazard_threshold = hazard_recogniser(settings.hazard_model, embeddings)
     print(f"e5 engine and model loaded in {time.perf_counter() - started:.1f} s; threshold {threshold:.3f}")
     smell_only = detector().smell_only
-    policy = Policy(threshold=threshold)
+    policy = Policy(threshold=threshold, hazard_threshold=hazard_threshold, hazards=load_hazards())
     with open("/proc/loadavg") as f:
         print(f"load average: {' '.join(f.read().split()[:3])}; batches of {settings.batch_size}, 1 thread\n")
     print("| data set | tickets | asked e5 | raised | mean chars | CPU s | tickets/s | asked/s |")
@@ -74,7 +77,9 @@ def main() -> int:
                 [ticket(i + j) for j in range(len(batch))],
                 batch,
                 ["general"] * len(batch),
+                [Filed("environment", "model")] * len(batch),
                 score=score,
+                recognise=recognise,
                 smell_only=smell_only,
                 policy=policy,
                 now=utcnow(),

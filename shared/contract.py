@@ -141,7 +141,13 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
     # -- classifier ----------------------------------------------------------------------------------
     TicketField("category", TEXT, CLASSIFIER, "the category (taxonomy code)", also=(OPERATOR, DISPATCH)),
     TicketField("confidence", FLOAT, CLASSIFIER, "the model's probability of its category"),
-    TicketField("category_source", TEXT, CLASSIFIER, "model, citizen or operator", also=(OPERATOR,)),
+    TicketField(
+        "category_source",
+        TEXT,
+        CLASSIFIER,
+        "model, citizen, operator, or hazard (the urgency reviewer's, for the hazard it recognised)",
+        also=(OPERATOR,),
+    ),
     TicketField("model_version", TEXT, CLASSIFIER, "the model that classified it"),
     TicketField("needs_review", BOOL, CLASSIFIER, "below the confidence an operator reviews from"),
     TicketField("alternatives", JSON, CLASSIFIER, "the top 3 categories with their confidences"),

@@ -1,5 +1,5 @@
-"""`model train` / `evaluate` / `predict` / `train-urgency` / `train-urgency-e5` / `export-labels`: the
-classifier's command line, part of the `hotline` CLI."""
+"""`model train` / `evaluate` / `predict` / `train-urgency` / `train-urgency-e5` / `train-hazard-kind` /
+`export-labels`: the classifier's command line, part of the `hotline` CLI."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from services.classifier import urgency_e5
+from services.classifier import hazard_kind, urgency_e5
 from services.classifier.datafiles import (
     DEFAULT_TAXONOMY,
     TAXONOMY_FILE,
@@ -104,13 +106,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="train the urgency reviewer's e5 model (emergency or not) from labelled CSVs",
     )
     _labelled_data_options(train_e5)
-    train_e5.add_argument(
-        "--cache",
-        type=Path,
-        default=None,
-        help="an .npz of embeddings to reuse and add to (bench/urgency_e5.py's)",
-    )
+    _cache_option(train_e5)
     train_e5.set_defaults(func=train_urgency_e5_command)
+
+    train_kind = commands.add_parser(
+        "train-hazard-kind",
+        help="train the urgency reviewer's hazard kind model (gas, fire, medical...) from labelled CSVs",
+    )
+    _data_options(train_kind)
+    train_kind.add_argument(
+        "--kind-col", required=True, help="the column of kinds (rows naming no hazard are left out)"
+    )
+    _cache_option(train_kind)
+    train_kind.set_defaults(func=train_hazard_kind_command)
 
     export = commands.add_parser(
         "export-labels", help="write operators' corrections (the hotline:labels stream) as training JSONL"
@@ -123,14 +131,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _labelled_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data", type=Path, required=True, action="append", help="a labelled CSV; repeat for more files"
-    )
-    parser.add_argument("--text-col", required=True)
+    _data_options(parser)
     parser.add_argument("--label-col", required=True)
     parser.add_argument(
         "--positive", default="emergency", help="the label of emergencies; any other label is not one"
     )
+
+
+def _cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="an .npz of embeddings to reuse and add to (bench/urgency_e5.py's)",
+    )
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", type=Path, required=True, action="append", help="a labelled CSV; repeat for more files"
+    )
+    parser.add_argument("--text-col", required=True)
     parser.add_argument(
         "--exclude",
         type=_column_value,
@@ -320,33 +341,69 @@ def train_urgency_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _e5_vectors(texts: list[str], cache: Path | None) -> npt.NDArray[np.float64]:
+    _say(f"embedding {len(texts)} texts with e5 (one thread; about 20 ms a text)")
+    return urgency_e5.embed(texts, cache).astype("float64")
+
+
+def _save(model: urgency_e5.E5Urgency | hazard_kind.HazardKind, out: Path) -> int:
+    """0, or the exit code of a model that could not be written."""
+    try:
+        model.save(out)
+    except OSError as exc:
+        return _fail(f"{out}: cannot write the model: {exc.strerror or exc}")
+    return 0
+
+
 def train_urgency_e5_command(args: argparse.Namespace) -> int:
     try:
         texts, emergency = _urgency_rows(args)
     except DataError as exc:
         return _fail(str(exc))
 
-    def say(message: str) -> None:
-        print(message, file=sys.stderr)
-
-    say(f"embedding {len(texts)} texts with e5 (one thread; about 20 ms a text)")
-    vectors = urgency_e5.embed(texts, args.cache).astype("float64")
     try:
-        trained = urgency_e5.train(texts, emergency, vectors, log=say)
+        trained = urgency_e5.train(texts, emergency, _e5_vectors(texts, args.cache), log=_say)
     except ValueError as exc:
         return _fail(f"{', '.join(map(str, args.data))}: {exc} (labels {args.positive!r} and others)")
-    try:
-        trained.model.save(args.out)
-    except OSError as exc:
-        return _fail(f"{args.out}: cannot write the model: {exc.strerror or exc}")
+    if failed := _save(trained.model, args.out):
+        return failed
     y = [bool(e) for e in emergency]
     flags = trained.cv_flags
     found = sum(f for f, e in zip(flags, y, strict=True) if e) / max(1, sum(y))
     alarms = sum(f for f, e in zip(flags, y, strict=True) if not e) / max(1, len(y) - sum(y))
-    say(
+    _say(
         f"e5 urgency model → {args.out}: {sum(y)} emergencies, {len(y) - sum(y)} others, "
         f"C={trained.model.c:g}, threshold {trained.model.threshold:.3f}; out of fold, the shipped "
         f"detector OR e5 finds {found:.3f} with {alarms:.1%} false alarms"
+    )
+    return 0
+
+
+def train_hazard_kind_command(args: argparse.Namespace) -> int:
+    texts: list[str] = []
+    kinds: list[str] = []
+    try:
+        for path in args.data:
+            more_texts, more_kinds = read_labelled_csv(path, args.text_col, args.kind_col, args.exclude)
+            texts += more_texts
+            kinds += more_kinds
+    except DataError as exc:
+        return _fail(str(exc))
+    try:
+        trained = hazard_kind.train(texts, kinds, _e5_vectors(texts, args.cache), log=_say)
+    except ValueError as exc:
+        return _fail(f"{', '.join(map(str, args.data))}: {exc}")
+    if failed := _save(trained.model, args.out):
+        return failed
+    model = trained.model
+    moved = sum(r.confidence >= model.threshold for r in trained.cv_found)
+    _say(
+        f"hazard kind model → {args.out}: {model.trained_on} rows, {len(model.classes)} kinds, "
+        f"C={model.c:g}, threshold {model.threshold:.3f} ({moved} of the rows at or above it out of fold)"
     )
     return 0
 

@@ -19,15 +19,21 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from faststream.asgi import AsgiFastStream
 from prometheus_client import Counter, Gauge
 from pydantic import Field
 
+from services.classifier import hazard_kind
+from services.classifier.hazard_kind import HazardKind
+from services.classifier.hazards import load as load_hazards
 from services.classifier.text import report_text
 from services.classifier.urgency import detector
-from services.classifier.urgency_e5 import DEFAULT_MODEL, E5ModelError, E5Urgency
-from services.classifier.urgency_review import OUTCOMES, Policy, Scorer, review_batch
+from services.classifier.urgency_e5 import DEFAULT_MODEL, E5ModelError, E5Urgency, embed
+from services.classifier.urgency_review import OUTCOMES, Filed, Policy, Recogniser, Scorer, review_batch
 from shared import streams
 from shared.bus import make_broker, redis_client
 from shared.effects import Effects
@@ -52,6 +58,11 @@ class ReviewSettings(CommonSettings):
         default=DEFAULT_MODEL,
         description="The file written by `hotline model train-urgency-e5` (HOTLINE_E5_MODEL); default: the "
         "one trained on the team's examples, shipped in services/classifier/data",
+    )
+    hazard_model: Path = Field(
+        default=hazard_kind.DEFAULT_MODEL,
+        description="The file written by `hotline model train-hazard-kind` (HOTLINE_HAZARD_MODEL); default: "
+        "the one trained on the team's examples, shipped in services/classifier/data",
     )
     max_age_minutes: float = Field(
         default=60, gt=0, description="Tickets received longer ago than this are counted and not reviewed"
@@ -87,20 +98,58 @@ class ReviewMetrics:
         )
 
 
-def e5_scorer(path: Path) -> tuple[Scorer, float]:
+class Embeddings:
+    """e5's embeddings of the texts last asked about: the hazard kind model reads those of the tickets
+    raised from the batch the urgency model scored, instead of embedding them again (11-250 ms a text)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, npt.NDArray[np.float32]] = {}
+
+    def __call__(self, texts: list[str]) -> npt.NDArray[Any]:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._last]
+        fresh = dict(zip(todo, embed(todo), strict=True)) if todo else {}
+        known = {**self._last, **fresh}
+        self._last = {t: known[t] for t in texts}
+        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, 384), dtype=np.float32)
+
+
+def e5_scorer(path: Path, embeddings: Embeddings | None = None) -> tuple[Scorer, float]:
     """The model of `path`, its engine loaded now (once per process) and warmed up; and its threshold."""
     model = E5Urgency.load(path)
-    model.score(["预热 warm-up"])
-    return model.score, model.threshold
+    vectors = embeddings or Embeddings()
+
+    def score(texts: list[str]) -> list[float]:
+        return [float(p) for p in model.probability(vectors(texts))]
+
+    score(["预热 warm-up"])
+    return score, model.threshold
+
+
+def hazard_recogniser(path: Path, embeddings: Embeddings | None = None) -> tuple[Recogniser, float]:
+    """The hazard kind model of `path` over `embeddings` (those the urgency model's scorer keeps); and
+    its threshold."""
+    model = HazardKind.load(path)
+    vectors = embeddings or Embeddings()
+    return lambda texts: model.recognise(vectors(texts)), model.threshold
 
 
 def build(
-    settings: ReviewSettings | None = None, scorer: tuple[Scorer, float] | None = None
+    settings: ReviewSettings | None = None,
+    scorer: tuple[Scorer, float] | None = None,
+    recogniser: tuple[Recogniser, float] | None = None,
 ) -> tuple[Worker, AsgiFastStream]:
-    """`scorer`: the scoring function and its threshold (default: the e5 model of the settings)."""
+    """`scorer`, `recogniser`: the scoring and recognising functions and their thresholds (default: the
+    e5 models of the settings, over the same embeddings)."""
     settings = settings or ReviewSettings()
-    score, threshold = scorer or e5_scorer(settings.e5_model)
-    policy = Policy(threshold=threshold, max_age=timedelta(minutes=settings.max_age_minutes))
+    embeddings = Embeddings()
+    score, threshold = scorer or e5_scorer(settings.e5_model, embeddings)
+    recognise, hazard_threshold = recogniser or hazard_recogniser(settings.hazard_model, embeddings)
+    policy = Policy(
+        threshold=threshold,
+        hazard_threshold=hazard_threshold,
+        hazards=load_hazards(),
+        max_age=timedelta(minutes=settings.max_age_minutes),
+    )
     smell_only = detector().smell_only
     redis = redis_client(settings.redis_url)
     store = TicketStore(redis)
@@ -116,13 +165,30 @@ def build(
 
     async def handle(events: list[TicketClassified]) -> list[Effects]:
         tickets = await store.get_many(
-            [e.ticket_id for e in events], fields=("text", "title", "urgency"), rehydrate=False
+            [e.ticket_id for e in events],
+            fields=("text", "title", "urgency", "category", "category_source"),
+            rehydrate=False,
         )
         texts = [report_text(t.title, t.text) if t is not None and t.text else None for t in tickets]
         urgencies = [t.urgency if t is not None else None for t in tickets]
+        filed = [
+            Filed(t.category, (t.model_extra or {}).get("category_source"))
+            if t is not None
+            else Filed(None, None)
+            for t in tickets
+        ]
         now = utcnow()
         done = await asyncio.to_thread(
-            review_batch, events, texts, urgencies, score=timed, smell_only=smell_only, policy=policy, now=now
+            review_batch,
+            events,
+            texts,
+            urgencies,
+            filed,
+            score=timed,
+            recognise=recognise,
+            smell_only=smell_only,
+            policy=policy,
+            now=now,
         )
         for outcome in done.outcomes:
             metrics.tickets.labels(outcome).inc()
@@ -166,7 +232,7 @@ def main() -> None:
     log.info("running on spare CPU (%s)", yield_cpu(settings.nice))
     try:
         app = build(settings)[1]
-    except E5ModelError as exc:
+    except (E5ModelError, ValueError) as exc:
         print(f"{SERVICE}: cannot start: {exc}", file=sys.stderr)
         sys.exit(2)
     serve(app, settings)

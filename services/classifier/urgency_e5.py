@@ -152,14 +152,7 @@ class E5Urgency:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_MODEL) -> E5Urgency:
-        try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise E5ModelError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise E5ModelError(f"{path}: cannot read the e5 urgency model: {exc}") from None
-        if not isinstance(body, dict) or body.get("format") != FORMAT or body.get("encoder") != ENCODER:
-            raise E5ModelError(f"{path}: not an e5 urgency model of format {FORMAT} ({ENCODER})")
+        body = read_model(path, FORMAT, "an e5 urgency model")
         try:
             weights = np.asarray([float(w) for w in body["weights"]], dtype=np.float64)
             if weights.shape != (DIM,):
@@ -177,6 +170,19 @@ class E5Urgency:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise E5ModelError(f"{path}: incomplete e5 urgency model: {exc}") from None
+
+
+def read_model(path: Path, form: str, what: str) -> dict[str, Any]:
+    """The JSON body of a model file over this encoder's embeddings, of format `form`."""
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise E5ModelError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise E5ModelError(f"{path}: cannot read {what}: {exc}") from None
+    if not isinstance(body, dict) or body.get("format") != form or body.get("encoder") != ENCODER:
+        raise E5ModelError(f"{path}: not {what} of format {form} ({ENCODER})")
+    return body
 
 
 # -- training: cross-validation shared with bench/urgency_e5.py ----------------------------------------

@@ -6,8 +6,14 @@ emergency, a duplicate (dispatch closes it; its original is what is worked), rec
 ago (past the one-hour emergency deadline, raising it helps no one: it is counted instead), or about a smell
 and nothing else (the city's policy: a lingering odour is not an emergency; the lexicon alone decides when
 a smell makes one). At or above the model's threshold, the ticket is raised: urgency `emergency`, the cue
-"e5:0.97", a history entry, and a TicketRerouted (no department, the category as it is) so dispatch routes
-it again with the emergency deadlines.
+"e5:0.97", a history entry, and a TicketRerouted (no department) so dispatch routes it again with the
+emergency deadlines.
+
+A raise also asks what the hazard is (`recognise`: gas, fire, medical...; data/hazards.yaml). An emergency
+filed under a category whose departments cannot act on it waits there (a stroke filed under utilities goes
+to the water company): when the kind is recognised with enough confidence, the ticket is filed under the
+kind's category instead and the TicketRerouted carries it, so dispatch routes it by that category (as after
+an operator's correction: the router is not blamed). A category an operator chose is never moved.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
+from services.classifier.hazard_kind import Recognised
+from services.classifier.hazards import Hazards
 from shared import streams
 from shared.effects import Effects, Publish, StoreWrite
 from shared.events import TicketClassified, TicketRerouted
@@ -29,11 +37,23 @@ OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 REVIEWER = streams.URGENCY_REVIEW
 
 Scorer = Callable[[list[str]], Sequence[float]]
+Recogniser = Callable[[list[str]], Sequence[Recognised]]
+# How the reviewer records the category it files a raised ticket under (`category_source`).
+HAZARD_SOURCE = "hazard"
+
+
+class Filed(NamedTuple):
+    """Where the store has a ticket filed: its category and who chose it (model, citizen, operator...)."""
+
+    category: str | None
+    source: str | None
 
 
 @dataclass(frozen=True)
 class Policy:
     threshold: float  # the e5 model's: a probability at or above it raises the ticket
+    hazard_threshold: float  # the hazard kind model's: the confidence at or above which a raise is refiled
+    hazards: Hazards
     max_age: timedelta = timedelta(hours=1)
 
 
@@ -48,14 +68,17 @@ def review_batch(
     events: Sequence[TicketClassified],
     texts: Sequence[str | None],
     urgencies: Sequence[str | None],
+    filed: Sequence[Filed],
     *,
     score: Scorer,
+    recognise: Recogniser,
     smell_only: Callable[[str], bool],
     policy: Policy,
     now: datetime,
 ) -> Reviewed:
     """`texts`: each ticket's report (title and text) as the store has it; `urgencies`: its urgency there
-    (a retried batch finds the tickets it raised already raised)."""
+    (a retried batch finds the tickets it raised already raised); `filed`: its category there. `recognise`
+    is asked only about the tickets raised, after `score` (the e5 wiring reuses their embeddings)."""
     outcomes: list[Outcome | None] = []
     asked: list[int] = []
     for i, (event, text, stored) in enumerate(zip(events, texts, urgencies, strict=True)):
@@ -67,11 +90,17 @@ def review_batch(
     if asked:
         for i, got in zip(asked, score([texts[i] or "" for i in asked]), strict=True):
             scores[i] = float(got)
+    up = [
+        i
+        for i, (outcome, p) in enumerate(zip(outcomes, scores, strict=True))
+        if outcome is None and p is not None and p >= policy.threshold
+    ]
+    kinds = dict(zip(up, recognise([texts[i] or "" for i in up]) if up else [], strict=True))
     effects: list[Effects] = []
     done: list[Outcome] = []
-    for event, outcome, p in zip(events, outcomes, scores, strict=True):
-        if outcome is None and p is not None and p >= policy.threshold:
-            effects.append(raised(event, p, policy, now))
+    for i, (event, outcome, p) in enumerate(zip(events, outcomes, scores, strict=True)):
+        if i in kinds and p is not None:
+            effects.append(raised(event, p, kinds[i], filed[i], policy, now))
             done.append("raised")
         else:
             effects.append(Effects())
@@ -100,30 +129,63 @@ def _skipped(
     return None
 
 
-def raised(event: TicketClassified, score: float, policy: Policy, now: datetime) -> Effects:
+def refiled(hazard: Recognised, filed: Filed, event: TicketClassified, policy: Policy) -> str | None:
+    """The category to file a raised ticket under, or None to keep its own: kept when an operator chose
+    it, when its departments act on the hazard, or when the kind is not recognised confidently enough."""
+    current = filed.category or event.category
+    if filed.source == "operator" or policy.hazards.acts(hazard.kind, current):
+        return None
+    if hazard.confidence < policy.hazard_threshold:
+        return None
+    return policy.hazards.category(hazard.kind)
+
+
+def raised(
+    event: TicketClassified, score: float, hazard: Recognised, filed: Filed, policy: Policy, now: datetime
+) -> Effects:
     cue = f"e5:{score:.2f}"
+    previous = filed.category or event.category
+    category = refiled(hazard, filed, event, policy)
+    fields: dict[str, str | None] = {"urgency": "emergency", "urgency_cue": cue}
+    summary = (
+        f"urgency {event.urgency} -> emergency: the e5 review scored it {score:.2f} "
+        f"(threshold {policy.threshold:.2f}); hazard {hazard.kind} ({hazard.confidence:.2f}): "
+    )
+    if category is not None:
+        fields |= {"category": category, "category_source": HAZARD_SOURCE}
+        summary += f"{previous} cannot act on it, filed under {category}"
+    else:
+        summary += f"kept under {previous}"
     write = StoreWrite(
         ticket_id=event.ticket_id,
         event_id=derive_id(event.event_id, "urgency-raised"),
-        fields={"urgency": "emergency", "urgency_cue": cue},
+        fields=fields,
         history={
             "at": iso(now),
             "event": "urgency_raised",
-            "summary": f"urgency {event.urgency} -> emergency: the e5 review scored it {score:.2f} "
-            f"(threshold {policy.threshold:.2f})",
+            "summary": summary,
             "urgency": "emergency",
             "urgency_cue": cue,
             "score": f"{score:.2f}",
+            "hazard": hazard.kind,
+            "hazard_confidence": f"{hazard.confidence:.2f}",
+            "category": category,
+            "previous_category": previous if category is not None else None,
         },
     )
+    reason = f"urgency raised to emergency ({cue})"
+    if category is not None:
+        reason += f"; hazard {hazard.kind}: {previous} -> {category}"
     reroute = TicketRerouted(
         event_id=derive_id(event.event_id, "urgency-rerouted"),
         ticket_id=event.ticket_id,
         occurred_at=now,
         operator=REVIEWER,
-        # No department: dispatch routes it again by its category as it is now (an operator may have
-        # corrected it since it was classified), with the deadlines of its urgency.
+        # No department: dispatch routes it again by its category, with the deadlines of its urgency.
+        # The hazard's category is carried as an operator's correction is (the event says where it
+        # went and why); without one, the category as it is now.
         department=None,
-        reason=f"urgency raised to emergency ({cue})",
+        category=category,
+        reason=reason,
     )
     return Effects(publish=[Publish(streams.REROUTED, reroute)], writes=[write])

@@ -1,5 +1,6 @@
-"""The urgency reviewer with the real e5 model on a real Redis, then dispatch: a general ticket whose text is
-an emergency is raised and routed again within the hour; a harmless one is left as it is."""
+"""The urgency reviewer with the real e5 models on a real Redis, then dispatch: a general ticket whose text is
+an emergency is raised, filed under the category that acts on its hazard and routed again within the hour;
+a harmless one is left as it is."""
 
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ fallback: coord
 departments:
   - {id: coord, name: Coordinator}
   - {id: parks, name: Parks, categories: [environment], capacity: 200}
+  - {id: rescue, name: Emergency management, categories: [public_safety], capacity: 200}
 rules:
   - {category: environment, department: parks, priority: 10}
+  - {category: public_safety, department: rescue, priority: 10}
 """
 
 
@@ -98,15 +101,16 @@ async def test_an_emergency_in_other_words_is_raised_and_dispatched_again_within
     assert fire is not None and harmless is not None
     assert fire.urgency == "emergency" and str(fire.urgency_cue).startswith("e5:0.9")  # type: ignore[attr-defined]
     assert harmless.urgency == "general"
-    history = [h["event"] for h in await store.history("T1")]
-    assert "urgency_raised" in history
+    assert fire.category == "public_safety"  # environment's departments cannot act on a fire
+    history = {h["event"]: h for h in await store.history("T1")}
+    assert history["urgency_raised"]["hazard"] == "fire"
     assert "urgency_raised" not in [h["event"] for h in await store.history("T2")]
     assert await redis.xlen(streams.REROUTED) == 1
 
     await run(redis, dispatch.worker, streams.DISPATCH, streams.REROUTED)
     again = [d for d in await dispatch.dispatched() if d.ticket_id == "T1" and d.attempt == 2]
     assert len(again) == 1
-    assert again[0].urgency == "emergency" and again[0].department == "parks"
+    assert again[0].urgency == "emergency" and again[0].department == "rescue"
     assert again[0].dispatch_due_at == events[0].received_at + timedelta(hours=1)
     fire = await store.get("T1")
     assert fire is not None and fire.dispatch_due_at == events[0].received_at + timedelta(hours=1)  # type: ignore[attr-defined]

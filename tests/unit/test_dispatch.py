@@ -527,6 +527,25 @@ def test_a_raised_urgency_is_routed_again_with_the_emergency_deadlines_from_the_
     assert SortedAdd(state.SLA_DISPATCH, "T1", (MONDAY_10H + timedelta(hours=1)).timestamp()) in ops
 
 
+def test_a_raise_filed_under_the_hazards_category_moves_with_the_emergency_deadlines() -> None:
+    # The reviewer raised it and filed it under the category whose departments act on its hazard (the
+    # ticket is read with the event's category): it leaves water for parks, due an hour after the call.
+    ticket = assigned("water", category="environment", district=None, urgency="emergency")
+    event = rerouted("water").model_copy(
+        update={"department": None, "category": "environment", "operator": "urgency-review"}
+    )
+    late = MONDAY_10H + timedelta(minutes=70)
+    effects = on_rerouted(event, ticket=ticket, table=TABLE, supply=FakeSupply(), now=late)
+    out = effects.publish[0].event
+    assert isinstance(out, TicketDispatched)
+    assert (out.department, out.urgency, out.attempt) == ("parks", "emergency", 2)
+    assert out.dispatch_due_at == MONDAY_10H + timedelta(hours=1)
+    ops = effects.writes[0].ops
+    # The hour has passed: the timer is set for the scan to escalate; the router is not blamed.
+    assert SortedAdd(state.SLA_DISPATCH, "T1", (MONDAY_10H + timedelta(hours=1)).timestamp()) in ops
+    assert not any(isinstance(op, Increment) and op.key == state.ACCEPTANCE for op in ops)
+
+
 def test_deadlines_by_urgency_count_from_the_last_reopening_and_never_move_later() -> None:
     reopened = MONDAY_10H + timedelta(days=3)
     d, f = deadlines("general", reopened)

@@ -1,4 +1,5 @@
-"""The urgency review's handler with a fake scorer: it raises, never lowers, and skips what it must."""
+"""The urgency review's handler with a fake scorer: it raises, never lowers, and skips what it must; a raise
+files the ticket under the category that acts on the hazard recognised (a fake recogniser)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.classifier.hazard_kind import Recognised
+from services.classifier.hazards import load
 from services.classifier.urgency import detector
-from services.classifier.urgency_review import Policy, Reviewed, review_batch
+from services.classifier.urgency_review import Filed, Policy, Reviewed, review_batch
 from shared import streams
 from shared.events import Place, TicketClassified, TicketRerouted
 from shared.store import check_write
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
-POLICY = Policy(threshold=0.9)
+POLICY = Policy(threshold=0.9, hazard_threshold=0.8, hazards=load())
 GAS = "my neighbour's kitchen: a hissing sound from the pipe and everyone feels dizzy"
 HARMLESS = "the street light outside number 12 has been off for a week"
 ODOUR = "Strong odor coming from the restaurant exhaust every night"
+GAS_FOUND = Recognised("gas", 0.95)
 
 
 def classified(
@@ -54,18 +58,34 @@ class FakeScorer:
         return [0.97 if "hissing" in t or "odor" in t else 0.1 for t in texts]
 
 
+class FakeRecogniser:
+    """Recognises gas at 0.95 in every text; records what it was asked."""
+
+    def __init__(self, found: Recognised = GAS_FOUND) -> None:
+        self.found = found
+        self.asked: list[str] = []
+
+    def __call__(self, texts: list[str]) -> list[Recognised]:
+        self.asked += texts
+        return [self.found] * len(texts)
+
+
 def review(
     events: list[TicketClassified],
     texts: list[str | None],
     urgencies: list[str | None] | None = None,
     scorer: Callable[[list[str]], list[float]] | None = None,
     now: datetime = NOW,
+    filed: list[Filed] | None = None,
+    recogniser: FakeRecogniser | None = None,
 ) -> Reviewed:
     return review_batch(
         events,
         texts,
         urgencies or [e.urgency for e in events],
+        filed or [Filed(e.category, "model") for e in events],
         score=scorer or FakeScorer(),
+        recognise=recogniser or FakeRecogniser(),
         smell_only=detector().smell_only,
         policy=POLICY,
         now=now,
@@ -81,13 +101,16 @@ def run(
 
 
 def test_a_ticket_the_model_calls_an_emergency_is_raised_and_routed_again() -> None:
-    done = review([classified()], [GAS], ["general"])
+    # Filed under utilities, whose departments act on gas: the category stays.
+    done = review([classified(category="utilities")], [GAS], ["general"])
     assert done.outcomes == ["raised"] and done.scores == [0.97]
     (effects,) = done.effects
     (write,) = effects.writes
     assert write.fields == {"urgency": "emergency", "urgency_cue": "e5:0.97"}
     assert write.history is not None
     assert (write.history["event"], write.history["score"]) == ("urgency_raised", "0.97")
+    assert (write.history["hazard"], write.history["category"]) == ("gas", None)
+    assert "kept under utilities" in str(write.history["summary"])
     check_write(write, streams.CLASSIFIER)  # the reviewer writes as the classifier, the owner of urgency
     (publish,) = effects.publish
     assert publish.stream == streams.REROUTED
@@ -96,7 +119,7 @@ def test_a_ticket_the_model_calls_an_emergency_is_raised_and_routed_again() -> N
     assert (reroute.ticket_id, reroute.department, reroute.category) == ("T1", None, None)
     assert reroute.operator == "urgency-review" and "e5:0.97" in (reroute.reason or "")
     # A retry derives the same ids: the store applies the write once, dispatch re-routes once.
-    again = review([classified()], [GAS], ["general"], now=NOW + timedelta(seconds=5))
+    again = review([classified(category="utilities")], [GAS], ["general"], now=NOW + timedelta(seconds=5))
     assert again.effects[0].writes[0].event_id == write.event_id
     assert again.effects[0].publish[0].event.event_id == reroute.event_id
 
@@ -160,3 +183,62 @@ def test_the_reviewer_process_runs_on_idle_cpu_only() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["SCHED_IDLE", "True"]
+
+
+def test_a_raise_is_filed_under_the_category_that_acts_on_the_hazard() -> None:
+    # A stroke the classifier filed under utilities: its departments cannot act on a medical emergency.
+    recogniser = FakeRecogniser(Recognised("medical", 0.97))
+    done = review([classified(category="utilities")], [GAS], recogniser=recogniser)
+    assert recogniser.asked == [GAS]
+    (effects,) = done.effects
+    (write,) = effects.writes
+    assert write.fields == {
+        "urgency": "emergency",
+        "urgency_cue": "e5:0.97",
+        "category": "health",
+        "category_source": "hazard",
+    }
+    check_write(write, streams.CLASSIFIER)  # category and its source are the classifier's too
+    assert write.history is not None
+    assert write.history["hazard"] == "medical" and write.history["hazard_confidence"] == "0.97"
+    assert (write.history["previous_category"], write.history["category"]) == ("utilities", "health")
+    reroute = effects.publish[0].event
+    assert isinstance(reroute, TicketRerouted)
+    assert (reroute.department, reroute.category) == (None, "health")
+    assert "medical" in (reroute.reason or "") and "utilities -> health" in (reroute.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("found", "filed", "why"),
+    [
+        (Recognised("medical", 0.7), Filed("utilities", "model"), "below the hazard threshold"),
+        (Recognised("medical", 0.97), Filed("utilities", "operator"), "an operator chose the category"),
+        (Recognised("medical", 0.97), Filed("public_safety", "model"), "emergency management acts on it"),
+    ],
+)
+def test_a_raise_keeps_its_category(found: Recognised, filed: Filed, why: str) -> None:
+    done = review([classified()], [GAS], filed=[filed], recogniser=FakeRecogniser(found))
+    (write,) = done.effects[0].writes
+    assert "category" not in write.fields, why
+    reroute = done.effects[0].publish[0].event
+    assert isinstance(reroute, TicketRerouted) and reroute.category is None, why
+
+
+def test_the_category_of_the_store_is_the_one_judged() -> None:
+    # Classified environment; the store has it under health since (the category judged is the current one).
+    done = review(
+        [classified()],
+        [GAS],
+        filed=[Filed("health", "model")],
+        recogniser=FakeRecogniser(Recognised("medical", 0.97)),
+    )
+    assert "category" not in done.effects[0].writes[0].fields
+
+
+def test_only_raised_tickets_are_asked_their_hazard() -> None:
+    recogniser = FakeRecogniser()
+    review([classified("T1"), classified("T2")], [HARMLESS, GAS], recogniser=recogniser)
+    assert recogniser.asked == [GAS]
+    nothing = FakeRecogniser()
+    review([classified("T1")], [HARMLESS], recogniser=nothing)
+    assert nothing.asked == []
