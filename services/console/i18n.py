@@ -57,6 +57,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "top3": ("候选分类", "Top 3 categories"),
     "cue": ("紧急程度依据", "Urgency decided by"),
     "details": ("详情", "Details"),
+    "hazard": ("险情", "hazard"),
     "place": ("地点", "Place"),
     "confirm": ("确认分类", "Confirm"),
     "correct": ("改分类", "Correct"),
@@ -196,14 +197,42 @@ CHANNELS: dict[str, tuple[str, str]] = {
 }
 
 
-def channel_name(lang: Lang, channel: str | None) -> str:
-    zh, en = CHANNELS.get(channel or "", (channel or "-", channel or "-"))
+# Hazard kinds the urgency reviewer recognises (services/classifier/data/hazards.yaml; a test checks they
+# match); another shows as itself.
+HAZARDS: dict[str, tuple[str, str]] = {
+    "gas": ("燃气泄漏", "gas leak"),
+    "fire": ("火情", "fire"),
+    "explosion": ("爆炸", "explosion"),
+    "co": ("一氧化碳中毒", "carbon monoxide"),
+    "burst_main": ("爆管", "burst main"),
+    "live_wire": ("漏电/电线", "live wire"),
+    "collapse": ("坍塌", "collapse"),
+    "falling": ("高空坠物", "falling object"),
+    "trapped": ("被困", "people trapped"),
+    "flood_people": ("洪水围困", "people in flood water"),
+    "child_water": ("落水", "someone in the water"),
+    "chemical": ("化学品", "chemical"),
+    "medical": ("急病/受伤", "medical"),
+    "crash": ("交通事故", "crash"),
+    "violence": ("暴力", "violence"),
+}
+
+
+def _named(table: dict[str, tuple[str, str]], lang: Lang, key: str | None) -> str:
+    zh, en = table.get(key or "", (key or "-", key or "-"))
     return en if lang == "en" else zh
+
+
+def channel_name(lang: Lang, channel: str | None) -> str:
+    return _named(CHANNELS, lang, channel)
 
 
 def event_name(lang: Lang, event: str) -> str:
-    zh, en = EVENTS.get(event, (event, event))
-    return en if lang == "en" else zh
+    return _named(EVENTS, lang, event)
+
+
+def hazard_name(lang: Lang, kind: str) -> str:
+    return _named(HAZARDS, lang, kind)
 
 
 def translate(lang: Lang, key: str, **values: object) -> str:

@@ -18,7 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from services.console.directory import Directory
 from services.console.history import History
-from services.console.i18n import Lang, channel_name, event_name, translate
+from services.console.i18n import Lang, channel_name, event_name, hazard_name, translate
 from services.console.reads import Reads
 from services.console.sessions import COOKIE, LoginThrottle, Session, Sessions
 from services.console.settings import ConsoleSettings, Role, User
@@ -108,6 +108,7 @@ class Console:
             t=lambda key, **v: translate(lang, key, **v),
             event_name=lambda event: event_name(lang, event),
             channel_name=lambda channel: channel_name(lang, channel),
+            hazard_name=lambda kind: hazard_name(lang, kind),
             names=self.directory,
             local=lambda at: local_time(at, self.zone),
             left=lambda due: time_left(due, now, lang),

@@ -20,6 +20,7 @@ from services.console.reads import REVIEW_PAGE, Reads
 from services.console.sessions import LoginThrottle, Sessions
 from services.console.settings import User
 from services.console.similar import SUSPECT
+from services.console.web import LANG_COOKIE
 from services.intake.actions import Actions
 from services.intake.http import HttpError
 from shared import contract, streams
@@ -202,3 +203,38 @@ async def test_a_raised_urgency_shows_in_the_timeline_in_the_pages_language(
         page = (await console.get("/tickets/U1")).text
     timeline = page.split('class="timeline"')[1]
     assert "紧急" in timeline and "e5:0.97" in timeline and "the e5 review" not in timeline
+    assert "险情" not in timeline  # a raise from before hazards were recognised
+
+
+async def test_a_raise_filed_under_the_hazards_category_says_why_in_the_timeline(
+    redis: Redis, redis_url: str
+) -> None:
+    store = TicketStore(redis, record=None)
+    await store.apply(
+        StoreWrite("U2", "r", fields={"text": "我奶奶突然说话含糊一边嘴歪了"}), scope=contract.INTAKE
+    )
+    raised = {
+        "at": "2026-12-03T20:00:00+00:00",
+        "event": "urgency_raised",
+        "summary": "urgency general -> emergency: ...; hazard medical (0.94): utilities cannot act on it",
+        "urgency": "emergency",
+        "urgency_cue": "e5:0.98",
+        "hazard": "medical",
+        "hazard_confidence": "0.94",
+        "category": "health",
+        "previous_category": "utilities",
+    }
+    fields = {
+        "urgency": "emergency",
+        "urgency_cue": "e5:0.98",
+        "category": "health",
+        "category_source": "hazard",
+    }
+    await store.apply(StoreWrite("U2", "u", fields=fields, history=raised), scope=contract.CLASSIFIER)
+    async with console_client(redis_url) as console:
+        await sign_in(console, "operator")
+        zh = (await console.get("/tickets/U2")).text.split('class="timeline"')[1]
+        console.cookies.set(LANG_COOKIE, "en")
+        en = (await console.get("/tickets/U2")).text.split('class="timeline"')[1]
+    assert "险情: 急病/受伤" in zh and "94%" in zh and "水电气暖 → 卫生计生" in zh
+    assert "hazard: medical" in en and "Water, power, gas and heating → Health and family planning" in en

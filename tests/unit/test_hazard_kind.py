@@ -13,6 +13,7 @@ from services.classifier import hazard_kind
 from services.classifier.hazard_kind import HazardKind, Recognised, recognised
 from services.classifier.hazards import load
 from services.classifier.urgency_e5 import DIM, E5ModelError
+from services.console.i18n import HAZARDS
 from shared.taxonomy import load_taxonomy
 
 TAXONOMY = Path(__file__).resolve().parents[2] / "shared" / "data" / "taxonomy.yaml"
@@ -79,3 +80,7 @@ def test_a_file_that_is_not_a_kind_model_of_this_mapping_is_refused_with_its_pat
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     with pytest.raises(E5ModelError, match=str(path)):
         HazardKind.load(path)
+
+
+def test_the_console_names_every_kind_in_both_languages() -> None:
+    assert set(HAZARDS) == set(load().kinds)
