@@ -153,6 +153,9 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
     TicketField("alternatives", JSON, CLASSIFIER, "the top 3 categories with their confidences"),
     TicketField("urgency", TEXT, CLASSIFIER, "emergency, urgent or general", also=(DISPATCH,)),
     TicketField("urgency_cue", TEXT, CLASSIFIER, "the words that made it urgent"),
+    TicketField(
+        "urgency_doubt", TEXT, CLASSIFIER, "why the urgency reviewer thinks an emergency may be a false alarm"
+    ),
     TicketField("district", TEXT, CLASSIFIER, "the district found in the text or location", also=(DISPATCH,)),
     TicketField("street", TEXT, CLASSIFIER, "the street (街道) found"),
     TicketField("place_source", TEXT, CLASSIFIER, "where the place came from (text, location...)"),

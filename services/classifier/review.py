@@ -1,5 +1,6 @@
 """The urgency reviewer's process: the consumer group `urgency-review` on tickets.classified, raising to
-`emergency` the tickets the e5 model recognises as emergencies (services/classifier/urgency_review.py).
+`emergency` the tickets the e5 model recognises as emergencies (services/classifier/urgency_review.py), and
+marking for an operator the emergencies it doubts (services/classifier/urgency_doubt.py), never lowering one.
 
     python -m services.classifier.review        # `hotline up` and Kubernetes run it as `urgency-review`
 
@@ -19,7 +20,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,7 @@ from services.classifier.hazard_kind import HazardKind
 from services.classifier.hazards import load as load_hazards
 from services.classifier.text import report_text
 from services.classifier.urgency import detector
+from services.classifier.urgency_doubt import DOUBT_BELOW, Doubt, DoubtPolicy, doubt_batch
 from services.classifier.urgency_e5 import DEFAULT_MODEL, E5ModelError, E5Urgency, embed
 from services.classifier.urgency_review import OUTCOMES, Filed, Policy, Recogniser, Scorer, review_batch
 from shared import streams
@@ -67,6 +69,13 @@ class ReviewSettings(CommonSettings):
     max_age_minutes: float = Field(
         default=60, gt=0, description="Tickets received longer ago than this are counted and not reviewed"
     )
+    doubt_below: float = Field(
+        default=DOUBT_BELOW,
+        ge=0,
+        le=1,
+        description="An emergency whose text casts doubt on it and that e5 scores below this is marked a "
+        "possible false alarm for an operator (0: never); its urgency stays",
+    )
     nice: int = Field(
         default=10,
         ge=0,
@@ -86,6 +95,15 @@ class ReviewMetrics:
         )
         for outcome in OUTCOMES:
             self.tickets.labels(outcome)
+        self.doubts = Counter(
+            "hotline_urgency_review_doubts",
+            "Tickets the urgency reviewer looked at for a false alarm, by outcome (doubted: marked for "
+            "an operator; not_doubted: e5 did not agree; no_doubt_word; not_asked: not an emergency...)",
+            ["outcome"],
+            registry=registry,
+        )
+        for doubt in get_args(Doubt):
+            self.doubts.labels(doubt)
         self.lag = Gauge(
             "hotline_urgency_review_lag_seconds",
             "Age of the newest ticket of the last batch reviewed: how far behind the classifier it runs",
@@ -142,15 +160,17 @@ def build(
     e5 models of the settings, over the same embeddings)."""
     settings = settings or ReviewSettings()
     embeddings = Embeddings()
+    max_age = timedelta(minutes=settings.max_age_minutes)
     score, threshold = scorer or e5_scorer(settings.e5_model, embeddings)
     recognise, hazard_threshold = recogniser or hazard_recogniser(settings.hazard_model, embeddings)
     policy = Policy(
         threshold=threshold,
         hazard_threshold=hazard_threshold,
         hazards=load_hazards(),
-        max_age=timedelta(minutes=settings.max_age_minutes),
+        max_age=max_age,
     )
-    smell_only = detector().smell_only
+    doubt_policy = DoubtPolicy(below=settings.doubt_below, max_age=max_age)
+    smell_only, doubts = detector().smell_only, detector().doubts
     redis = redis_client(settings.redis_url)
     store = TicketStore(redis)
     worker = Worker(service=SERVICE, settings=settings, redis=redis, consumers=[])
@@ -190,13 +210,26 @@ def build(
             policy=policy,
             now=now,
         )
+        # After the raise: the hazard kind model has read the embeddings of the batch the raise scored.
+        doubted = await asyncio.to_thread(
+            doubt_batch, events, texts, score=timed, doubts=doubts, policy=doubt_policy, now=now
+        )
         for outcome in done.outcomes:
             metrics.tickets.labels(outcome).inc()
+        for doubt in doubted.outcomes:
+            metrics.doubts.labels(doubt).inc()
         metrics.lag.set(max(0.0, (now - max(e.received_at for e in events)).total_seconds()))
         for event, outcome, p in zip(events, done.outcomes, done.scores, strict=True):
             if outcome == "raised":
                 log.info("%s raised to emergency (e5 %.2f)", event.ticket_id, p)
-        return done.effects
+        for event, doubt, p in zip(events, doubted.outcomes, doubted.scores, strict=True):
+            if doubt == "doubted":
+                log.info("%s marked a possible false alarm (e5 %.2f)", event.ticket_id, p)
+        # A ticket is raised (not an emergency yet) or doubted (one already), never both.
+        return [
+            raise_ if raise_.writes or raise_.publish else doubt
+            for raise_, doubt in zip(done.effects, doubted.effects, strict=True)
+        ]
 
     worker.consumers.append(
         Consumer(

@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, cast
 
-from services.classifier.cues import CLAUSE_END, SENTENCE_END, CueFile, Hit, cue_text, load
+from services.classifier.cues import CLAUSE_END, SENTENCE_END, SUPPRESSORS, CueFile, Hit, cue_text, load
 from services.classifier.urgency_model import DEFAULT_MODEL, UrgencyModel
 
 Level = Literal["emergency", "utilities", "general", "complex"]
@@ -42,6 +42,9 @@ _MODEL_SENTENCES = 4
 _MODEL_LONGEST = 100
 
 Scorer = Callable[[str], float]
+# The roles of words that cast doubt on an emergency anywhere in a text (Detector.doubts); a word of several
+# roles is named by the first (差点 is a near miss before it is a negation).
+_DOUBTS = ("near_miss", *SUPPRESSORS)
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,22 @@ class Detector:
         if category is not None and category in self._cues.categories:
             return Urgency(cast(Level, self._cues.categories[category]), f"category:{category}")
         return Urgency("general", taken_back or model_said or "none")
+
+    def doubts(self, text: str) -> list[str]:
+        """What in the text casts doubt on an emergency though it took no cue back, as "role:word": a
+        negation, a past time, a repair, a joke... out of a cue's reach ("没人被困，电梯停在一楼不动了"), or a
+        question mark. The urgency reviewer lists the flags it doubts for an operator when e5 agrees."""
+        clean = cue_text(text or "")
+        by_role = _index(self._cues.lexicon.scan(clean)) if clean else {}
+        cues = [h for role, hits in by_role.items() if role.startswith(("phrase:", "state:")) for h in hits]
+        named: dict[int, str] = {}  # by position: a word of several roles is named by the first
+        for role in _DOUBTS:
+            for h in by_role.get(role, ()):
+                # not a word inside a cue's own term (不 of 不动了, "no" of "not breathing")
+                if not any(c.start <= h.start and h.end <= c.end and c != h for c in cues):
+                    named.setdefault(h.start, f"{role}:{h.word}")
+        words = [named[at] for at in sorted(named)]
+        return [*words, "question:?"] if "?" in clean else words
 
     def smell_only(self, text: str) -> bool:
         """Whether the text is about a smell and nothing the lexicon would ask about: it mentions an odour

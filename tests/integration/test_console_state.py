@@ -15,6 +15,7 @@ from services.classifier.duplicates import (
     signature,
     similarity,
 )
+from services.classifier.urgency_doubt import DoubtPolicy, marked
 from services.console.passwords import hash_password
 from services.console.reads import REVIEW_PAGE, Reads
 from services.console.sessions import LoginThrottle, Sessions
@@ -26,7 +27,7 @@ from services.intake.http import HttpError
 from shared import contract, streams
 from shared.codec import decode
 from shared.effects import StoreWrite
-from shared.events import TicketRerouted
+from shared.events import TicketClassified, TicketRerouted
 from shared.store import TicketStore, keys
 from tests.integration.console_support import console_client, sign_in
 
@@ -238,3 +239,36 @@ async def test_a_raise_filed_under_the_hazards_category_says_why_in_the_timeline
         en = (await console.get("/tickets/U2")).text.split('class="timeline"')[1]
     assert "险情: 急病/受伤" in zh and "94%" in zh and "水电气暖 → 卫生计生" in zh
     assert "hazard: medical" in en and "Water, power, gas and heating → Health and family planning" in en
+
+
+async def test_a_possible_false_alarm_waits_on_the_review_queue_with_its_reason(
+    redis: Redis, redis_url: str
+) -> None:
+    store = TicketStore(redis, record=None)
+    text = "没人被困，电梯停在一楼不动了，麻烦物业找人修"
+    at = datetime.now(UTC) - timedelta(minutes=3)
+    await store.apply(StoreWrite("F1", "r", fields={"text": text}), scope=contract.INTAKE)
+    fields = {"urgency": "emergency", "urgency_cue": "combo:人+不动了"}
+    await store.apply(StoreWrite("F1", "c", fields=fields), scope=contract.CLASSIFIER)
+    event = TicketClassified(
+        event_id="c-F1",
+        ticket_id="F1",
+        occurred_at=at,
+        category="housing",
+        confidence=0.9,
+        urgency="emergency",
+        urgency_cue="combo:人+不动了",
+        model_version="m",
+        received_at=at,
+    )
+    (write,) = marked(event, 0.03, ["negation:没"], DoubtPolicy(), datetime.now(UTC)).writes
+    await store.apply(write, scope=contract.CLASSIFIER)  # as the urgency reviewer writes it
+    async with console_client(redis_url) as console:
+        await sign_in(console, "operator")
+        queue = (await console.get("/operator/queue.part")).text
+        page = (await console.get("/tickets/F1")).text
+    card = queue.split('data-ticket="F1"')[1]
+    assert "疑似误报" in card and "e5:0.03 没" in card
+    timeline = page.split('class="timeline"')[1]
+    assert "疑似误报" in timeline and "紧急" in timeline and "possible false alarm" not in timeline
+    assert (await store.get("F1")).urgency == "emergency"  # type: ignore[union-attr]  # never lowered
