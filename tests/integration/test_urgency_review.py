@@ -16,10 +16,12 @@ from services.classifier.review import ReviewSettings, build, e5_scorer
 from services.classifier.urgency_e5 import DEFAULT_MODEL
 from services.classifier.urgency_review import Scorer
 from shared import streams
+from shared.bus import as_str
+from shared.codec import DATA_FIELD, pack
 from shared.contract import INTAKE
 from shared.effects import StoreWrite
 from shared.events import Place, TicketClassified, utcnow
-from shared.store import TicketStore, iso
+from shared.store import TicketStore, iso, keys
 from shared.worker import Worker
 from tests.integration.dispatch_support import Harness
 
@@ -55,8 +57,11 @@ async def reviewer(redis: Redis, redis_url: str, e5: tuple[Scorer, float]) -> As
     await worker.redis.aclose()
 
 
-async def received(redis: Redis, n: int, text: str) -> TicketClassified:
-    """A ticket as intake and the classifier left it: its text in the store, classified `general`."""
+async def received(
+    redis: Redis, n: int, text: str, urgency: str = "general", cue: str = "none"
+) -> TicketClassified:
+    """A ticket as intake and the classifier left it: its text in the store, classified `general` (or as
+    told)."""
     at = utcnow() - timedelta(minutes=5)
     await TicketStore(redis).apply(
         StoreWrite(f"T{n}", f"r{n}", fields={"text": text, "received_at": iso(at), "status": "received"}),
@@ -68,8 +73,8 @@ async def received(redis: Redis, n: int, text: str) -> TicketClassified:
         occurred_at=at,
         category="environment",
         confidence=0.8,
-        urgency="general",
-        urgency_cue="none",
+        urgency=urgency,
+        urgency_cue=cue,
         place=Place(),
         model_version="m",
         received_at=at,
@@ -118,3 +123,31 @@ async def test_an_emergency_in_other_words_is_raised_and_dispatched_again_within
         'hotline_urgency_review_tickets_total{outcome="raised"} 1.0'
         in generate_latest(reviewer.registry).decode()
     )
+
+
+async def test_an_emergency_the_text_itself_doubts_is_marked_for_an_operator_and_stays_one(
+    redis: Redis, reviewer: Worker
+) -> None:
+    doubtful = "the wire hanging off the pole is a phone cable not a power line, can someone tidy it up"
+    plain = "GAS LEAK AT 45 PINE AVE PLEASE HURRY"
+    events = [
+        await received(redis, 3, doubtful, "emergency", "combo:wire+hanging"),
+        await received(redis, 4, plain, "emergency", "combo:gas+leak"),
+    ]
+    for e in events:  # as the classifier leaves them: the urgency in the store, the event on the stream
+        write = StoreWrite(e.ticket_id, e.event_id, fields={"urgency": e.urgency})
+        await TicketStore(redis).apply(write, scope=streams.CLASSIFIER)
+        await redis.xadd(streams.CLASSIFIED, {DATA_FIELD: pack(e)})
+    await run(redis, reviewer, streams.URGENCY_REVIEW, streams.CLASSIFIED)
+    store = TicketStore(redis)
+    marked, kept = await store.get("T3"), await store.get("T4")
+    assert marked is not None and kept is not None
+    assert marked.urgency == "emergency" and str(marked.urgency_doubt).startswith("e5:0.0")  # type: ignore[attr-defined]
+    assert "not" in str(marked.urgency_doubt)  # type: ignore[attr-defined]
+    assert kept.urgency == "emergency" and getattr(kept, "urgency_doubt", None) is None
+    assert [h["event"] for h in await store.history("T3")][-1] == "urgency_doubted"
+    assert [as_str(t) for t in await redis.zrange(keys.review, 0, -1)] == ["T3"]  # on the review queue
+    assert await redis.xlen(streams.REROUTED) == 0  # nothing routed again: the deadline stays an hour
+    metrics = generate_latest(reviewer.registry).decode()
+    assert 'hotline_urgency_review_doubts_total{outcome="doubted"} 1.0' in metrics
+    assert 'hotline_urgency_review_doubts_total{outcome="no_doubt_word"} 1.0' in metrics
