@@ -328,6 +328,12 @@ REDIS_KEYS: tuple[RedisKey, ...] = (
     RedisKey(f"{P}:problems", HASH, INSIGHT, "problem id -> the problem (JSON)"),
     RedisKey(f"{P}:problems:pending", HASH, INSIGHT, "place-and-topic key -> tickets not yet a problem"),
     RedisKey(
+        f"{P}:problems:version",
+        STRING,
+        INSIGHT,
+        "commits to the two above (the last committer's copy is whole)",
+    ),
+    RedisKey(
         f"{P}:problems:actions",
         HASH,
         INSIGHT,

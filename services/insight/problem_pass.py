@@ -22,12 +22,13 @@ from redis.asyncio import Redis
 from services.insight import places, state
 from services.insight.chronic import Candidate
 from services.insight.problem_store import (
+    Known,
     actioned_event,
     commit,
-    load_pending,
-    load_problems,
+    load_known,
     open_work_order,
     take_actions,
+    version,
 )
 from services.insight.problems import (
     Evaluation,
@@ -82,18 +83,46 @@ def sightings_of(tickets: Iterable[Ticket], surging: dict[str, Episode]) -> list
 
 
 class ProblemPass:
+    """The pass keeps the problems and pending tallies its last commit left between passes: a pass reads
+    and parses them all only when another replica (or an earlier holder of the lease) committed since.
+    Reading them on every pass cost a pass more as problems accumulated (each holds up to `KEEP_MEMBERS`
+    ticket ids), while its own work is the tickets that came since the last one."""
+
     def __init__(self, redis: Redis, policy: ProblemPolicy, maxlen: int, cooldown_hours: int) -> None:
         self.redis = redis
         self.cooldown_hours = cooldown_hours
         self.policy = policy
         self.maxlen = maxlen
         self.store = TicketStore(redis)
+        self._known: Known | None = None
+
+    async def _take(self) -> Known:
+        """The problems as the last commit left them. Taken, not shared: a pass that fails after changing
+        them in place leaves nothing behind, and the next one reads them again."""
+        known, self._known = self._known, None
+        if known is None or known.version != await version(self.redis):
+            known = await load_known(self.redis)
+        return known
+
+    async def _commit(
+        self,
+        known: Known,
+        changed: Iterable[Problem],
+        pending: Iterable[str],
+        events: list[tuple[str, Event]],
+        done_actions: Iterable[str] = (),
+    ) -> None:
+        tallies = {k: known.pending.get(k) for k in pending}
+        made = await commit(self.redis, changed, tallies, events, self.maxlen, done_actions)
+        if made == known.version + 1:  # nobody else committed since it was read: it is still whole
+            known.version = made
+            self._known = known
 
     async def run(
         self, now: datetime, tickets: Sequence[Ticket], episodes: Sequence[Episode], evaluate_now: bool
     ) -> PassResult:
-        problems = await load_problems(self.redis)
-        pending = await load_pending(self.redis)
+        known = await self._take()
+        problems, pending = known.problems, known.pending
         changed: dict[str, Problem] = {}
         events: list[tuple[str, Event]] = []
         actions = await take_actions(self.redis)
@@ -163,9 +192,7 @@ class ProblemPass:
         await self._follow(problems, changed, now)
         if evaluate_now:
             await self._evaluate(problems, changed, events, now, verdicts)
-        await commit(
-            self.redis, changed.values(), pending, events, self.maxlen, [a.problem_id for a in actions]
-        )
+        await self._commit(known, changed.values(), changes.pending, events, [a.problem_id for a in actions])
         detected = sum(s == streams.PROBLEMS_DETECTED for s, _ in events)
         return PassResult(detected, actioned, len(changes.reopened), verdicts)
 
@@ -182,7 +209,8 @@ class ProblemPass:
 
         A candidate naming a place is that place's problem; one that names none (a policy question asked
         across the city) is matched to an earlier one by sharing half its tickets, else keyed by its first."""
-        problems = await load_problems(self.redis)
+        known = await self._take()
+        problems = known.problems
         changed: dict[str, Problem] = {}
         created: list[Problem] = []
         for c in candidates:
@@ -232,7 +260,7 @@ class ProblemPass:
         events: list[tuple[str, Event]] = [
             (streams.PROBLEMS_DETECTED, self._detected(p, now)) for p in created
         ]
-        await commit(self.redis, changed.values(), None, events, self.maxlen)
+        await self._commit(known, changed.values(), (), events)
         return len(created)
 
     async def _follow(self, problems: dict[str, Problem], changed: dict[str, Problem], now: datetime) -> None:

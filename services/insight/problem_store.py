@@ -3,6 +3,8 @@
 - `hotline:problems`: problem id -> the problem's JSON. Only insight's background pass (the lease holder)
   writes it, one problem at a time, with the events it raises, in one MULTI/EXEC.
 - `hotline:problems:pending`: place-and-topic key -> ticket ids and times not yet a problem.
+- `hotline:problems:version`: counts the commits to those two, so the pass that made the last one knows
+  its copy of them is still whole and need not read every problem again.
 - `hotline:problems:actions`: problem id -> a supervisor's action (the proactive ticket intake opened), which
   the next background pass applies to the problem: intake never rewrites a problem insight may be writing.
 - On a member ticket, when its problem is actioned: `problem_id` and `proactive_ticket_id`, with a history
@@ -12,7 +14,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -31,6 +34,7 @@ from shared.store import PREFIX, TicketStore, iso
 
 PROBLEMS = f"{PREFIX}:problems"
 PENDING = f"{PREFIX}:problems:pending"
+VERSION = f"{PREFIX}:problems:version"
 ACTIONS = f"{PREFIX}:problems:actions"
 LINKED_MEMBERS = 200  # open members linked to one work order at most (the rest are counted on the problem)
 
@@ -56,9 +60,34 @@ async def load_problem(redis: Redis, problem_id: str) -> Problem | None:
     return None if raw is None else Problem.model_validate_json(raw)
 
 
-async def load_pending(redis: Redis) -> dict[str, list[tuple[str, float]]]:
-    raw = await redis.hgetall(PENDING)
-    return {as_str(k): [(t, ts) for t, ts in json.loads(v)] for k, v in raw.items()}
+Pending = dict[str, list[tuple[str, float]]]
+
+
+@dataclass
+class Known:
+    """The problems and pending tallies as of a version (the count of commits that made them)."""
+
+    version: int
+    problems: dict[str, Problem]
+    pending: Pending
+
+
+async def load_known(redis: Redis) -> Known:
+    """Every problem and pending tally, with their version, read together."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.get(VERSION)
+        pipe.hgetall(PROBLEMS)
+        pipe.hgetall(PENDING)
+        version, problems, pending = await pipe.execute()
+    return Known(
+        version=int(version or 0),
+        problems={as_str(k): Problem.model_validate_json(v) for k, v in problems.items()},
+        pending={as_str(k): [(t, ts) for t, ts in json.loads(v)] for k, v in pending.items()},
+    )
+
+
+async def version(redis: Redis) -> int:
+    return int(await redis.get(VERSION) or 0)
 
 
 async def take_actions(redis: Redis) -> list[Action]:
@@ -69,25 +98,28 @@ async def take_actions(redis: Redis) -> list[Action]:
 async def commit(
     redis: Redis,
     problems: Iterable[Problem],
-    pending: dict[str, list[tuple[str, float]]] | None,
+    pending: Mapping[str, list[tuple[str, float]] | None],
     events: Iterable[tuple[str, Event]],
     maxlen: int,
     done_actions: Iterable[str] = (),
-) -> None:
-    """Write the changed problems and the pending tallies, publish their events, drop the applied actions:
-    all or nothing, so a pass that dies half-way is redone whole by the next one."""
+) -> int:
+    """Write the changed problems and pending tallies (None: dropped), publish their events, drop the
+    applied actions: all or nothing, so a pass that dies half-way is redone whole by the next one.
+    Returns the version the commit made."""
     async with redis.pipeline(transaction=True) as pipe:
         for p in problems:
             pipe.hset(PROBLEMS, p.problem_id, p.model_dump_json())
-        if pending is not None:
-            pipe.delete(PENDING)
-            if pending:
-                pipe.hset(PENDING, mapping={k: json.dumps(v) for k, v in pending.items()})
+        if written := {k: v for k, v in pending.items() if v is not None}:
+            pipe.hset(PENDING, mapping={k: json.dumps(v) for k, v in written.items()})
+        if dropped := [k for k, v in pending.items() if v is None]:
+            pipe.hdel(PENDING, *dropped)
         for stream, event in events:
             pipe.xadd(stream, {DATA_FIELD: pack(event)}, maxlen=maxlen, approximate=True)
         for problem_id in done_actions:
             pipe.hdel(ACTIONS, problem_id)
-        await pipe.execute()
+        pipe.incr(VERSION)
+        *_, made = await pipe.execute()
+    return int(made)
 
 
 def proactive_ticket(problem: Problem, now: datetime) -> TicketReceived:

@@ -155,6 +155,7 @@ class Changes:
     detected: list[Problem]
     attached: list[Problem]
     reopened: list[Problem]
+    pending: set[str]  # the keys of the pending tallies written or dropped
 
 
 def observe(
@@ -165,26 +166,31 @@ def observe(
 ) -> Changes:
     """Attach each sighting to its problem, or count it towards one; `problems` (by id) and `pending` (by
     key: ticket ids and times not yet a problem) are updated in place."""
-    changes = Changes([], [], [])
+    detected: list[Problem] = []
+    # By id, in the order first seen: a pass attaches thousands of tickets to hundreds of problems.
+    attached: dict[str, Problem] = {}
+    reopened: dict[str, Problem] = {}
+    touched: set[str] = set()
     window = timedelta(days=policy.window_days).total_seconds()
     for s in sorted(sightings, key=lambda s: s.at):
         pid = problem_id(s.key)
         problem = problems.get(pid)
         if problem is not None:
             if problem.attach(s.ticket_id, s.at):
-                _note(changes.attached, problem)
+                attached.setdefault(pid, problem)
                 if _comes_back(problem, s.at, policy):
                     problem.status = "reopened"
                     problem.evidence.append(
                         f"calls came back: {policy.reopen_repeats}+ within {policy.window_days} days after "
                         f"the resolution of {problem.proactive_ticket_id}"
                     )
-                    _note(changes.reopened, problem)
+                    reopened.setdefault(pid, problem)
             continue
         seen = [(t, ts) for t, ts in pending.get(s.key, []) if s.at.timestamp() - ts <= window]
         if s.ticket_id not in {t for t, _ in seen}:
             seen.append((s.ticket_id, s.at.timestamp()))
         pending[s.key] = seen
+        touched.add(s.key)
         if len(seen) >= policy.detect_repeats:
             del pending[s.key]
             start = datetime.fromtimestamp(seen[0][1], s.at.tzinfo)
@@ -204,13 +210,8 @@ def observe(
             for ticket_id, ts in seen:
                 problem.attach(ticket_id, datetime.fromtimestamp(ts, s.at.tzinfo))
             problems[pid] = problem
-            changes.detected.append(problem)
-    return changes
-
-
-def _note(found: list[Problem], problem: Problem) -> None:
-    if all(p.problem_id != problem.problem_id for p in found):
-        found.append(problem)
+            detected.append(problem)
+    return Changes(detected, list(attached.values()), list(reopened.values()), touched)
 
 
 def _comes_back(problem: Problem, at: datetime, policy: ProblemPolicy) -> bool:

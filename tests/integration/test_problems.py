@@ -3,12 +3,14 @@ intake's path with its members linked, resolved, evaluated, and the events of ea
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from services.insight import problem_pass, problem_store
 from services.insight.app import Insight, InsightSettings
 from services.insight.chronic import Candidate
 from services.insight.problem_pass import ProblemPass
@@ -131,3 +133,38 @@ async def test_monthly_candidates_become_problems_and_grow_as_their_window_moves
     assert "每月一题 candidate" in chronic.evidence[0]
     detected = await events(redis, streams.PROBLEMS_DETECTED, ProblemDetected)
     assert sorted(e.key for e in detected) == sorted(found)
+
+
+async def test_the_pass_reads_every_problem_again_only_when_another_replica_committed_since(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease holder keeps what its last commit left: its next pass reads the version, not every
+    problem and tally. When another replica committed meanwhile (it held the lease), it reads them all."""
+    reads: list[int] = []
+
+    async def counted(r: Redis) -> problem_store.Known:
+        known = await problem_store.load_known(r)
+        reads.append(known.version)
+        return known
+
+    monkeypatch.setattr(problem_pass, "load_known", counted)
+    for n in range(6):
+        await call(redis, n, T + timedelta(hours=n))
+    await call(redis, 9, T, title="A3区润芳园小区油烟扰民")  # another estate: a pending tally
+    fields = ("text", "title", "received_at", "district", "address", "category", "channel")
+
+    async def run(on: ProblemPass, *ns: int) -> None:
+        found = await TicketStore(redis).get_many([f"T{n}" for n in ns], fields=fields)
+        await on.run(T + timedelta(days=1), [t for t in found if t is not None], [], evaluate_now=False)
+
+    holder, other = (ProblemPass(redis, ProblemPolicy(), 10_000, 24) for _ in range(2))
+    await run(holder, 0, 1, 2, 9)
+    await run(holder, 3)
+    assert reads == [0], "the second pass used what the first committed"
+    await run(other, 4)  # another replica, holding the lease for a while
+    await run(holder, 5)
+    assert reads == [0, 2, 3], "each read the other's commit"
+    [problem] = (await load_problems(redis)).values()
+    assert problem.ticket_ids == [f"T{n}" for n in range(6)], "nothing the other replica did is lost"
+    pending = await redis.hgetall(problem_store.PENDING)
+    assert [json.loads(v) for v in pending.values()] == [[["T9", T.timestamp()]]]

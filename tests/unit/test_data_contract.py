@@ -100,6 +100,7 @@ def test_every_key_the_services_spell_is_declared() -> None:
         insight_state.EPISODES,
         problem_store.PROBLEMS,
         problem_store.PENDING,
+        problem_store.VERSION,
         problem_store.ACTIONS,
         insight_state.EMERGING,
         insight_state.FORECAST,

@@ -119,3 +119,25 @@ def test_calls_coming_back_after_the_resolution_reopen_the_problem() -> None:
     calls = [seen(10 + i, T0 + timedelta(days=2, hours=i)) for i in range(3)]
     assert observe(problems, {}, calls[:2], policy).reopened == []
     assert observe(problems, {}, calls[2:], policy).reopened == [p] and p.status == "reopened"
+
+
+def test_a_pass_reports_each_changed_problem_once_and_the_pending_tallies_it_wrote() -> None:
+    """What the pass commits: the problems changed (each once, in the order first seen, however many of
+    its tickets came) and only the pending tallies written or dropped, not every tally kept."""
+    problems: dict[str, Problem] = {}
+    other, third = (
+        place_problem_key("estate:润芳园", "environment"),
+        place_problem_key("road:凉塘路", "roads"),
+    )
+    pending: dict[str, list[tuple[str, float]]] = {third: [("T0", T0.timestamp())]}
+    policy = ProblemPolicy(detect_repeats=3, window_days=7)
+    found = observe(problems, pending, [seen(n, T0 + timedelta(hours=n)) for n in range(1, 4)], policy)
+    assert [p.key for p in found.detected] == [KEY] and found.pending == {KEY}
+    later = observe(
+        problems,
+        pending,
+        [seen(n, T0 + timedelta(days=1, hours=n), KEY if n % 2 else other) for n in range(4, 8)],
+        policy,
+    )
+    assert [p.key for p in later.attached] == [KEY] and problems[problem_id(KEY)].tickets == 5
+    assert later.pending == {other} and set(pending) == {other, third}
