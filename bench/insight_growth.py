@@ -20,13 +20,16 @@ For each slice of `--slice` tickets it prints, as CPU ms (this process, threads 
 A flat column is a cost constant per ticket; one that grows slice after slice scans what grew.
 With `--baseline DIR` (a tree, e.g. `git archive REV | tar -x -C DIR`) each tree runs in turn, from its
 own directory with this script's copy, and a last table gives each slice's `/ticket` of this tree over
-the baseline's: the comparison is within one run. Not part of `make test`.
+the baseline's: the comparison is within one run. A line says so if a tree made anything different (the
+problems, pending tallies, episodes, emerging issues, candidates, alerts and problem events: digests).
+Not part of `make test`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -51,8 +54,8 @@ def _cpu(pid: int) -> float:
     return float(t.user + t.system)
 
 
-async def one_pass(tickets: int, slice_size: int, refresh_every: int) -> list[dict[str, float]]:
-    """Run this tree's insight over `tickets`; each slice's figures."""
+async def one_pass(tickets: int, slice_size: int, refresh_every: int) -> dict[str, Any]:
+    """Run this tree's insight over `tickets`; each slice's figures, and a digest of what it made."""
     from prometheus_client import CollectorRegistry
 
     from bench.pipeline import calls, load_texts
@@ -145,8 +148,24 @@ async def one_pass(tickets: int, slice_size: int, refresh_every: int) -> list[di
                 out.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 figures = {"batch": 0.0, "batch_redis": 0.0, "passes": 0.0, "pass": 0.0, "pass_redis": 0.0}
+        made = await _made(redis, keys.chronic(f"{now:%Y-%m}"))
         await redis.aclose()
-    return out
+    return {"slices": out, "made": made}
+
+
+async def _made(redis: Any, chronic: str) -> dict[str, str]:
+    """A digest of each thing insight made (every tree must make the same: the work measured is the same)."""
+    from services.insight import problem_store, state
+    from shared import streams
+
+    out = {}
+    for key in (problem_store.PROBLEMS, problem_store.PENDING, state.EPISODES):
+        out[key] = sorted((await redis.hgetall(key)).items())
+    for key in (state.EMERGING, chronic):
+        out[key] = await redis.get(key)
+    for stream in (streams.HOTSPOTS, streams.PROBLEMS_DETECTED):
+        out[stream] = [fields for _, fields in await redis.xrange(stream)]
+    return {k: hashlib.sha1(repr(v).encode()).hexdigest()[:12] for k, v in out.items()}
 
 
 def _table(name: str, rows: list[dict[str, float]]) -> None:
@@ -183,7 +202,7 @@ def main() -> None:
     shutil.copy(HERE, copy)
     names = ", ".join(map(str, trees))
     print(f"load average {os.getloadavg()[0]:.1f}; {args.tickets} tickets; trees: {names}")
-    results: dict[Path, list[dict[str, Any]]] = {}
+    results: dict[Path, dict[str, Any]] = {}
     for tree in trees:
         cmd = [sys.executable, str(copy), "--one-pass", "--tickets", str(args.tickets)]
         cmd += ["--slice", str(args.slice), "--refresh-every", str(args.refresh_every)]
@@ -191,12 +210,14 @@ def main() -> None:
             cmd, cwd=tree, env={**env, "PYTHONPATH": str(tree)}, stdout=subprocess.PIPE, text=True, check=True
         )
         results[tree] = json.loads(done.stdout.strip().splitlines()[-1])
-        _table(str(tree), results[tree])
+        _table(str(tree), results[tree]["slices"])
+        if (made := results[tree]["made"]) != results[trees[0]]["made"]:
+            print(f"  {tree.name} made {made}, not {results[trees[0]]['made']}")
     if len(trees) > 1:
         print(f"\n/ticket of this tree over each baseline; load average {os.getloadavg()[0]:.1f}")
         print(f"{'seen':>8s}" + "".join(f"{t.name[:20]:>22s}" for t in trees[1:]))
-        for i, row in enumerate(results[trees[0]]):
-            ratios = [row["per_ticket"] / results[t][i]["per_ticket"] for t in trees[1:]]
+        for i, row in enumerate(results[trees[0]]["slices"]):
+            ratios = [row["per_ticket"] / results[t]["slices"][i]["per_ticket"] for t in trees[1:]]
             print(f"{int(row['seen']):>8d}" + "".join(f"{r:>22.2f}" for r in ratios))
 
 
