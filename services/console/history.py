@@ -1,7 +1,8 @@
 """Ticket search over the system of record: PostgreSQL's `tickets` table (the recorder's typed copy of
 every ticket, kept after a closed ticket leaves Redis), indexed by status, department and received_at,
-and `ticket_words`, the bigrams of each ticket's title and text, for words (migration 0005), filled in
-the background from `ticket_words_pending` (migration 0007), which the search reads too."""
+and `ticket_words`, the keys of each ticket's title and text for words (its characters and its ASCII
+bigrams, migration 0008; GIN-indexed), filled in the background from `ticket_words_pending` (migration
+0007), which the search reads too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from shared.rehydration import RecordReader
 from shared.store import Ticket
 
 COLUMNS = "ticket_id, status, text, title, district, street, category, department, received_at, urgency"
-# What a word is looked for in: the title and the text, as migration 0005 takes their bigrams.
+# What a word is looked for in: the title and the text, as the word index takes their keys.
 WORDS = "coalesce(title, '') || ' ' || coalesce(text, '')"
 # Words are first looked for in this many of the newest tickets the filters keep: a common word fills
 # the page there, cheaper than fetching its thousands of candidates from the index to sort them.
@@ -28,7 +29,7 @@ def statements(query: Query, since: Any, until: Any) -> list[Statement]:
     """The queries to try in turn, each with its arguments (every value a bound parameter): a page of
     `LIMIT` from one is the answer, and so is whatever the last one finds. Each word must appear in the
     title or text (case-insensitive): among the newest `RECENT` tickets first, then through the index,
-    where a word's bigrams (or the ticket's not being indexed yet) find the candidates and ILIKE keeps
+    where a word's keys (or the ticket's not being indexed yet) find the candidates and ILIKE keeps
     those that hold the word itself."""
     args: list[Any] = [since, until]
     filters = ["received_at >= $1", "received_at < $2"]
@@ -50,24 +51,17 @@ def statements(query: Query, since: Any, until: Any) -> list[Statement]:
         f"SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM tickets WHERE {where}"
         f" ORDER BY received_at DESC LIMIT {RECENT}) AS recent WHERE {contains} {order}"
     )
-    looked_up = [w for w in words if len(w) > 1]  # a single character has no bigram: ILIKE alone
-    bigrams = [
-        f"words @> hotline_bigrams(${n})" for n in range(len(args) + 1, len(args) + len(looked_up) + 1)
-    ]
+    keys = [f"words @> hotline_word_keys(${n})" for n in range(len(args) + 1, len(args) + len(words) + 1)]
     # The tickets not indexed yet are candidates too (ILIKE decides): few, except during a burst. A
     # UNION inside one IN keeps it a semi-join; an OR of two INs would scan every ticket in the window.
     candidates = (
-        [
-            "(ticket_id, received_at) IN (SELECT ticket_id, received_at FROM ticket_words"
-            f" WHERE received_at >= $1 AND received_at < $2 AND {' AND '.join(bigrams)}"
-            " UNION ALL SELECT ticket_id, received_at FROM ticket_words_pending"
-            " WHERE received_at >= $1 AND received_at < $2)"
-        ]
-        if bigrams
-        else []
+        "(ticket_id, received_at) IN (SELECT ticket_id, received_at FROM ticket_words"
+        f" WHERE received_at >= $1 AND received_at < $2 AND {' AND '.join(keys)}"
+        " UNION ALL SELECT ticket_id, received_at FROM ticket_words_pending"
+        " WHERE received_at >= $1 AND received_at < $2)"
     )
-    indexed = f"SELECT {COLUMNS} FROM tickets WHERE {' AND '.join([where, *candidates, contains])} {order}"
-    return [(recent, list(args)), (indexed, [*args, *looked_up])]
+    indexed = f"SELECT {COLUMNS} FROM tickets WHERE {where} AND {candidates} AND {contains} {order}"
+    return [(recent, list(args)), (indexed, [*args, *words])]
 
 
 class History:

@@ -1,6 +1,7 @@
 """The console's search over the system of record, on a real PostgreSQL: words in any script through
-the bigram index (migration 0005) give exactly what ILIKE alone gives, filters and the date window hold,
-a single word may be a ticket's id, and the search page reads the record for tickets Redis no longer has."""
+the word index (its keys: characters and ASCII bigrams, migration 0008) give exactly what ILIKE alone
+gives, filters and the date window hold, a single word may be a ticket's id, and the search page reads the
+record for tickets Redis no longer has."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ async def found(history: History, days: int = 30, **params: str) -> list[str]:
         ({"q": "路灯", "district": "xishan"}, ["S2"]),
         ({"q": "路灯", "status": "resolved"}, ["S1"]),
         ({"q": "water monday"}, ["S5"]),  # case-insensitive
-        ({"q": "水"}, ["S6", "S7"]),  # one character: ILIKE alone
+        ({"q": "水"}, ["S6", "S7"]),  # one character: a key of its own
         ({"q": "100%"}, ["S7"]),  # a wildcard is a character like any other
         ({"q": "10_"}, []),
         ({"q": "S3"}, ["S3"]),  # a ticket's id
@@ -102,15 +103,19 @@ async def test_a_page_filled_by_the_newest_tickets_is_the_answer(
         await history.record.close()
 
 
-async def test_a_word_is_looked_up_in_the_bigram_index(record: asyncpg.Connection) -> None:
+async def test_a_word_is_looked_up_in_the_word_index(record: asyncpg.Connection) -> None:
     await record.execute("SET enable_seqscan = off")  # seven rows: force the planner to show its index
     rows = await record.fetch(
-        "EXPLAIN SELECT ticket_id FROM ticket_words WHERE words @> hotline_bigrams('路灯')"
+        "EXPLAIN SELECT ticket_id FROM ticket_words WHERE words @> hotline_word_keys('路灯')"
     )
     text = "\n".join(r[0] for r in rows)
     assert "Bitmap Index Scan on ticket_words" in text, text
-    assert sorted(await record.fetchval("SELECT hotline_bigrams('AB路灯')")) == ["ab", "b路", "路灯"]
-    assert await record.fetchval("SELECT hotline_bigrams('x')") == []
+    # Each character; bigrams within runs of ASCII letters and digits, a run of anything else one space.
+    keys = await record.fetchval("SELECT hotline_word_keys('AB路灯 No.5')")
+    assert sorted(keys) == sorted(
+        [" ", ".", "5", "a", "b", "n", "o", "路", "灯", "ab", "b ", " n", "no", "o ", " 5"]
+    )
+    assert await record.fetchval("SELECT hotline_word_keys('x')") == ["x"]
 
 
 async def test_the_words_follow_the_text_and_only_the_text(
@@ -149,7 +154,7 @@ async def test_a_ticket_not_indexed_yet_is_found_by_its_words(
     try:
         assert await found(history, q="井盖 路口") == ["P1"]
         assert await found(history, q="井盖 噪音") == []  # a candidate, still checked by ILIKE
-        assert sorted(await found(history, q="路")) == ["P1", "S1", "S2"]  # one character: ILIKE alone
+        assert sorted(await found(history, q="路")) == ["P1", "S1", "S2"]  # one character
     finally:
         await history.record.close()
 
@@ -169,8 +174,9 @@ async def test_tickets_recorded_before_the_migration_get_their_words(postgres_se
                 " VALUES ('OLD1', '2026-11-20T08:00:00Z', 1, 'resolved', '路灯不亮')"
             )
             migrate.upgrade(url)
-            words = await conn.fetchval("SELECT words FROM ticket_words WHERE ticket_id = 'OLD1'")
-            assert "路灯" in words and "不亮" in words
+            assert await conn.fetchval(
+                "SELECT words @> hotline_word_keys('路灯不亮') FROM ticket_words WHERE ticket_id = 'OLD1'"
+            )
         finally:
             await conn.close()
     finally:

@@ -122,13 +122,14 @@ def test_the_records_search_binds_every_value_and_escapes_wildcards() -> None:
     assert (
         "ORDER BY received_at DESC LIMIT 1000) AS recent WHERE" in recent and "hotline_bigrams" not in recent
     )
-    # Only the word of two characters or more is looked up by its bigrams; both are checked by ILIKE.
-    assert indexed_args == [*recent_args, "100%_路灯"]
+    # Every word is looked up by its keys (a single character is a key too) and checked by ILIKE.
+    assert indexed_args == [*recent_args, "100%_路灯", "x"]
     assert (
-        "FROM ticket_words WHERE received_at >= $1 AND received_at < $2 AND words @> hotline_bigrams($7)"
+        "FROM ticket_words WHERE received_at >= $1 AND received_at < $2"
+        " AND words @> hotline_word_keys($7) AND words @> hotline_word_keys($8)"
         " UNION ALL SELECT ticket_id, received_at FROM ticket_words_pending" in indexed
     )
-    assert indexed.count("@>") == 1 and indexed.count("ILIKE") == 2
+    assert indexed.count("@>") == 2 and indexed.count("ILIKE") == 2
     (only_filters, _), *more = statements(Query.of({"district": "donghu"}, ZoneInfo("UTC")), NOW, NOW)
     assert more == [] and "ILIKE" not in only_filters
 
