@@ -4,11 +4,11 @@ characters and ASCII bigrams since migration 0008), a batch per call of `hotline
 left.
 
 It holds off while the recorder is behind (more tickets on its to-do list than `hold_above`): during a
-burst the database's CPU goes to the record, and the index, about as much PostgreSQL CPU a ticket as the
-record's own write since 0008 (three times as much before), catches up after. Search stays exact meanwhile: it reads the pending tickets as well
-(services/console/history.py). Under a load that keeps the recorder behind for longer than `max_hold`,
-the pass indexes one batch a pass anyway, so the pending set (and searches over it) cannot grow without
-bound; the pending gauge says how far behind it is.
+burst the database's CPU goes to the record, and the index (since 0008 about as much PostgreSQL CPU a
+ticket as the record's own write, three times as much before) catches up after. Search stays exact
+meanwhile: it reads the pending tickets as well (services/console/history.py). Under a load that keeps
+the recorder behind for longer than `max_hold`, the pass indexes one batch a pass anyway, so the pending
+set (and searches over it) cannot grow without bound; the pending gauge says how far behind it is.
 """
 
 from __future__ import annotations
