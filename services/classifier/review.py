@@ -1,6 +1,7 @@
 """The urgency reviewer's process: the consumer group `urgency-review` on tickets.classified, raising to
-`emergency` the tickets the e5 model recognises as emergencies (services/classifier/urgency_review.py), and
-marking for an operator the emergencies it doubts (services/classifier/urgency_doubt.py), never lowering one.
+`emergency` the tickets the e5 model recognises as emergencies and filing emergencies under the category
+that acts on their hazard (services/classifier/urgency_review.py), and marking for an operator the emergencies
+it doubts (services/classifier/urgency_doubt.py), never lowering one.
 
     python -m services.classifier.review        # `hotline up` and Kubernetes run it as `urgency-review`
 
@@ -210,7 +211,8 @@ def build(
             policy=policy,
             now=now,
         )
-        # After the raise: the hazard kind model has read the embeddings of the batch the raise scored.
+        # After the review: the doubt scores the classifier's emergencies, which the hazard kind model has
+        # just read (`Embeddings` keeps the last call's vectors: embedded once).
         doubted = await asyncio.to_thread(
             doubt_batch, events, texts, score=timed, doubts=doubts, policy=doubt_policy, now=now
         )
@@ -222,13 +224,16 @@ def build(
         for event, outcome, p in zip(events, done.outcomes, done.scores, strict=True):
             if outcome == "raised":
                 log.info("%s raised to emergency (e5 %.2f)", event.ticket_id, p)
+            elif outcome == "refiled":
+                log.info("%s, an emergency, filed under the category of its hazard", event.ticket_id)
         for event, doubt, p in zip(events, doubted.outcomes, doubted.scores, strict=True):
             if doubt == "doubted":
                 log.info("%s marked a possible false alarm (e5 %.2f)", event.ticket_id, p)
-        # A ticket is raised (not an emergency yet) or doubted (one already), never both.
+        # A ticket is raised (not an emergency yet) or doubted (one already), never both; an emergency
+        # can be both refiled by its hazard and doubted.
         return [
-            raise_ if raise_.writes or raise_.publish else doubt
-            for raise_, doubt in zip(done.effects, doubted.effects, strict=True)
+            Effects(publish=[*mine.publish, *doubt.publish], writes=[*mine.writes, *doubt.writes])
+            for mine, doubt in zip(done.effects, doubted.effects, strict=True)
         ]
 
     worker.consumers.append(

@@ -13,7 +13,9 @@ A raise also asks what the hazard is (`recognise`: gas, fire, medical...; data/h
 filed under a category whose departments cannot act on it waits there (a stroke filed under utilities goes
 to the water company): when the kind is recognised with enough confidence, the ticket is filed under the
 kind's category instead and the TicketRerouted carries it, so dispatch routes it by that category (as after
-an operator's correction: the router is not blamed). A category an operator chose is never moved.
+an operator's correction: the router is not blamed). A category an operator chose is never moved. The
+classifier's own emergencies are asked their hazard too (not scored: nothing to raise) and refiled by the
+same rule: its lexicon finds the emergency, not always the department (BENCHMARKS.md, urgency).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from shared.events import TicketClassified, TicketRerouted
 from shared.ids import derive_id
 from shared.store import iso
 
-Outcome = Literal["raised", "kept", "emergency", "duplicate", "too_old", "smell_only", "no_text"]
+Outcome = Literal["raised", "refiled", "kept", "emergency", "duplicate", "too_old", "smell_only", "no_text"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 # Who re-routes a raised ticket, as dispatch records it (`rerouted_by`).
 REVIEWER = streams.URGENCY_REVIEW
@@ -78,7 +80,8 @@ def review_batch(
 ) -> Reviewed:
     """`texts`: each ticket's report (title and text) as the store has it; `urgencies`: its urgency there
     (a retried batch finds the tickets it raised already raised); `filed`: its category there. `recognise`
-    is asked only about the tickets raised, after `score` (the e5 wiring reuses their embeddings)."""
+    is asked only about the tickets raised and the classifier's emergencies, after `score` (the e5 wiring
+    reuses the embeddings of the raised ones)."""
     outcomes: list[Outcome | None] = []
     asked: list[int] = []
     for i, (event, text, stored) in enumerate(zip(events, texts, urgencies, strict=True)):
@@ -92,19 +95,20 @@ def review_batch(
             scores[i] = float(got)
     up = [
         i
-        for i, (outcome, p) in enumerate(zip(outcomes, scores, strict=True))
-        if outcome is None and p is not None and p >= policy.threshold
+        for i, (event, outcome, p) in enumerate(zip(events, outcomes, scores, strict=True))
+        if (outcome is None and p is not None and p >= policy.threshold)
+        or (outcome == "emergency" and event.urgency == "emergency" and filed[i].source != HAZARD_SOURCE)
     ]
     kinds = dict(zip(up, recognise([texts[i] or "" for i in up]) if up else [], strict=True))
     effects: list[Effects] = []
     done: list[Outcome] = []
     for i, (event, outcome, p) in enumerate(zip(events, outcomes, scores, strict=True)):
-        if i in kinds and p is not None:
-            effects.append(raised(event, p, kinds[i], filed[i], policy, now))
+        change = reviewed(event, p, kinds[i], filed[i], policy, now) if i in kinds else Effects()
+        effects.append(change)
+        if outcome is None and i in kinds:
             done.append("raised")
         else:
-            effects.append(Effects())
-            done.append(outcome or "kept")
+            done.append("refiled" if change.writes else outcome or "kept")
     return Reviewed(effects, done, scores)
 
 
@@ -116,21 +120,23 @@ def _skipped(
     policy: Policy,
     now: datetime,
 ) -> Outcome | None:
-    if event.urgency == "emergency" or stored == "emergency":
-        return "emergency"
+    if stored == "emergency" and event.urgency != "emergency":
+        return "emergency"  # raised already (a retried batch)
     if event.duplicate_of:
         return "duplicate"
     if now - event.received_at > policy.max_age:
         return "too_old"
     if not text or not text.strip():
         return "no_text"
+    if event.urgency == "emergency":
+        return "emergency"  # the classifier's: not scored, asked its hazard only
     if smell_only(text):
         return "smell_only"
     return None
 
 
 def refiled(hazard: Recognised, filed: Filed, event: TicketClassified, policy: Policy) -> str | None:
-    """The category to file a raised ticket under, or None to keep its own: kept when an operator chose
+    """The category to file an emergency under, or None to keep its own: kept when an operator chose
     it, when its departments act on the hazard, or when the kind is not recognised confidently enough."""
     current = filed.category or event.category
     if filed.source == "operator" or policy.hazards.acts(hazard.kind, current):
@@ -140,44 +146,62 @@ def refiled(hazard: Recognised, filed: Filed, event: TicketClassified, policy: P
     return policy.hazards.category(hazard.kind)
 
 
-def raised(
-    event: TicketClassified, score: float, hazard: Recognised, filed: Filed, policy: Policy, now: datetime
+def reviewed(
+    event: TicketClassified,
+    score: float | None,
+    hazard: Recognised,
+    filed: Filed,
+    policy: Policy,
+    now: datetime,
 ) -> Effects:
-    cue = f"e5:{score:.2f}"
+    """A raise (`score`: e5's, at or above the threshold), filed under the hazard's category or kept under
+    its own; or, for the classifier's emergency (`score` None), the refiling alone, or nothing."""
     previous = filed.category or event.category
     category = refiled(hazard, filed, event, policy)
-    fields: dict[str, str | None] = {"urgency": "emergency", "urgency_cue": cue}
-    summary = (
-        f"urgency {event.urgency} -> emergency: the e5 review scored it {score:.2f} "
-        f"(threshold {policy.threshold:.2f}); hazard {hazard.kind} ({hazard.confidence:.2f}): "
-    )
-    if category is not None:
-        fields |= {"category": category, "category_source": HAZARD_SOURCE}
-        summary += f"{previous} cannot act on it, filed under {category}"
-    else:
-        summary += f"kept under {previous}"
-    write = StoreWrite(
-        ticket_id=event.ticket_id,
-        event_id=derive_id(event.event_id, "urgency-raised"),
-        fields=fields,
-        history={
-            "at": iso(now),
+    if score is None and category is None:
+        return Effects()
+    fields: dict[str, str | None] = {}
+    history: dict[str, str | None] = {
+        "at": iso(now),
+        "event": "hazard_refiled",
+        "hazard": hazard.kind,
+        "hazard_confidence": f"{hazard.confidence:.2f}",
+        "category": category,
+        "previous_category": previous if category is not None else None,
+    }
+    summary, reason = [], []
+    step, rerouted = "hazard-refiled", "hazard-rerouted"
+    if score is not None:
+        cue, step, rerouted = f"e5:{score:.2f}", "urgency-raised", "urgency-rerouted"
+        fields |= {"urgency": "emergency", "urgency_cue": cue}
+        history |= {
             "event": "urgency_raised",
-            "summary": summary,
             "urgency": "emergency",
             "urgency_cue": cue,
             "score": f"{score:.2f}",
-            "hazard": hazard.kind,
-            "hazard_confidence": f"{hazard.confidence:.2f}",
-            "category": category,
-            "previous_category": previous if category is not None else None,
-        },
-    )
-    reason = f"urgency raised to emergency ({cue})"
+        }
+        summary.append(
+            f"urgency {event.urgency} -> emergency: the e5 review scored it {score:.2f} "
+            f"(threshold {policy.threshold:.2f})"
+        )
+        reason.append(f"urgency raised to emergency ({cue})")
     if category is not None:
-        reason += f"; hazard {hazard.kind}: {previous} -> {category}"
+        fields |= {"category": category, "category_source": HAZARD_SOURCE}
+        summary.append(
+            f"hazard {hazard.kind} ({hazard.confidence:.2f}): {previous} cannot act on it, "
+            f"filed under {category}"
+        )
+        reason.append(f"hazard {hazard.kind}: {previous} -> {category}")
+    else:
+        summary.append(f"hazard {hazard.kind} ({hazard.confidence:.2f}): kept under {previous}")
+    write = StoreWrite(
+        ticket_id=event.ticket_id,
+        event_id=derive_id(event.event_id, step),
+        fields=fields,
+        history=history | {"summary": "; ".join(summary)},
+    )
     reroute = TicketRerouted(
-        event_id=derive_id(event.event_id, "urgency-rerouted"),
+        event_id=derive_id(event.event_id, rerouted),
         ticket_id=event.ticket_id,
         occurred_at=now,
         operator=REVIEWER,
@@ -186,6 +210,6 @@ def raised(
         # went and why); without one, the category as it is now.
         department=None,
         category=category,
-        reason=reason,
+        reason="; ".join(reason),
     )
     return Effects(publish=[Publish(streams.REROUTED, reroute)], writes=[write])

@@ -177,6 +177,7 @@ EVENTS: dict[str, tuple[str, str]] = {
     "rerouted": ("改派", "Re-routed"),
     "urgency_raised": ("紧急程度上调", "Urgency raised"),
     "urgency_doubted": ("疑似误报", "Possible false alarm"),
+    "hazard_refiled": ("按险情改分类", "Filed by its hazard"),
     "reopened": ("重办", "Reopened"),
     "escalated": ("超时升级", "Escalated (deadline passed)"),
     "linked": ("并入问题", "Linked to a problem"),

@@ -185,24 +185,44 @@ async def test_the_ticket_page_asks_to_confirm_a_category_only_while_it_awaits_r
     assert all(f'action="/tickets/{t}/category"' in page for t, page in pages.items())
 
 
+async def reviewed_timeline(
+    redis: Redis, redis_url: str, ticket_id: str, history: dict[str, str], lang: str = "zh"
+) -> str:
+    """The timeline of a ticket after the urgency reviewer's `history` entry (its fields written with it)."""
+    store = TicketStore(redis, record=None)
+    await store.apply(
+        StoreWrite(ticket_id, "r", fields={"text": "有人倒在楼道里不动了"}), scope=contract.INTAKE
+    )
+    names = ("urgency", "urgency_cue", "category")
+    fields = {k: history[k] for k in names if k in history}
+    if "category" in fields:
+        fields["category_source"] = "hazard"
+    await store.apply(StoreWrite(ticket_id, "u", fields=fields, history=history), scope=contract.CLASSIFIER)
+    async with console_client(redis_url) as console:
+        await sign_in(console, "operator")
+        console.cookies.set(LANG_COOKIE, lang)
+        return (await console.get(f"/tickets/{ticket_id}")).text.split('class="timeline"')[1]
+
+
+RAISED = {
+    "at": "2026-12-03T20:00:00+00:00",
+    "event": "urgency_raised",
+    "summary": "urgency general -> emergency: the e5 review scored it 0.97 (threshold 0.91)",
+    "urgency": "emergency",
+    "urgency_cue": "e5:0.97",
+}
+HAZARD = {
+    "hazard": "medical",
+    "hazard_confidence": "0.94",
+    "category": "health",
+    "previous_category": "utilities",
+}
+
+
 async def test_a_raised_urgency_shows_in_the_timeline_in_the_pages_language(
     redis: Redis, redis_url: str
 ) -> None:
-    store = TicketStore(redis, record=None)
-    await store.apply(StoreWrite("U1", "r", fields={"text": "有人倒在楼道里不动了"}), scope=contract.INTAKE)
-    raised = {
-        "at": "2026-12-03T20:00:00+00:00",
-        "event": "urgency_raised",
-        "summary": "urgency general -> emergency: the e5 review scored it 0.97 (threshold 0.91)",
-        "urgency": "emergency",
-        "urgency_cue": "e5:0.97",
-    }
-    fields = {"urgency": "emergency", "urgency_cue": "e5:0.97"}
-    await store.apply(StoreWrite("U1", "u", fields=fields, history=raised), scope=contract.CLASSIFIER)
-    async with console_client(redis_url) as console:
-        await sign_in(console, "operator")
-        page = (await console.get("/tickets/U1")).text
-    timeline = page.split('class="timeline"')[1]
+    timeline = await reviewed_timeline(redis, redis_url, "U1", RAISED)
     assert "紧急" in timeline and "e5:0.97" in timeline and "the e5 review" not in timeline
     assert "险情" not in timeline  # a raise from before hazards were recognised
 
@@ -210,34 +230,9 @@ async def test_a_raised_urgency_shows_in_the_timeline_in_the_pages_language(
 async def test_a_raise_filed_under_the_hazards_category_says_why_in_the_timeline(
     redis: Redis, redis_url: str
 ) -> None:
-    store = TicketStore(redis, record=None)
-    await store.apply(
-        StoreWrite("U2", "r", fields={"text": "我奶奶突然说话含糊一边嘴歪了"}), scope=contract.INTAKE
-    )
-    raised = {
-        "at": "2026-12-03T20:00:00+00:00",
-        "event": "urgency_raised",
-        "summary": "urgency general -> emergency: ...; hazard medical (0.94): utilities cannot act on it",
-        "urgency": "emergency",
-        "urgency_cue": "e5:0.98",
-        "hazard": "medical",
-        "hazard_confidence": "0.94",
-        "category": "health",
-        "previous_category": "utilities",
-    }
-    fields = {
-        "urgency": "emergency",
-        "urgency_cue": "e5:0.98",
-        "category": "health",
-        "category_source": "hazard",
-    }
-    await store.apply(StoreWrite("U2", "u", fields=fields, history=raised), scope=contract.CLASSIFIER)
-    async with console_client(redis_url) as console:
-        await sign_in(console, "operator")
-        zh = (await console.get("/tickets/U2")).text.split('class="timeline"')[1]
-        console.cookies.set(LANG_COOKIE, "en")
-        en = (await console.get("/tickets/U2")).text.split('class="timeline"')[1]
+    zh = await reviewed_timeline(redis, redis_url, "U2", RAISED | HAZARD)
     assert "险情: 急病/受伤" in zh and "94%" in zh and "水电气暖 → 卫生计生" in zh
+    en = await reviewed_timeline(redis, redis_url, "U3", RAISED | HAZARD, lang="en")
     assert "hazard: medical" in en and "Water, power, gas and heating → Health and family planning" in en
 
 
@@ -272,3 +267,17 @@ async def test_a_possible_false_alarm_waits_on_the_review_queue_with_its_reason(
     timeline = page.split('class="timeline"')[1]
     assert "疑似误报" in timeline and "紧急" in timeline and "possible false alarm" not in timeline
     assert (await store.get("F1")).urgency == "emergency"  # type: ignore[union-attr]  # never lowered
+
+
+async def test_an_emergency_refiled_by_its_hazard_says_why_in_the_timeline(
+    redis: Redis, redis_url: str
+) -> None:
+    refiled = {
+        "at": RAISED["at"],
+        "event": "hazard_refiled",
+        "summary": "hazard medical (0.94): ...",
+        **HAZARD,
+    }
+    zh = await reviewed_timeline(redis, redis_url, "U4", refiled)
+    assert "按险情改分类" in zh and "险情: 急病/受伤" in zh and "水电气暖 → 卫生计生" in zh
+    assert "→ 紧急" not in zh

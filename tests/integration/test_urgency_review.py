@@ -1,6 +1,6 @@
 """The urgency reviewer with the real e5 models on a real Redis, then dispatch: a general ticket whose text is
 an emergency is raised, filed under the category that acts on its hazard and routed again within the hour;
-a harmless one is left as it is."""
+the classifier's own emergency is refiled by its hazard; a harmless one is left as it is."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ pytestmark = pytest.mark.redis
 # The lexicon misses it (no hazard object with its state), e5 does not.
 FIRE = "there is smoke and a burning smell in the hallway"
 HARMLESS = "the street light outside number 12 has been off for a week"
+# The classifier's own emergency (its lexicon: a gas object and a leak state), filed under environment.
+GAS = "the gas pipe in the kitchen is leaking and hissing"
 ROUTING = """\
 timezone: UTC
 coordinator: coord
@@ -38,7 +40,9 @@ departments:
   - {id: coord, name: Coordinator}
   - {id: parks, name: Parks, categories: [environment], capacity: 200}
   - {id: rescue, name: Emergency management, categories: [public_safety], capacity: 200}
+  - {id: gasco, name: Gas company, categories: [utilities], capacity: 200}
 rules:
+  - {category: utilities, department: gasco, priority: 10}
   - {category: environment, department: parks, priority: 10}
   - {category: public_safety, department: rescue, priority: 10}
 """
@@ -95,7 +99,11 @@ async def test_an_emergency_in_other_words_is_raised_and_dispatched_again_within
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING, encoding="utf-8")
     dispatch = Harness(redis, routing)
-    events = [await received(redis, 1, FIRE), await received(redis, 2, HARMLESS)]
+    events = [
+        await received(redis, 1, FIRE),
+        await received(redis, 2, HARMLESS),
+        await received(redis, 3, GAS, urgency="emergency"),
+    ]
     await dispatch.feed(streams.CLASSIFIED, *events)  # dispatched as general: 24 hours
     first = {d.ticket_id: d for d in await dispatch.dispatched()}
     assert first["T1"].dispatch_due_at == events[0].received_at + timedelta(hours=24)
@@ -110,9 +118,14 @@ async def test_an_emergency_in_other_words_is_raised_and_dispatched_again_within
     history = {h["event"]: h for h in await store.history("T1")}
     assert history["urgency_raised"]["hazard"] == "fire"
     assert "urgency_raised" not in [h["event"] for h in await store.history("T2")]
-    assert await redis.xlen(streams.REROUTED) == 1
+    gas = await store.get("T3")
+    assert gas is not None and gas.category == "utilities" and gas.urgency == "emergency"
+    assert [h["hazard"] for h in await store.history("T3") if h["event"] == "hazard_refiled"] == ["gas"]
+    assert await redis.xlen(streams.REROUTED) == 2
 
     await run(redis, dispatch.worker, streams.DISPATCH, streams.REROUTED)
+    moved = [d for d in await dispatch.dispatched() if d.ticket_id == "T3" and d.attempt == 2]
+    assert [(d.department, d.urgency) for d in moved] == [("gasco", "emergency")]
     again = [d for d in await dispatch.dispatched() if d.ticket_id == "T1" and d.attempt == 2]
     assert len(again) == 1
     assert again[0].urgency == "emergency" and again[0].department == "rescue"
@@ -121,6 +134,10 @@ async def test_an_emergency_in_other_words_is_raised_and_dispatched_again_within
     assert fire is not None and fire.dispatch_due_at == events[0].received_at + timedelta(hours=1)  # type: ignore[attr-defined]
     assert (
         'hotline_urgency_review_tickets_total{outcome="raised"} 1.0'
+        in generate_latest(reviewer.registry).decode()
+    )
+    assert (
+        'hotline_urgency_review_tickets_total{outcome="refiled"} 1.0'
         in generate_latest(reviewer.registry).decode()
     )
 
@@ -147,7 +164,11 @@ async def test_an_emergency_the_text_itself_doubts_is_marked_for_an_operator_and
     assert kept.urgency == "emergency" and getattr(kept, "urgency_doubt", None) is None
     assert [h["event"] for h in await store.history("T3")][-1] == "urgency_doubted"
     assert [as_str(t) for t in await redis.zrange(keys.review, 0, -1)] == ["T3"]  # on the review queue
-    assert await redis.xlen(streams.REROUTED) == 0  # nothing routed again: the deadline stays an hour
+    # Routed again only to be filed under a category that acts on the hazard (both were filed under
+    # environment); never lowered: the deadline stays an hour.
+    refiled = [t for t in ("T3", "T4") if "hazard_refiled" in [h["event"] for h in await store.history(t)]]
+    assert "T4" in refiled and kept.category == "utilities"
+    assert await redis.xlen(streams.REROUTED) == len(refiled)
     metrics = generate_latest(reviewer.registry).decode()
     assert 'hotline_urgency_review_doubts_total{outcome="doubted"} 1.0' in metrics
     assert 'hotline_urgency_review_doubts_total{outcome="no_doubt_word"} 1.0' in metrics

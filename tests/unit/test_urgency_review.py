@@ -131,13 +131,20 @@ def test_a_ticket_the_model_does_not_call_an_emergency_keeps_its_urgency(urgency
     assert effects[0].writes == () and effects[0].publish == ()  # type: ignore[attr-defined]
 
 
-def test_emergencies_are_never_asked_about_nor_changed() -> None:
-    # By the classifier, or raised already (a retried batch finds the store's urgency raised).
-    scorer, outcomes, effects = run(
-        [classified("T1", urgency="emergency"), classified("T2")], [HARMLESS, GAS], ["emergency", "emergency"]
+def test_emergencies_are_never_scored_nor_lowered() -> None:
+    # By the classifier (asked its hazard only: chemical, which environment's departments act on), or
+    # raised already (a retried batch finds the store's urgency raised: not asked again).
+    scorer, recogniser = FakeScorer(), FakeRecogniser(Recognised("chemical", 0.95))
+    done = review(
+        [classified("T1", urgency="emergency"), classified("T2")],
+        [HARMLESS, GAS],
+        ["emergency", "emergency"],
+        scorer,
+        recogniser=recogniser,
     )
-    assert outcomes == ["emergency", "emergency"] and scorer.asked == []
-    assert all(e.writes == () and e.publish == () for e in effects)  # type: ignore[attr-defined]
+    assert done.outcomes == ["emergency", "emergency"] and scorer.asked == []
+    assert recogniser.asked == [HARMLESS]
+    assert all(e.writes == () and e.publish == () for e in done.effects)
 
 
 def test_tickets_received_more_than_an_hour_ago_are_skipped() -> None:
@@ -166,6 +173,7 @@ def test_only_the_tickets_to_ask_about_are_scored_in_one_call_in_order() -> None
         [GAS, "first", "second"],
         ["emergency", "general", "general"],
         score,
+        recogniser=FakeRecogniser(Recognised("chemical", 0.95)),
     )
     assert calls == [["first", "second"]]
     assert done.outcomes == ["emergency", "raised", "kept"] and done.scores == [None, 0.95, 0.2]
@@ -242,3 +250,32 @@ def test_only_raised_tickets_are_asked_their_hazard() -> None:
     nothing = FakeRecogniser()
     review([classified("T1")], [HARMLESS], recogniser=nothing)
     assert nothing.asked == []
+
+
+def test_the_classifiers_own_emergency_is_refiled_under_the_category_that_acts_on_its_hazard() -> None:
+    # The lexicon found the emergency, the classifier filed it under environment: a gas leak goes to the
+    # utilities' departments. Not scored, urgency untouched.
+    scorer = FakeScorer()
+    done = review([classified(urgency="emergency")], [GAS], scorer=scorer)
+    assert done.outcomes == ["refiled"] and scorer.asked == []
+    (write,) = done.effects[0].writes
+    assert write.fields == {"category": "utilities", "category_source": "hazard"}
+    assert write.history is not None and write.history["event"] == "hazard_refiled"
+    assert "urgency" not in write.history and "environment cannot act on it" in str(write.history["summary"])
+    check_write(write, streams.CLASSIFIER)
+    reroute = done.effects[0].publish[0].event
+    assert isinstance(reroute, TicketRerouted) and reroute.category == "utilities"
+    assert reroute.reason == "hazard gas: environment -> utilities"
+    # Refiled already (a retried batch): not asked again; too old, a duplicate: not asked.
+    recogniser = FakeRecogniser()
+    again = review(
+        [
+            classified("T1", urgency="emergency"),
+            classified("T2", urgency="emergency", age=timedelta(minutes=61)),
+            classified("T3", urgency="emergency", duplicate_of="T0"),
+        ],
+        [GAS, GAS, GAS],
+        filed=[Filed("utilities", "hazard"), Filed("environment", "model"), Filed("environment", "model")],
+        recogniser=recogniser,
+    )
+    assert again.outcomes == ["emergency", "too_old", "duplicate"] and recogniser.asked == []
