@@ -1,6 +1,6 @@
 """What the console's word index costs PostgreSQL a ticket, what it weighs, and how many candidates it gives.
 
-An embedded PostgreSQL at `--revision` (default the newest; 0007 is the bigram index before 0008) gets
+An embedded PostgreSQL at `--revision` (default the newest; 0008 is the bigram index before 0009) gets
 --tickets tickets whose texts are the messages the loop's benchmark sends (`bench.pipeline.load_texts`:
 Teddy Cup 2020 C, title and text, cycled), spread over 90 days. Its triggers list them pending, as the
 recorder's writes do; then `hotline_index_words(--batch)` is called until nothing is pending, as the

@@ -1,7 +1,7 @@
 """Ticket search over the system of record: PostgreSQL's `tickets` table (the recorder's typed copy of
 every ticket, kept after a closed ticket leaves Redis), indexed by status, department and received_at,
 and `ticket_words`, the keys of each ticket's title and text for words (its characters and its ASCII
-bigrams, migration 0008; GIN-indexed), filled in the background from `ticket_words_pending` (migration
+bigrams, migration 0009; GIN-indexed), filled in the background from `ticket_words_pending` (migration
 0007), which the search reads too."""
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The console's word index, filled in the background (migration 0007): the triggers on `tickets` only list a
 written ticket in `ticket_words_pending`; this pass moves them into `ticket_words` (their keys, GIN-indexed:
-characters and ASCII bigrams since migration 0008), a batch per call of `hotline_index_words`, until none is
+characters and ASCII bigrams since migration 0009), a batch per call of `hotline_index_words`, until none is
 left.
 
 It holds off while the recorder is behind (more tickets on its to-do list than `hold_above`): during a
-burst the database's CPU goes to the record, and the index (since 0008 about as much PostgreSQL CPU a
+burst the database's CPU goes to the record, and the index (since 0009 about as much PostgreSQL CPU a
 ticket as the record's own write, three times as much before) catches up after. Search stays exact
 meanwhile: it reads the pending tickets as well (services/console/history.py). Under a load that keeps
 the recorder behind for longer than `max_hold`, the pass indexes one batch a pass anyway, so the pending

@@ -1,5 +1,5 @@
 """The console's search over the system of record, on a real PostgreSQL: words in any script through
-the word index (its keys: characters and ASCII bigrams, migration 0008) give exactly what ILIKE alone
+the word index (its keys: characters and ASCII bigrams, migration 0009) give exactly what ILIKE alone
 gives, filters and the date window hold, a single word may be a ticket's id, and the search page reads the
 record for tickets Redis no longer has."""
 

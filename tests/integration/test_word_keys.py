@@ -1,4 +1,4 @@
-"""The word index's keys (migration 0008: characters, and bigrams within ASCII runs) only narrow the
+"""The word index's keys (migration 0009: characters, and bigrams within ASCII runs) only narrow the
 candidates: on a real PostgreSQL, the record's search answers exactly what ILIKE alone answers, for random
 words of one to four characters in Chinese, English and mixed, whether a ticket is indexed or pending,
 after its text changes, and a page at a time; and the migration converts the index both ways."""
@@ -177,7 +177,7 @@ async def test_the_migration_converts_the_index_and_back(postgres_server_url: st
     has = "SELECT words @> {0}('路灯') FROM ticket_words WHERE ticket_id = 'K0'"
     pending = "SELECT array_agg(ticket_id) FROM ticket_words_pending"
     try:
-        migrate.upgrade(url, "0007")
+        migrate.upgrade(url, "0008")
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
             await conn.execute("SELECT hotline_ensure_partitions('tickets', '2026-12-01')")
@@ -192,7 +192,7 @@ async def test_the_migration_converts_the_index_and_back(postgres_server_url: st
                 "停",
                 "水",
             ]
-            await asyncio.to_thread(command.downgrade, migrate.config(url), "0007")
+            await asyncio.to_thread(command.downgrade, migrate.config(url), "0008")
             assert await conn.fetchval(has.format("hotline_bigrams"))
             assert await conn.fetchval("SELECT words FROM ticket_words WHERE ticket_id = 'K2'") == ["停水"]
             assert await conn.fetchval("SELECT to_regproc('hotline_word_keys')") is None

@@ -1,7 +1,7 @@
 """The word index keys a ticket by its characters, and by bigrams only within runs of ASCII letters/digits.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03
 
 0005 keyed a ticket by every character bigram of its title and text: about 240 distinct keys a ticket,
@@ -32,8 +32,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
