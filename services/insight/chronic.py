@@ -106,9 +106,9 @@ def from_clusters(clusterer: Clusterer, min_messages: int = 3) -> list[Problem]:
     return [
         Problem(
             key=f"cluster-{cid}",
-            label=issue.label,
+            label=label,
             times=[m.created_at for m in cluster.members],
             ticket_ids=[m.id for m in cluster.members],
         )
-        for cid, cluster, issue in clusterer.labelled(min_messages=min_messages)
+        for cid, cluster, label in clusterer.labelled(min_messages=min_messages)
     ]

@@ -179,6 +179,9 @@ class Clusterer:
         # whatever its words, and looking them up by name, rather than asking every active cluster, keeps
         # a message's cost from growing with the number of clusters.
         self._by_company: dict[str, set[int]] = {}
+        # What labelling the clusters last published needs, kept so that the next pass reads only the
+        # members that joined since: a hot issue keeps growing, and labelling it anew walked every member.
+        self._labelling: dict[int, _Labelling] = {}
 
     def _vectors(self, messages: Sequence[Message]) -> sp.csr_matrix:
         """TF-IDF rows, L2-normalised; the IDF is computed only on the features the batch holds."""
@@ -289,6 +292,7 @@ class Clusterer:
         """Drop a cluster (pruned, or merged into another)."""
         del self.clusters[cluster.id]
         self._changed(cluster.id)
+        self._labelling.pop(cluster.id, None)
         for p in cluster.places:
             if p.kind == "company" and (ids := self._by_company.get(p.name)) is not None:
                 ids.discard(cluster.id)
@@ -399,15 +403,33 @@ class Clusterer:
             if len(c.members) >= self.config.min_messages
         ]
         scored.sort(key=lambda hc: (-hc[0], hc[1].start))
-        return [self._issue(c, heat) for heat, c in scored[:top]]
+        idf = np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
+        kept, self._labelling = self._labelling, {}
+        issues = []
+        for heat, c in scored[:top]:
+            labelling = self._labelling[c.id] = kept.get(c.id) or _Labelling()
+            issues.append(self._issue(c, heat, self._caught_up(c, labelling), idf))
+        return issues
 
-    def labelled(self, min_messages: int) -> list[tuple[int, Cluster, Issue]]:
-        """Every cluster of at least `min_messages`, with its issue (label, heat...)."""
-        return [
-            (c.id, c, self._issue(c, self._heat(c, None)))
-            for c in self.clusters.values()
-            if len(c.members) >= min_messages
-        ]
+    def labelled(self, min_messages: int) -> list[tuple[int, Cluster, str]]:
+        """Every cluster of at least `min_messages`, with its label."""
+        out = []
+        for c in self.clusters.values():
+            if len(c.members) >= min_messages:
+                labelling = self._caught_up(c, self._labelling.get(c.id) or _Labelling())
+                out.append((c.id, c, _label(self._central(c, labelling))))
+        return out
+
+    def _caught_up(self, cluster: Cluster, labelling: _Labelling) -> _Labelling:
+        """`labelling` with the members that joined the cluster since (members only ever join at the end)."""
+        new = cluster.members[labelling.counted :]
+        if new:
+            tf = self._vectors_readonly(new)
+            labelling.rows = tf if labelling.rows is None else sp.vstack([labelling.rows, tf], format="csr")
+            for m in new:
+                _count_grams(features_text(m), labelling.grams)
+            labelling.counted = len(cluster.members)
+        return labelling
 
     def _heat(self, cluster: Cluster, now: datetime | None) -> float:
         if cluster.volume_heat is None:
@@ -418,13 +440,12 @@ class Clusterer:
             heat *= 0.5 ** (age_days / self.config.half_life_days)
         return heat
 
-    def _issue(self, cluster: Cluster, heat: float) -> Issue:
+    def _issue(self, cluster: Cluster, heat: float, labelling: _Labelling, idf: np.ndarray) -> Issue:
         members = sorted(cluster.members, key=lambda m: m.created_at)
         authors = {m.author or m.id for m in members}
         likes = sum(max(0, m.likes) for m in members)
-        central = self._central(cluster, members)
         return Issue(
-            label=_label(central),
+            label=_label(self._central(cluster, labelling)),
             heat=heat,
             start=members[0].created_at,
             end=members[-1].created_at,
@@ -432,32 +453,25 @@ class Clusterer:
             district=cluster.district,
             likes=likes,
             authors=len(authors),
-            keywords=self._keywords(cluster),
+            keywords=self._keywords(labelling.grams, idf),
             place=cluster.place_key,
         )
 
-    def _central(self, cluster: Cluster, members: list[Message]) -> Message:
-        x = self._vectors_readonly(members)
+    def _central(self, cluster: Cluster, labelling: _Labelling) -> Message:
+        """The member closest to the centroid (the earliest of equally close ones)."""
         cents, _ = self._centroids([cluster])
-        scores = (x @ cents.T).toarray().ravel()
-        return members[int(np.argmax(scores))]
+        scores = (labelling.rows @ cents.T).toarray().ravel()
+        by_time = sorted(range(len(cluster.members)), key=lambda i: cluster.members[i].created_at)
+        return cluster.members[by_time[int(np.argmax(scores[by_time]))]]
 
     def _vectors_readonly(self, messages: Sequence[Message]) -> sp.csr_matrix:
         tf = self.vectorizer.transform([features_text(m) for m in messages]).tocsr()
         tf.data = 1.0 + np.log(tf.data)
         return tf
 
-    def _keywords(self, cluster: Cluster, k: int = 5) -> list[str]:
-        """The character bigrams and trigrams that weigh most in the centroid, longest first when tied."""
-        texts = [features_text(m) for m in cluster.members]
-        grams: dict[str, int] = {}
-        for text in texts:
-            for n in (3, 2):
-                for i in range(len(text) - n + 1):
-                    g = text[i : i + n]
-                    if " " not in g:
-                        grams[g] = grams.get(g, 0) + 1
-        idf = np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
+    def _keywords(self, grams: dict[str, int], idf: np.ndarray, k: int = 5) -> list[str]:
+        """The character bigrams and trigrams (`grams`: how often the members say each) that weigh most
+        in the centroid, longest first when tied."""
         names = list(grams)
         hashed = self.vectorizer.transform(names).tocsr() if names else sp.csr_matrix((0, N_FEATURES))
         scored = []
@@ -473,6 +487,25 @@ class Clusterer:
             if len(chosen) == k:
                 break
         return chosen
+
+
+@dataclass
+class _Labelling:
+    """What labelling a cluster needs from its first `counted` members: their term-frequency rows, in the
+    order they joined (to find the most central), and how often they say each character n-gram (for the
+    keywords)."""
+
+    counted: int = 0
+    rows: sp.csr_matrix | None = None
+    grams: dict[str, int] = field(default_factory=dict)
+
+
+def _count_grams(text: str, grams: dict[str, int]) -> None:
+    for n in (3, 2):
+        for i in range(len(text) - n + 1):
+            g = text[i : i + n]
+            if " " not in g:
+                grams[g] = grams.get(g, 0) + 1
 
 
 class _Index:

@@ -278,3 +278,26 @@ def test_among_many_clusters_a_message_joins_the_latest_of_equally_close_ones_an
     assert (
         by_member["1000"] != by_member["1001"] == by_member["1003"] == by_member["1004"] == by_member["1005"]
     )
+
+
+def test_issues_labelled_pass_after_pass_read_only_new_members_and_match_a_fresh_labelling() -> None:
+    """Each pass labels the hottest issues from what it kept of the last one plus the members that joined
+    since (hot issues keep growing): the same labels and keywords as labelling everything anew, through
+    joins, a merge and a prune."""
+    messages = [msg(i, ISSUE_A[i % 3], i // 3) for i in range(12)]
+    messages += [msg(100 + i, ISSUE_B[i % 3], i // 3, location="A市") for i in range(9)]
+    messages += [msg(200 + i, t, i) for i, t in enumerate(NOISE)]
+    messages.sort(key=lambda m: m.created_at)
+    passes, fresh = Clusterer(), Clusterer()
+    for start in range(0, len(messages), 5):
+        for clusterer in (passes, fresh):
+            clusterer.add(messages[start : start + 5])
+        labelled = passes.issues(top=3)
+        assert labelled == fresh.issues(top=3) and len(passes._labelling) <= 3
+        fresh._labelling = {}  # forget: the next pass labels everything anew
+        if start == 10:
+            assert passes.consolidate() == fresh.consolidate()
+    assert passes.prune(messages[-1].created_at - timedelta(days=2)) > 0
+    fresh.prune(messages[-1].created_at - timedelta(days=2))
+    assert passes.issues() == fresh.issues() and passes.labelled(2) == fresh.labelled(2)
+    assert set(passes._labelling) <= set(passes.clusters)
