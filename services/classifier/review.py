@@ -213,8 +213,9 @@ def build(
         )
         # After the review: the doubt scores the classifier's emergencies, which the hazard kind model has
         # just read (`Embeddings` keeps the last call's vectors: embedded once).
+        answered = [f.source == "operator" for f in filed]
         doubted = await asyncio.to_thread(
-            doubt_batch, events, texts, score=timed, doubts=doubts, policy=doubt_policy, now=now
+            doubt_batch, events, texts, answered, score=timed, doubts=doubts, policy=doubt_policy, now=now
         )
         for outcome in done.outcomes:
             metrics.tickets.labels(outcome).inc()

@@ -52,6 +52,7 @@ class Doubted:
 def doubt_batch(
     events: Sequence[TicketClassified],
     texts: Sequence[str | None],
+    answered: Sequence[bool],
     *,
     score: Scorer,
     doubts: Callable[[str], list[str]],
@@ -59,7 +60,9 @@ def doubt_batch(
     now: datetime,
 ) -> Doubted:
     """Asks e5 about the tickets the classifier called emergencies whose texts hold a doubting word (not
-    those the reviewer raised itself, duplicates, or tickets past the hour)."""
+    those the reviewer raised itself, duplicates, or tickets past the hour). `answered`: an operator has
+    answered for the ticket on the review queue already (confirmed or corrected its category); its mark is
+    kept on the ticket and in its history, not put back on the queue, where nothing would take it off."""
     words: list[list[str]] = []
     outcomes: list[Doubt] = []
     for event, text in zip(events, texts, strict=True):
@@ -72,9 +75,9 @@ def doubt_batch(
         for i, got in zip(asked, score([texts[i] or "" for i in asked]), strict=True):
             scores[i] = float(got)
     effects: list[Effects] = []
-    for i, (event, found, p) in enumerate(zip(events, words, scores, strict=True)):
+    for i, (event, found, p, done) in enumerate(zip(events, words, scores, answered, strict=True)):
         if p is not None and p < policy.below:
-            effects.append(marked(event, p, found, policy, now))
+            effects.append(marked(event, p, found, policy, now, queue=not done))
             outcomes[i] = "doubted"
         else:
             effects.append(Effects())
@@ -91,7 +94,12 @@ def _eligible(event: TicketClassified, policy: DoubtPolicy, now: datetime) -> bo
 
 
 def marked(
-    event: TicketClassified, score: float, words: list[str], policy: DoubtPolicy, now: datetime
+    event: TicketClassified,
+    score: float,
+    words: list[str],
+    policy: DoubtPolicy,
+    now: datetime,
+    queue: bool = True,
 ) -> Effects:
     said = ", ".join(w.split(":", 1)[1] for w in words[:_REASONS])
     reason = f"e5:{score:.2f} {said}"
@@ -111,6 +119,6 @@ def marked(
             "score": f"{score:.2f}",
         },
         # On the review queue, where emergencies come first, for an operator to read.
-        ops=[SortedAdd(keys.review, event.ticket_id, event.received_at.timestamp())],
+        ops=[SortedAdd(keys.review, event.ticket_id, event.received_at.timestamp())] if queue else [],
     )
     return Effects(writes=[write])

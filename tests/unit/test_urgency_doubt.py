@@ -56,8 +56,21 @@ class FakeScorer:
         return [self.p] * len(texts)
 
 
-def doubt(events: list[TicketClassified], texts: list[str | None], scorer: FakeScorer) -> Doubted:
-    return doubt_batch(events, texts, score=scorer, doubts=detector().doubts, policy=POLICY, now=NOW)
+def doubt(
+    events: list[TicketClassified],
+    texts: list[str | None],
+    scorer: FakeScorer,
+    answered: list[bool] | None = None,
+) -> Doubted:
+    return doubt_batch(
+        events,
+        texts,
+        answered or [False] * len(events),
+        score=scorer,
+        doubts=detector().doubts,
+        policy=POLICY,
+        now=NOW,
+    )
 
 
 def test_words_that_cast_doubt_are_named_but_not_those_inside_a_cue() -> None:
@@ -105,3 +118,11 @@ def test_only_the_classifiers_recent_emergencies_are_asked_about(event: TicketCl
     scorer = FakeScorer()
     done = doubt([event], [DOUBTFUL], scorer)
     assert done.outcomes == ["not_asked"] and scorer.asked == [] and done.effects[0].writes == ()
+
+
+def test_a_ticket_an_operator_has_answered_for_is_marked_but_not_queued_again() -> None:
+    # Confirming the category took it off the queue; nothing would take a second entry off.
+    done = doubt([classified()], [DOUBTFUL], FakeScorer(0.03), answered=[True])
+    (write,) = done.effects[0].writes
+    assert done.outcomes == ["doubted"] and write.fields == {"urgency_doubt": "e5:0.03 没"}
+    assert write.ops == []
