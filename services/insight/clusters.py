@@ -82,6 +82,9 @@ class Cluster:
     first: datetime | None = None
     last: datetime | None = None
     volume_heat: float | None = field(default=None, repr=False)  # heat before the decay on age
+    # Its most central member, and among how many members it was found: the hourly pass labels every
+    # cluster of the window, most of which no message has joined since the last hour.
+    central: tuple[int, Message] | None = field(default=None, repr=False, compare=False)
     # The places its members name, and how many name each: a message naming another estate or company
     # never joins it, and its most named place is its key.
     places: dict[Place, int] = field(default_factory=dict)
@@ -416,7 +419,7 @@ class Clusterer:
         out = []
         for c in self.clusters.values():
             if len(c.members) >= min_messages:
-                labelling = self._caught_up(c, self._labelling.get(c.id) or _Labelling())
+                labelling = self._labelling.get(c.id) or _Labelling()
                 out.append((c.id, c, _label(self._central(c, labelling))))
         return out
 
@@ -458,11 +461,16 @@ class Clusterer:
         )
 
     def _central(self, cluster: Cluster, labelling: _Labelling) -> Message:
-        """The member closest to the centroid (the earliest of equally close ones)."""
-        cents, _ = self._centroids([cluster])
-        scores = (labelling.rows @ cents.T).toarray().ravel()
-        by_time = sorted(range(len(cluster.members)), key=lambda i: cluster.members[i].created_at)
-        return cluster.members[by_time[int(np.argmax(scores[by_time]))]]
+        """The member closest to the centroid (the earliest of equally close ones). The centroid moves
+        only when members join, so it is found again only then."""
+        members = cluster.members
+        if cluster.central is None or cluster.central[0] != len(members):
+            rows = self._caught_up(cluster, labelling).rows
+            cents, _ = self._centroids([cluster])
+            scores = (rows @ cents.T).toarray().ravel()
+            by_time = sorted(range(len(members)), key=lambda i: members[i].created_at)
+            cluster.central = (len(members), members[by_time[int(np.argmax(scores[by_time]))]])
+        return cluster.central[1]
 
     def _vectors_readonly(self, messages: Sequence[Message]) -> sp.csr_matrix:
         tf = self.vectorizer.transform([features_text(m) for m in messages]).tocsr()

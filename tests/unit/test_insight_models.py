@@ -301,3 +301,8 @@ def test_issues_labelled_pass_after_pass_read_only_new_members_and_match_a_fresh
     fresh.prune(messages[-1].created_at - timedelta(days=2))
     assert passes.issues() == fresh.issues() and passes.labelled(2) == fresh.labelled(2)
     assert set(passes._labelling) <= set(passes.clusters)
+    read: list[int] = []
+    vectors = passes._vectors_readonly
+    passes._vectors_readonly = lambda ms: read.append(len(ms)) or vectors(ms)  # type: ignore[method-assign]
+    passes.labelled(2)
+    assert read == [], "no message joined since: no member is read again"
