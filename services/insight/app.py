@@ -22,6 +22,7 @@ from services.insight.clusters import ClusterConfig, Clusterer, Message
 from services.insight.forecast import dense_daily, forecast
 from services.insight.handlers import Prepared, on_classified, series_of
 from services.insight.lease import Lease
+from services.insight.places import Place
 from services.insight.plan import CallTargets
 from services.insight.plan_data import week_plan
 from services.insight.problem_pass import ProblemPass
@@ -193,12 +194,12 @@ class Insight:
         if not leading:  # another replica computes what follows for everyone
             self.metrics.emerging.set(0)
             return
-        tickets = await self.update_emerging(now)
+        tickets, named = await self.update_emerging(now)
         due = (
             self._forecast_at is None
             or time.monotonic() - self._forecast_at >= self.settings.forecast_refresh_seconds
         )
-        found = await self.problems.run(now, tickets, episodes, evaluate_now=due)
+        found = await self.problems.run(now, tickets, episodes, evaluate_now=due, named=named)
         self.metrics.problems_detected.inc(found.detected)
         self.metrics.problems_actioned.inc(found.actioned)
         self.metrics.problems_reopened.inc(found.reopened)
@@ -213,9 +214,10 @@ class Insight:
         # so it counts from the end of the pass and another replica does not start the same work.
         self.metrics.leader.set(await self.lease.hold())
 
-    async def update_emerging(self, now: datetime) -> list[Ticket]:
+    async def update_emerging(self, now: datetime) -> tuple[list[Ticket], dict[str, list[Place]]]:
         """Feed tickets received since the last pass to the clusterer; publish the hottest clusters.
-        Returns the tickets read (the problems pass attaches them)."""
+        Returns the tickets read and the places each names, as the clusterer found them (the problems
+        pass attaches the tickets by them)."""
         since = max(self._cursor, (now - timedelta(days=self.settings.emerging_days)).timestamp())
         ids = await self.redis.zrangebyscore(keys.by_created, since, now.timestamp())
         names = self.clusterer.unseen(as_str(i) for i in ids if isinstance(i, bytes | str))
@@ -244,7 +246,7 @@ class Insight:
         issues = self.clusterer.issues(now=now, top=self.settings.emerging_top)
         self.metrics.emerging.set(sum(len(c.members) >= 2 for c in self.clusterer.clusters.values()))
         await self.redis.set(state.EMERGING, json.dumps([i.as_json() for i in issues], ensure_ascii=False))
-        return tickets
+        return tickets, {m.id: m.places for m in messages}
 
     async def update_forecasts(self, today: date) -> None:
         last = today - timedelta(days=1)

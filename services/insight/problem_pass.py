@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -60,16 +60,21 @@ class PassResult:
     verdicts: dict[str, int]
 
 
-def sightings_of(tickets: Iterable[Ticket], surging: dict[str, Episode]) -> list[Sighting]:
+def sightings_of(
+    tickets: Iterable[Ticket], surging: dict[str, Episode], named: Mapping[str, list[places.Place]]
+) -> list[Sighting]:
     """Each ticket that names a place becomes a sighting of its place and topic; each one in a surging
-    series (since the episode began) a sighting of that series."""
+    series (since the episode began) a sighting of that series. `named`: the places of the tickets
+    found already (by the clusterer), by ticket id."""
     out = []
     for t in tickets:
         # A work order is the city's own ticket about a problem, not one more call about it.
         if t.category is None or t.received_at is None or t.channel == "proactive":
             continue
-        named = places.places_of(t.title or "", t.text or "")
-        place = places.key(named)
+        found = named.get(t.ticket_id)
+        if found is None:
+            found = places.places_of(t.title or "", t.text or "")
+        place = places.key(found)
         label = (t.title or t.text or "")[:60]
         if place is not None:
             key = place_problem_key(place, t.category)
@@ -119,8 +124,15 @@ class ProblemPass:
             self._known = known
 
     async def run(
-        self, now: datetime, tickets: Sequence[Ticket], episodes: Sequence[Episode], evaluate_now: bool
+        self,
+        now: datetime,
+        tickets: Sequence[Ticket],
+        episodes: Sequence[Episode],
+        evaluate_now: bool,
+        named: Mapping[str, list[places.Place]] | None = None,
     ) -> PassResult:
+        """One pass over the `tickets` that came since the last (`named`: the places of those found
+        already, by ticket id)."""
         known = await self._take()
         problems, pending = known.problems, known.pending
         changed: dict[str, Problem] = {}
@@ -154,7 +166,7 @@ class ProblemPass:
                 )
                 changed[pid] = problems[pid]
                 events.append((streams.PROBLEMS_DETECTED, self._detected(problems[pid], now)))
-        changes = observe(problems, pending, sightings_of(tickets, surging), self.policy)
+        changes = observe(problems, pending, sightings_of(tickets, surging, named or {}), self.policy)
         for p in changes.detected:
             events.append((streams.PROBLEMS_DETECTED, self._detected(p, now)))
         for p in [*changes.detected, *changes.attached, *changes.reopened]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from services.insight.places import Place
+from services.insight.problem_pass import sightings_of
 from services.insight.problems import (
     Problem,
     ProblemPolicy,
@@ -15,6 +17,7 @@ from services.insight.problems import (
     problem_id,
     surge_rule,
 )
+from shared.store import Ticket
 
 T0 = datetime(2026, 9, 1, 9, tzinfo=UTC)
 KEY = place_problem_key("estate:魅力之城", "environment")
@@ -141,3 +144,14 @@ def test_a_pass_reports_each_changed_problem_once_and_the_pending_tallies_it_wro
     )
     assert [p.key for p in later.attached] == [KEY] and problems[problem_id(KEY)].tickets == 5
     assert later.pending == {other} and set(pending) == {other, third}
+
+
+def test_a_pass_takes_the_places_the_clusterer_found_and_finds_only_the_others() -> None:
+    said = "A5区魅力之城小区底层餐馆油烟扰民"
+    tickets = [
+        Ticket(ticket_id=f"T{n}", text=said, category="environment", received_at=T0, district="A5区")
+        for n in range(2)
+    ]
+    named = {"T0": [Place("estate", "润芳园")]}  # what the clusterer found for T0 (here: made up)
+    sightings = sightings_of(tickets, {}, named)
+    assert [s.place for s in sightings] == ["estate:润芳园", "estate:魅力之城"]
