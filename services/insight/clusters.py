@@ -82,6 +82,11 @@ class Cluster:
     first: datetime | None = None
     last: datetime | None = None
     volume_heat: float | None = field(default=None, repr=False)  # heat before the decay on age
+    # What the heat is made of (distinct citizens, likes, messages per week), counted as messages join:
+    # every pass ranks the clusters that changed, and walking all their members grew with them.
+    authors: set[str] = field(default_factory=set, repr=False)
+    likes: int = 0
+    weeks: dict[int, int] = field(default_factory=dict, repr=False)
     # Its most central member, and among how many members it was found: the hourly pass labels every
     # cluster of the window, most of which no message has joined since the last hour.
     central: tuple[int, Message] | None = field(default=None, repr=False, compare=False)
@@ -116,6 +121,11 @@ class Cluster:
         self.first = oldest if self.first is None else min(self.first, oldest)
         self.last = newest if self.last is None else max(self.last, newest)
         self.volume_heat = None
+        for m in messages:
+            self.authors.add(m.author or m.id)
+            self.likes += max(0, m.likes)
+            week = int(m.created_at.timestamp() // (7 * 86400))
+            self.weeks[week] = self.weeks.get(week, 0) + 1
         centroid = self.centroid
         for f, w in zip(features.tolist(), weights.tolist(), strict=True):
             centroid[f] = centroid.get(f, 0.0) + w
@@ -436,7 +446,7 @@ class Clusterer:
 
     def _heat(self, cluster: Cluster, now: datetime | None) -> float:
         if cluster.volume_heat is None:
-            cluster.volume_heat = _volume_heat(cluster.members)
+            cluster.volume_heat = _volume_heat(cluster)
         heat = cluster.volume_heat
         if now is not None:
             age_days = max(0.0, (now - cluster.end).total_seconds() / 86400)
@@ -445,8 +455,6 @@ class Clusterer:
 
     def _issue(self, cluster: Cluster, heat: float, labelling: _Labelling, idf: np.ndarray) -> Issue:
         members = sorted(cluster.members, key=lambda m: m.created_at)
-        authors = {m.author or m.id for m in members}
-        likes = sum(max(0, m.likes) for m in members)
         return Issue(
             label=_label(self._central(cluster, labelling)),
             heat=heat,
@@ -454,8 +462,8 @@ class Clusterer:
             end=members[-1].created_at,
             message_ids=[m.id for m in members],
             district=cluster.district,
-            likes=likes,
-            authors=len(authors),
+            likes=cluster.likes,
+            authors=len(cluster.authors),
             keywords=self._keywords(labelling.grams, idf),
             place=cluster.place_key,
         )
@@ -539,16 +547,11 @@ class _Index:
         self.norms = np.maximum(norms, 1e-12)
 
 
-def _volume_heat(members: Sequence[Message]) -> float:
-    authors = {m.author or m.id for m in members}
-    likes = sum(max(0, m.likes) for m in members)
-    volume = len(authors) + 0.5 * (len(members) - len(authors))
-    weeks: dict[int, int] = {}
-    for m in members:
-        week = int(m.created_at.timestamp() // (7 * 86400))
-        weeks[week] = weeks.get(week, 0) + 1
-    concentration = math.sqrt(max(weeks.values()) / len(members))
-    return volume * (1.0 + math.log10(1.0 + likes)) * concentration
+def _volume_heat(cluster: Cluster) -> float:
+    n, authors = len(cluster.members), len(cluster.authors)
+    volume = authors + 0.5 * (n - authors)
+    concentration = math.sqrt(max(cluster.weeks.values()) / n)
+    return volume * (1.0 + math.log10(1.0 + cluster.likes)) * concentration
 
 
 def _names_company(cluster: Cluster, named: list[Place]) -> bool:

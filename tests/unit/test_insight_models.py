@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -306,3 +308,21 @@ def test_issues_labelled_pass_after_pass_read_only_new_members_and_match_a_fresh
     passes._vectors_readonly = lambda ms: read.append(len(ms)) or vectors(ms)  # type: ignore[method-assign]
     passes.labelled(2)
     assert read == [], "no message joined since: no member is read again"
+
+
+def test_a_clusters_heat_is_counted_as_messages_join_and_is_what_its_members_make() -> None:
+    clusterer = Clusterer(ClusterConfig(threshold=0.7, merge_threshold=0.3, place_threshold=0.7))
+    noise, dust = "丽发新城小区搅拌站噪音扰民", "丽发新城小区搅拌站粉尘污染"
+    clusterer.add([msg(1, noise, 0, likes=3), msg(2, noise, 9, likes=-1)])
+    clusterer.add([msg(3, dust, 10, likes=40), msg(3, dust, 10, likes=40), msg(4, dust, 11)])
+    clusterer.consolidate()
+    clusterer.add([msg(5, dust, 30)])
+    [cluster] = clusterer.clusters.values()  # merged, then joined
+    members = cluster.members
+    authors = {m.author or m.id for m in members}
+    weeks = Counter(int(m.created_at.timestamp() // (7 * 86400)) for m in members)
+    volume = len(authors) + 0.5 * (len(members) - len(authors))
+    likes = sum(max(0, m.likes) for m in members)
+    expected = volume * (1 + math.log10(1 + likes)) * math.sqrt(max(weeks.values()) / len(members))
+    [issue] = clusterer.issues()
+    assert issue.heat == expected and (issue.likes, issue.authors) == (likes, len(authors)) == (83, 5)
