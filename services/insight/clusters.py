@@ -175,6 +175,18 @@ def specific_district(location: str | None) -> str | None:
 
 
 class Clusterer:
+    """The clusters of the messages of a window (`prune` forgets the older ones). What the service pays:
+    - a batch of messages: their vectors, one sparse product with the active clusters' centroids (kept
+      between batches, `_Index`), and the clusters naming their companies, looked up by name; a scan of
+      the clusters, to find the active ones, per batch of up to 256;
+    - a pass's `issues()`: the heat of every cluster of the window (its parts counted as messages join,
+      decayed on age), then the labels of the hottest, from what the last pass kept of them and the
+      members that joined since. An issue lists every member's id, so publishing them costs as much as
+      the hottest clusters are large: bounded by the window, as every cost here;
+    - the hourly `labelled()`: every cluster of the window, found central again only where messages
+      joined.
+    Nothing walks every message ever seen."""
+
     def __init__(self, config: ClusterConfig | None = None) -> None:
         self.config = config or ClusterConfig()
         self.vectorizer = HashingVectorizer(

@@ -228,11 +228,13 @@ def _comes_back(problem: Problem, at: datetime, policy: ProblemPolicy) -> bool:
 
 
 def action_rule(problem: Problem, policy: ProblemPolicy, now: datetime) -> str | None:
-    """The policy rule that opens a proactive work order for the problem now, if any."""
-    if not problem.open_for_action:
+    """The policy rule that opens a proactive work order for the problem now, if any. Every pass asks it
+    of every problem (a problem's calls in the window fall as days pass without one), so it counts the
+    calls only when the policy acts on repeats at all."""
+    if not policy.act_repeats or not problem.open_for_action or problem.key.startswith("series:"):
         return None
     recent = problem.calls_between(now - timedelta(days=policy.window_days - 1), now)
-    if policy.act_repeats and not problem.key.startswith("series:") and recent >= policy.act_repeats:
+    if recent >= policy.act_repeats:
         return f"policy:repeats>={policy.act_repeats}/{policy.window_days}d"
     return None
 
