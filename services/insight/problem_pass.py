@@ -89,7 +89,8 @@ def sightings_of(
 
 class ProblemPass:
     """The pass keeps the problems and pending tallies its last commit left between passes: a pass reads
-    and parses them all only when another replica (or an earlier holder of the lease) committed since.
+    and parses them all only when another replica (or an earlier holder of the lease) committed since, or
+    when a supervisor acts on a problem they lack.
     Reading them on every pass cost a pass more as problems accumulated (each holds up to `KEEP_MEMBERS`
     ticket ids), while its own work is the tickets that came since the last one."""
 
@@ -101,11 +102,16 @@ class ProblemPass:
         self.store = TicketStore(redis)
         self._known: Known | None = None
 
-    async def _take(self) -> Known:
-        """The problems as the last commit left them. Taken, not shared: a pass that fails after changing
-        them in place leaves nothing behind, and the next one reads them again."""
+    async def _take(self, named: Iterable[str] = ()) -> Known:
+        """The problems as the last commit left them, read again when another committed since or when it
+        lacks one `named` (a supervisor's action on a problem written by something other than a pass).
+        Taken, not shared: a pass that fails after changing them in place leaves nothing behind."""
         known, self._known = self._known, None
-        if known is None or known.version != await version(self.redis):
+        if (
+            known is None
+            or known.version != await version(self.redis)
+            or any(p not in known.problems for p in named)
+        ):
             known = await load_known(self.redis)
         return known
 
@@ -133,11 +139,11 @@ class ProblemPass:
     ) -> PassResult:
         """One pass over the `tickets` that came since the last (`named`: the places of those found
         already, by ticket id)."""
-        known = await self._take()
+        actions = await take_actions(self.redis)
+        known = await self._take(a.problem_id for a in actions)
         problems, pending = known.problems, known.pending
         changed: dict[str, Problem] = {}
         events: list[tuple[str, Event]] = []
-        actions = await take_actions(self.redis)
         for action in actions:
             p = problems.get(action.problem_id)
             if p is not None and p.open_for_action and p.round == action.round:

@@ -168,3 +168,11 @@ async def test_the_pass_reads_every_problem_again_only_when_another_replica_comm
     assert problem.ticket_ids == [f"T{n}" for n in range(6)], "nothing the other replica did is lost"
     pending = await redis.hgetall(problem_store.PENDING)
     assert [json.loads(v) for v in pending.values()] == [[["T9", T.timestamp()]]]
+    # A problem written by something other than a pass (an operator's restore, a test): unknown to the
+    # holder until a supervisor acts on it, which makes the holder read them all again.
+    other_problem = problem.model_copy(update={"problem_id": "p-written", "key": "estate:润芳园|environment"})
+    await redis.hset(problem_store.PROBLEMS, "p-written", other_problem.model_dump_json())
+    action = problem_store.Action(problem_id="p-written", round=1, ticket_id="W1", by="sup", at=T)
+    await redis.hset(problem_store.ACTIONS, "p-written", action.model_dump_json())
+    await run(holder)
+    assert reads == [0, 2, 3, 4] and (await load_problems(redis))["p-written"].status == "actioned"
