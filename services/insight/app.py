@@ -283,9 +283,12 @@ class Insight:
         await self.redis.set(plan_data.PLAN, json.dumps(document, ensure_ascii=False))
 
     async def update_chronic(self, now: datetime) -> None:
-        """This month's 每月一题 candidates, from the clusters of the last `emerging_days`."""
-        problems = from_clusters(self.clusterer)
-        candidates = rank(problems, now.year, now.month)[:20]
+        """This month's 每月一题 candidates, from the clusters of the last `emerging_days`. Labelling and
+        ranking them walks the window's clusters (seconds, hourly): in a thread, as the clustering, so the
+        batches of tickets go on meanwhile (nothing else touches the clusterer during the pass)."""
+        candidates = await asyncio.to_thread(
+            lambda: rank(from_clusters(self.clusterer), now.year, now.month)[:20]
+        )
         self.metrics.problems_detected.inc(await self.problems.adopt(candidates, now))
         await self.redis.set(
             keys.chronic(f"{now:%Y-%m}"), json.dumps([c.as_json() for c in candidates], ensure_ascii=False)
