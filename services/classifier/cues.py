@@ -123,7 +123,8 @@ class Lexicon:
                 entry.stem,
                 frozenset(entry.roles),
                 is_latin(term),
-                any(r.startswith(("phrase:", "state:")) for r in entry.roles),
+                # a nuisance word too: the reviewer's gate must see it in a sentence without a state
+                any(r.startswith(("phrase:", "state:")) or r == "nuisance" for r in entry.roles),
             )
             for term, entry in entries.items()
         ]
@@ -224,7 +225,7 @@ def load(path: Path = CUE_FILE) -> CueFile:
         combos[name] = Combo(name, int(combo.get("window", 10)))
         terms.extend((t, f"object:{name}") for t in _strings(combo["objects"]))
         terms.extend((t, f"state:{name}") for t in _strings(combo["states"]))
-    for role in ("ignore", "present", "unasked", "odour", "near_miss", *SUPPRESSORS):
+    for role in ("ignore", "present", "unasked", "odour", "nuisance", "near_miss", *SUPPRESSORS):
         terms.extend((t, role) for t in _strings(data.get(role)))
     for name, section in (data.get("explained") or {}).items():
         terms.extend((t, f"explained:{name}") for t in _strings(section))

@@ -271,12 +271,18 @@ class Detector:
         return [*words, "question:?"] if "?" in clean else words
 
     def smell_only(self, text: str) -> bool:
-        """Whether the text is about a smell and nothing the lexicon would ask about: it mentions an odour
-        word, and every hazard state it mentions is an `unasked` one. The city's policy is that a lingering
-        odour is not an emergency; the lexicon alone decides when a smell makes one ("gas" + "smell")."""
+        """Whether the text is about a smell or dust and nothing the lexicon would ask about: it mentions
+        an odour word, and every hazard state it mentions is an `unasked` one; or a dust word and no hazard
+        object. The city's policy is that a lingering odour is not an emergency; the lexicon alone decides
+        when a smell makes one ("gas" + "smell"). Dust is a nuisance the same way, but its complaints name
+        states of hazards ("dust flying everywhere"): an object is what marks one worth asking about."""
         clean = cue_text(text or "")
         by_role = _index(self._cues.lexicon.scan(clean)) if clean else {}
-        if not by_role.get("odour") or by_role.get("phrase:emergency"):
+        if by_role.get("phrase:emergency"):
+            return False
+        if by_role.get("nuisance") and not any(role.startswith("object:") for role in by_role):
+            return True
+        if not by_role.get("odour"):
             return False
         states = (h for name in self._hazards for h in by_role.get(f"state:{name}", ()))
         return all("unasked" in h.roles for h in states)

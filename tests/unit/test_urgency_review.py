@@ -279,3 +279,13 @@ def test_the_classifiers_own_emergency_is_refiled_under_the_category_that_acts_o
         recogniser=recogniser,
     )
     assert again.outcomes == ["emergency", "too_old", "duplicate"] and recogniser.asked == []
+
+
+def test_dust_without_a_hazards_object_is_not_asked_about() -> None:
+    # A nuisance like an odour ("concrete saw cutting causing dust", 工地扬尘); with a hazard's object
+    # (the wall) e5 is asked.
+    dust, wall = "CONCRETE SAW CUTTING CAUSING DUST.", "a wall near the site leaning badly, dust everywhere"
+    scorer, outcomes, _ = run(
+        [classified("T1"), classified("T2"), classified("T3")], [dust, "工地扬尘很大", wall]
+    )
+    assert outcomes[:2] == ["smell_only", "smell_only"] and scorer.asked == [wall]
