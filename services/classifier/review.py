@@ -35,7 +35,7 @@ from services.classifier.hazards import load as load_hazards
 from services.classifier.text import report_text
 from services.classifier.urgency import detector
 from services.classifier.urgency_doubt import DOUBT_BELOW, Doubt, DoubtPolicy, doubt_batch
-from services.classifier.urgency_e5 import DEFAULT_MODEL, E5ModelError, E5Urgency, embed
+from services.classifier.urgency_e5 import DEFAULT_MODEL, DIM, E5ModelError, E5Urgency, embed
 from services.classifier.urgency_review import OUTCOMES, Filed, Policy, Recogniser, Scorer, review_batch
 from shared import streams
 from shared.bus import make_broker, redis_client
@@ -129,7 +129,7 @@ class Embeddings:
         fresh = dict(zip(todo, embed(todo), strict=True)) if todo else {}
         known = {**self._last, **fresh}
         self._last = {t: known[t] for t in texts}
-        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, 384), dtype=np.float32)
+        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, DIM), dtype=np.float32)
 
 
 def e5_scorer(path: Path, embeddings: Embeddings | None = None) -> tuple[Scorer, float]:
