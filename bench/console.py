@@ -194,8 +194,9 @@ async def record(url: str, rows: list[tuple[Any, ...]], pending: int = 0) -> dic
                 "DELETE FROM ticket_words USING ticket_words_pending AS p"
                 " WHERE (ticket_words.ticket_id, ticket_words.received_at) = (p.ticket_id, p.received_at)"
             )
-        # As autovacuum would have by now: statistics, and the GIN index's pending list merged.
-        await conn.execute("VACUUM ANALYZE tickets, ticket_words")
+        # As autovacuum would have by now: statistics (the pending list emptied: stale ones make the planner
+        # take every ticket of the window for a candidate), and the GIN index's pending list merged.
+        await conn.execute("VACUUM ANALYZE tickets, ticket_words, ticket_words_pending")
         size = await conn.fetchval(
             "SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree('ticket_words_words') WHERE isleaf"
         )
